@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test` (see README).
+# Each bootstraps what it needs: a virtual environment, packages, weights, sample images.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup weights images demo course-demo test test-fast bench-smoke clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP) weights images
+
+weights: $(STAMP)
+	$(BIN)/python -m nst.weights
+
+images: $(STAMP)
+	$(BIN)/python -m nst.images tubingen.jpg starry_night.jpg golden_gate.jpg
+
+# The main job: stylise the sample pair, result in output/.
+demo: setup
+	$(BIN)/python -m nst.course --iterations 100
+
+test: setup
+	$(BIN)/python -m pytest -q -ra
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+clean:
+	rm -rf $(VENV) output/*.png output/*.jpg

@@ -1,0 +1,76 @@
+"""The costs of neural style transfer as small pure functions of tensors.
+
+Normalisations follow the deeplearning.ai assignment (Gatys et al. 2015, eqs. 1
+and 2 with the course's constants). Shapes: activations are ``[1, n_H, n_W, n_C]``.
+"""
+
+from __future__ import annotations
+
+
+def _dims(activation):
+    _, n_H, n_W, n_C = activation.shape.as_list()
+    return n_H, n_W, n_C
+
+
+def content_cost(a_C, a_G):
+    """J_content = sum((a_C - a_G)^2) / (4 n_H n_W n_C)   (course, eq. 1)."""
+    import tensorflow as tf
+
+    n_H, n_W, n_C = _dims(a_G)
+    return tf.reduce_sum(tf.square(a_C - a_G)) / (4.0 * n_H * n_W * n_C)
+
+
+def unroll(activation):
+    """[1, n_H, n_W, n_C] -> [n_C, n_H * n_W]: one row per filter."""
+    import tensorflow as tf
+
+    n_H, n_W, n_C = _dims(activation)
+    return tf.transpose(tf.reshape(activation, [n_H * n_W, n_C]))
+
+
+def gram_matrix(A):
+    """G_A = A A^T for A of shape [n_C, n_H * n_W] -> [n_C, n_C]."""
+    import tensorflow as tf
+
+    return tf.matmul(A, A, transpose_b=True)
+
+
+def style_gram(activation):
+    """Gram matrix of an activation [1, n_H, n_W, n_C] -> [n_C, n_C], as F^T F without a transpose op."""
+    import tensorflow as tf
+
+    n_H, n_W, n_C = _dims(activation)
+    features = tf.reshape(activation, [n_H * n_W, n_C])
+    return tf.matmul(features, features, transpose_a=True)
+
+
+def layer_style_cost_from_gram(gram_S, a_G):
+    """Style cost of one layer against a precomputed style Gram matrix [n_C, n_C]   (course, eq. 2)."""
+    import tensorflow as tf
+
+    n_H, n_W, n_C = _dims(a_G)
+    return tf.reduce_sum(tf.square(gram_S - style_gram(a_G))) / (4.0 * n_C ** 2 * (n_H * n_W) ** 2)
+
+
+def layer_style_cost(a_S, a_G):
+    """J_style^[l] = sum((G_S - G_G)^2) / (4 n_C^2 (n_H n_W)^2)   (course, eq. 2)."""
+    return layer_style_cost_from_gram(style_gram(a_S), a_G)
+
+
+def total_variation(image):
+    """Sum of squared differences between neighbouring pixels of [1, h, w, 3], per pixel.
+
+    Not in the course: a smoothness prior (Mahendran and Vedaldi 2015) that the
+    command line offers as ``--tv-weight``.
+    """
+    import tensorflow as tf
+
+    dy = image[:, 1:, :, :] - image[:, :-1, :, :]
+    dx = image[:, :, 1:, :] - image[:, :, :-1, :]
+    pixels = float(image.shape[1] * image.shape[2])
+    return (tf.reduce_sum(tf.square(dy)) + tf.reduce_sum(tf.square(dx))) / pixels
+
+
+def total_cost(J_content, J_style, alpha=10, beta=40):
+    """J = alpha J_content + beta J_style   (course, section 3.3)."""
+    return alpha * J_content + beta * J_style

@@ -1,0 +1,226 @@
+"""Image I/O: sample images, safe reading of user images, resizing, atomic saving.
+
+Every user mistake becomes an :class:`ImageError` with a one-line message
+that says what to do; nothing here writes a partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import urllib.request
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .weights import PROJECT_ROOT, sha256_of
+
+IMAGES_DIR = PROJECT_ROOT / "images"
+SAMPLE_URL = "https://raw.githubusercontent.com/jcjohnson/neural-style/master/examples/inputs/{name}"
+# A local copy of the same files, tried when the public URL cannot be reached.
+MIRROR_DIR = Path(os.environ.get("NST_IMAGE_MIRROR", PROJECT_ROOT.parent / "shared" / "images"))
+SAMPLE_SHA256 = {
+    "golden_gate.jpg": "f8476ac216e0d409af2e52bf82ad2cdc3433e23d7895e6f9b2048fc014ed57ba",
+    "tubingen.jpg": "e67d1869f01fd805385c681a80d9ebcf0f70ea4a5fe6127f0606bb1c7f4bf506",
+    "starry_night.jpg": "0592ab0f7b51b3ce72608a95e53880bd93971e5b48f93a0ce8dfd3cbccf3d098",
+    "the_scream.jpg": "f3075cddeb974a9ee1d6418f7f33fd05185a7ac7dcb4288bd2805d499a9dcaee",
+    "shipwreck.jpg": "4f7cf34e3cd4a5daaf3f421f059ca9a01aaa2a3afd7243d6670c9c8bc001a213",
+    "seated-nude.jpg": "f398757cfb5346842c3bc309ca65d03381b38b1f5f8d7c60abe68a804a405cf1",
+    "woman-with-hat-matisse.jpg": "6a8b2383d9c110354a97a42c74bdcc5341be879cbb842ddb7ab5843dbdf56d53",
+    "starry_night_crop.png": "776279d5e9daf676fb7e36c9eab953497445d4b3422bdd660b96ce984ac39721",
+}
+DEFAULT_CONTENT = "tubingen.jpg"
+DEFAULT_STYLE = "starry_night.jpg"
+
+# Refuse images above this many pixels (decompression-bomb guard): 64 megapixels
+# is far beyond what style transfer on a CPU can use.
+MAX_PIXELS = 64_000_000
+
+
+class ImageError(Exception):
+    """A user-facing image problem (message is one line and says what to do)."""
+
+
+# --------------------------------------------------------------------------
+# Sample images
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    handle, name = tempfile.mkstemp(prefix="." + target.name + ".", dir=target.parent)
+    os.close(handle)
+    try:
+        shutil.copyfile(source, name)
+        os.replace(name, target)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def fetch_sample(name: str, images_dir=IMAGES_DIR, mirror_dir=None, timeout: float = 10.0) -> Path:
+    """Return ``images_dir/name``, fetched from the public URL or else the mirror, hash-checked."""
+    if name not in SAMPLE_SHA256:
+        raise ImageError(f"unknown sample image {name!r}; choose one of {', '.join(sorted(SAMPLE_SHA256))}")
+    expected = SAMPLE_SHA256[name]
+    images_dir = Path(images_dir)
+    images_dir.mkdir(parents=True, exist_ok=True)
+    target = images_dir / name
+    if target.is_file() and sha256_of(target) == expected:
+        return target
+    handle, scratch = tempfile.mkstemp(prefix="." + name + ".", dir=images_dir)
+    os.close(handle)
+    scratch = Path(scratch)
+    try:
+        if os.environ.get("NST_OFFLINE") != "1":
+            try:
+                with urllib.request.urlopen(SAMPLE_URL.format(name=name), timeout=timeout) as response:
+                    scratch.write_bytes(response.read())
+                if sha256_of(scratch) == expected:
+                    os.replace(scratch, target)
+                    return target
+            except OSError:
+                pass  # offline or blocked: fall through to the mirror
+        mirror = Path(mirror_dir or MIRROR_DIR) / name
+        if mirror.is_file() and sha256_of(mirror) == expected:
+            _atomic_copy(mirror, target)
+            return target
+    finally:
+        scratch.unlink(missing_ok=True)
+    raise ImageError(f"could not fetch sample {name} (no network and no verified copy in {mirror.parent}); "
+                     f"set NST_IMAGE_MIRROR to a folder holding it")
+
+
+def fetch_default_pair(images_dir=IMAGES_DIR) -> tuple[Path, Path]:
+    """The default (content, style) pair: Tubingen and The Starry Night."""
+    return fetch_sample(DEFAULT_CONTENT, images_dir), fetch_sample(DEFAULT_STYLE, images_dir)
+
+
+# --------------------------------------------------------------------------
+# Reading user images
+
+def read_rgb(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read any common image as ``uint8 [h, w, 3]`` RGB.
+
+    Honours the EXIF orientation, flattens transparency onto white, converts
+    grayscale, palette, CMYK and 16-bit images, and refuses what cannot be a
+    usable picture (missing, a folder, not an image, truncated, tiny, huge).
+    """
+    from PIL import Image, ImageOps
+
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise ImageError(f"{path} is a directory; give an image file")
+    if not os.access(path, os.R_OK):
+        raise ImageError(f"{path} is not readable; check its permissions")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageError(f"{path} is {width}x{height}, over the {max_pixels:,}-pixel limit; "
+                                     f"shrink it first")
+                image.load()  # decode now, so a truncated file fails here
+                image = ImageOps.exif_transpose(image)
+                rgb = _to_rgb(image)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{path} is too large to decode safely (decompression-bomb guard); shrink it first") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{path} is not an image PIL can read; give a JPEG, PNG, BMP, TIFF or WebP") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(f"{path} is damaged or truncated ({error}); re-export or re-download it") from None
+    if min(rgb.shape[:2]) < 16:
+        raise ImageError(f"{path} is only {rgb.shape[1]}x{rgb.shape[0]} pixels; give an image at least 16x16")
+    return rgb
+
+
+def _to_rgb(image) -> np.ndarray:
+    """PIL image of any mode -> uint8 [h, w, 3]."""
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16- or 32-bit grayscale: scale the full range to 8 bits rather than clip.
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max() > 255 or image.mode.startswith("I;16") else 255.0
+        gray = np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize ``uint8 [h, w, 3]`` to ``[height, width, 3]`` (Lanczos when shrinking, bicubic when growing)."""
+    from PIL import Image
+
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    shrinking = width * height < image.shape[0] * image.shape[1]
+    method = Image.LANCZOS if shrinking else Image.BICUBIC
+    return np.asarray(Image.fromarray(image).resize((width, height), method))
+
+
+def size_for_long_side(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(height, width) scaled so the longer side is ``long_side``, aspect ratio kept."""
+    scale = long_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+# --------------------------------------------------------------------------
+# Writing
+
+def check_output_path(path, overwrite: bool = False) -> Path:
+    """Fail early (before any work) if ``path`` cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"output {path} is a directory; give a file name such as {path / 'result.png'}")
+    if path.exists() and not overwrite:
+        raise ImageError(f"output {path} already exists; pass --overwrite or choose another name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ImageError(f"output folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise ImageError(f"output folder {folder} is not writable; choose another folder")
+    if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
+        raise ImageError(f"output {path} has no image extension; end it in .png or .jpg")
+    return path
+
+
+def save_rgb(path, image: np.ndarray) -> Path:
+    """Save ``uint8 [h, w, 3]`` atomically (temporary file in the same folder, then rename)."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    handle, name = tempfile.mkstemp(prefix="." + path.stem + ".", suffix=path.suffix or ".png", dir=path.parent or ".")
+    os.close(handle)
+    try:
+        iio.imwrite(name, np.asarray(image, dtype=np.uint8), extension=path.suffix or ".png")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(name, 0o666 & ~umask)
+        os.replace(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)
+    return path
+
+
+def main(argv=None) -> int:
+    """``python -m nst.images [NAME ...]``: fetch sample images into images/."""
+    names = (argv if argv is not None else sys.argv[1:]) or [DEFAULT_CONTENT, DEFAULT_STYLE]
+    try:
+        for name in names:
+            print(fetch_sample(name))
+    except ImageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

