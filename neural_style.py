@@ -113,6 +113,25 @@ def _resize_long_side(image, long_side):
     return tf.clip_by_value(resized / 255.0, 0.0, 1.0)
 
 
+def adam_update(variable, m, v, t, gradients, lr, beta1, beta2):
+    """One Adam step (Kingma and Ba 2015) on ``variable``, in place.
+
+    The same arithmetic as ``tf.keras.optimizers.Adam``: step size
+    ``lr * sqrt(1 - beta2^t) / (1 - beta1^t)``, epsilon added to ``sqrt(v)``.
+    ``m``, ``v`` (the variable's shape) and ``t`` (scalar step count) are
+    tf.Variables holding the optimiser state; ``lr``, ``beta1`` and ``beta2``
+    may be tensors, so a traced caller does not retrace when they change.
+    """
+    t = t.assign_add(1.0)
+    m = m.assign(beta1 * m + (1.0 - beta1) * gradients)  # (1, h, w, 3)
+    v = v.assign(beta2 * v + (1.0 - beta2) * tf.square(gradients))  # (1, h, w, 3)
+    # divide_no_nan: with beta1 == 1, m stays 0 and the variable does not move (no 0 / 0).
+    update = tf.math.divide_no_nan(
+        lr * tf.sqrt(1.0 - tf.pow(beta2, t)) * m,
+        (1.0 - tf.pow(beta1, t)) * (tf.sqrt(v) + ADAM_EPSILON))  # (1, h, w, 3)
+    return variable.assign_sub(update)
+
+
 def _load_weights(path):
     """Load (and cache per path) the project's VGG-19 weights."""
     from nst.weights import load_vgg19
@@ -422,16 +441,8 @@ class NST:
             better = J_total < self._best_cost
             self._best_image.assign(tf.where(better, image, self._best_image))
             self._best_cost.assign(tf.where(better, J_total, self._best_cost))
-            # Adam (Kingma and Ba 2015), in the form tf.keras.optimizers.Adam uses:
-            # step size lr * sqrt(1 - beta2^t) / (1 - beta1^t), epsilon added to sqrt(v).
-            t = self._count.assign_add(1.0)
-            m = self._moment1.assign(beta1 * self._moment1 + (1.0 - beta1) * gradients)  # (1, h, w, 3)
-            v = self._moment2.assign(beta2 * self._moment2 + (1.0 - beta2) * tf.square(gradients))
-            # divide_no_nan: with beta1 == 1, m stays 0 and the image does not move (no 0 / 0).
-            update = tf.math.divide_no_nan(
-                lr * tf.sqrt(1.0 - tf.pow(beta2, t)) * m,
-                (1.0 - tf.pow(beta1, t)) * (tf.sqrt(v) + ADAM_EPSILON))  # (1, h, w, 3)
-            image.assign(tf.clip_by_value(image - update, 0.0, 1.0))
+            adam_update(image, self._moment1, self._moment2, self._count, gradients, lr, beta1, beta2)
+            image.assign(tf.clip_by_value(image, 0.0, 1.0))
             return J_total, J_content, J_style, J_var
 
         self._step_function = tf.function(step)

@@ -1,0 +1,59 @@
+"""Fixtures for the eager NST tests (run in their own process: see tests/test_eager_suite.py)."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+SMALL_SIDE = 64  # long side of the images in the fast instance
+
+
+@pytest.fixture(scope="session")
+def weights_path():
+    from nst import weights
+
+    return weights.ensure_weights()
+
+
+@pytest.fixture(scope="session")
+def style_array():
+    from nst import images
+
+    return images.read_rgb(images.fetch_sample("starry_night.jpg"))
+
+
+@pytest.fixture(scope="session")
+def content_array():
+    from nst import images
+
+    return images.read_rgb(images.fetch_sample("tubingen.jpg"))
+
+
+@pytest.fixture(scope="session")
+def small_class():
+    """NST with images scaled to a 64-pixel long side instead of 512 (same code otherwise)."""
+    import neural_style
+
+    class SmallNST(neural_style.NST):
+        @staticmethod
+        def scale_image(image):
+            return neural_style._resize_long_side(image, SMALL_SIDE)
+
+    return SmallNST
+
+
+@pytest.fixture(scope="session")
+def small_nst(small_class, style_array, content_array, weights_path):
+    """A fast instance: a 64x64 crop of tubingen.jpg, starry_night.jpg scaled to 40x64."""
+    crop = np.ascontiguousarray(content_array[300:364, 400:464])
+    return small_class(style_array, crop, weights_path=weights_path)
+
+
+@pytest.fixture(scope="session")
+def full_nst(style_array, content_array, weights_path):
+    """The real class on the sample pair (images scaled to a 512-pixel long side)."""
+    from neural_style import NST
+
+    return NST(style_array, content_array, weights_path=weights_path)
