@@ -6,6 +6,7 @@ that says what to do; nothing here writes a partial file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -175,8 +176,11 @@ def size_for_long_side(height: int, width: int, long_side: int) -> tuple[int, in
 # --------------------------------------------------------------------------
 # Writing
 
-def check_output_path(path, overwrite: bool = False) -> Path:
-    """Fail early (before any work) if ``path`` cannot be written."""
+OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def check_output_path(path, overwrite: bool = False, extensions=OUTPUT_EXTENSIONS) -> Path:
+    """Fail early (before any work) if ``path`` cannot be written (``extensions=None``: any name)."""
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"output {path} is a directory; give a file name such as {path / 'result.png'}")
@@ -185,11 +189,43 @@ def check_output_path(path, overwrite: bool = False) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ImageError(f"output folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
+    if not os.access(folder, os.W_OK) or not _can_create_in(folder):
         raise ImageError(f"output folder {folder} is not writable; choose another folder")
-    if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
+    if extensions is not None and path.suffix.lower() not in extensions:
         raise ImageError(f"output {path} has no image extension; end it in .png or .jpg")
     return path
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary name beside ``path``; on success rename it to ``path`` (readable as a normal file).
+
+    For writers that take a file name (matplotlib, PIL's GIF writer, JSON):
+    an interrupted or failed write leaves no partial file behind.
+    """
+    path = Path(path)
+    handle, name = tempfile.mkstemp(prefix="." + path.stem + ".", suffix=path.suffix, dir=path.parent or ".")
+    os.close(handle)
+    try:
+        yield name
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(name, 0o666 & ~umask)
+        os.replace(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can really be created in ``folder`` (os.access is always true for root,
+    even on a read-only mount); the probe file is removed at once."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".nst-probe.", dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    os.unlink(name)
+    return True
 
 
 def save_rgb(path, image: np.ndarray) -> Path:

@@ -1,0 +1,387 @@
+"""``nst CONTENT STYLE [STYLE ...] -o OUT``: neural style transfer from the command line.
+
+Flag names follow jcjohnson/neural-style, anishathalye/neural-style and
+crowsonkb/style-transfer-pytorch where they fit (``--style-blend-weights``,
+``--style-scale``, ``--preserve-colors``, ``--pooling``, ``--tv-weight``,
+``--init``, ``--print-every``/``--save-every`` for their ``-print_iter``/``-save_iter``).
+
+Everything is checked before the network is loaded: a bad argument, image,
+weights file or output path prints one ``error: ...`` line on stderr and
+exits with status 2, writing nothing.  Ctrl-C stops cleanly, saves the best
+image so far (and its pictures and JSON) and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from . import stylize as engine
+from .stylize import (DEFAULT_CONTENT_LAYER, DEFAULT_CONTENT_WEIGHT, DEFAULT_INIT, DEFAULT_ITERATIONS,
+                      DEFAULT_LEARNING_RATE, DEFAULT_MIN_SIZE, DEFAULT_NOISE_RATIO, DEFAULT_OPTIMIZER,
+                      DEFAULT_POOLING, DEFAULT_SIZE, DEFAULT_STYLE_LAYERS, DEFAULT_STYLE_SCALE,
+                      DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, INITS, OPTIMIZERS, POOLINGS)
+
+# CLI-only defaults (the engine's are imported above; each is defined once).
+DEFAULT_PRINT_EVERY = 0  # 0: the progress bar only
+DEFAULT_SAVE_EVERY = 0  # 0: no intermediate images
+DEFAULT_GIF_FRAMES = 60  # frames in the --gif animation (about)
+EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
+
+DEFAULT_STYLE_LAYERS_SPEC = ",".join(f"{name}:{weight:g}" for name, weight in DEFAULT_STYLE_LAYERS)
+
+EXAMPLES = """\
+examples:
+  nst images/tubingen.jpg images/starry_night.jpg -o out.png
+  nst photo.jpg a.jpg b.jpg --style-blend-weights 3 1 -o out.png      # 75% a, 25% b
+  nst photo.jpg art.jpg --preserve-colors --optimizer adam -o out.png
+  nst photo.jpg art.jpg --multiscale --size 1024 --iterations 150 -o big.png
+  nst photo.jpg art.jpg --style-layers relu1_1:0.1,relu2_1:0.2,relu3_1:0.7 -o out.png
+
+Beside OUT it writes OUT_compare.png (content | style(s) | result),
+OUT_costs.png (costs against iteration) and OUT.json (the full configuration,
+the seed, final costs and cost history: enough to reproduce the run).
+Weights: the normalised VGG-19 (Gatys et al. 2016) gives small costs; the
+default weights (content 10, style 40) are the course's alpha and beta.
+"""
+
+
+class ArgumentError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line ``error: ...`` and exit status 2 (no usage dump)."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _number(kind, minimum=None, positive=False, maximum=None):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"not {text!r}") from None
+        if kind is float and value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"expected a finite number, not {text!r}")
+        if positive and value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {text}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, not {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="nst", description="Neural style transfer (Gatys, Ecker and Bethge 2015) with VGG-19: "
+                "redraw CONTENT in the style of STYLE.", epilog=EXAMPLES,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("content", metavar="CONTENT", help="content image (JPEG, PNG, ...; EXIF orientation honoured)")
+    p.add_argument("styles", metavar="STYLE", nargs="+", help="one or more style images")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="result image (.png or .jpg)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT and its companion files if they exist")
+
+    g = p.add_argument_group("size")
+    g.add_argument("--size", type=_number(int, minimum=engine.MIN_SIDE), default=DEFAULT_SIZE,
+                   help="long side of the result in pixels; aspect ratio kept (default: %(default)s)")
+    g.add_argument("--style-scale", type=_number(float, positive=True), default=DEFAULT_STYLE_SCALE,
+                   help="style images are resized to a long side of SIZE x this: smaller gives finer "
+                        "brush strokes, larger bigger ones (default: %(default)s)")
+    g.add_argument("--multiscale", action="store_true",
+                   help="coarse to fine: start at the smallest of SIZE/2, SIZE/4, ... that is >= --min-size, "
+                        "upsample each result as the next start; --iterations per scale")
+    g.add_argument("--min-size", type=_number(int, minimum=engine.MIN_SIDE), default=DEFAULT_MIN_SIZE,
+                   help="smallest long side of --multiscale (default: %(default)s)")
+
+    g = p.add_argument_group("style")
+    g.add_argument("--style-blend-weights", type=_number(float, minimum=0), nargs="+", metavar="W",
+                   help="one weight per style image, normalised to sum 1 (default: equal)")
+    g.add_argument("--content-weight", type=_number(float, minimum=0), default=DEFAULT_CONTENT_WEIGHT,
+                   help="weight of the content cost (default: %(default)s)")
+    g.add_argument("--style-weight", type=_number(float, minimum=0), default=DEFAULT_STYLE_WEIGHT,
+                   help="weight of the style cost (default: %(default)s)")
+    g.add_argument("--tv-weight", type=_number(float, minimum=0), default=DEFAULT_TV_WEIGHT,
+                   help="weight of the total-variation cost (mean squared difference of neighbouring "
+                        "pixels, 0..255 units): smooths noise; try 1e-4 (default: %(default)s)")
+    g.add_argument("--content-layer", default=DEFAULT_CONTENT_LAYER,
+                   help="VGG-19 layer for the content cost (default: %(default)s)")
+    g.add_argument("--style-layers", default=DEFAULT_STYLE_LAYERS_SPEC, metavar="LAYER[:W],...",
+                   help="style layers with optional weights; unweighted layers share what is left of 1 "
+                        "equally; reluX_Y is accepted for convX_Y (default: %(default)s)")
+    g.add_argument("--pooling", choices=POOLINGS, default=DEFAULT_POOLING,
+                   help="VGG pooling: avg gives smoother results (Gatys et al.) (default: %(default)s)")
+    g.add_argument("--preserve-colors", action="store_true",
+                   help="luminance-only transfer: keep the content's colours (Gatys et al. 2016)")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULT_OPTIMIZER,
+                   help="lbfgs (SciPy L-BFGS-B with pixel bounds) reaches a given cost in less time; "
+                        "adam uses less memory (default: %(default)s)")
+    g.add_argument("--iterations", type=_number(int, minimum=1), default=None,
+                   help="iterations (per scale with --multiscale) "
+                        f"(default: {DEFAULT_ITERATIONS['adam']} with adam, {DEFAULT_ITERATIONS['lbfgs']} with lbfgs)")
+    g.add_argument("--learning-rate", type=_number(float, positive=True), default=None,
+                   help=f"Adam step in pixel units 0..255 (default: {DEFAULT_LEARNING_RATE:g}; lbfgs has none)")
+    g.add_argument("--init", default=DEFAULT_INIT, metavar="{" + ",".join(INITS) + "} or PATH",
+                   help="starting image: the content, the course's noisy content, the style, or an image file "
+                        "(default: %(default)s)")
+    g.add_argument("--noise-ratio", type=_number(float, minimum=0, maximum=1), default=DEFAULT_NOISE_RATIO,
+                   help="share of U(-20,20) noise in --init noise; 1 is pure noise (default: %(default)s)")
+    g.add_argument("--seed", type=_number(int, minimum=0), default=None,
+                   help="random seed (noise init); the same seed repeats a run bit for bit "
+                        "(default: drawn at random and recorded in OUT.json)")
+    g.add_argument("--weights", default=None, metavar="PATH",
+                   help="VGG-19 .mat file (default: the project's, see `python -m nst.weights`)")
+
+    g = p.add_argument_group("progress and pictures")
+    g.add_argument("--print-every", type=_number(int, minimum=0), default=DEFAULT_PRINT_EVERY, metavar="N",
+                   help="print the costs every N iterations, 0 for never (default: %(default)s)")
+    g.add_argument("--save-every", type=_number(int, minimum=0), default=DEFAULT_SAVE_EVERY, metavar="N",
+                   help="save OUT_<iteration> every N iterations, 0 for never (default: %(default)s)")
+    g.add_argument("--gif", action="store_true", help=f"also write OUT.gif, about {DEFAULT_GIF_FRAMES} frames "
+                                                       "of the progress")
+    g.add_argument("--no-pictures", action="store_true", help="skip OUT_compare.png and OUT_costs.png")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+# --------------------------------------------------------------------------
+
+def companion_paths(output: Path, args, total_steps: int) -> dict:
+    """Every file the run may write, so all can be checked before the work starts."""
+    stem, suffix = output.with_suffix(""), output.suffix
+    paths = {"image": output, "json": Path(f"{stem}.json")}
+    if not args.no_pictures:
+        paths["compare"] = Path(f"{stem}_compare.png")
+        paths["costs"] = Path(f"{stem}_costs.png")
+    if args.gif:
+        paths["gif"] = Path(f"{stem}.gif")
+    if args.save_every:
+        for step in range(args.save_every, total_steps + 1, args.save_every):
+            paths[f"step{step}"] = Path(f"{stem}_{step:04d}{suffix}")
+    return paths
+
+
+def _prepare(args):
+    """Check everything and return (settings, content, styles, init path, weights path, paths); raise on error."""
+    from . import images
+    from .weights import FETCH_HINT, default_weights_path
+
+    settings = engine.Settings(
+        size=args.size, optimizer=args.optimizer, iterations=args.iterations,
+        learning_rate=args.learning_rate if args.learning_rate is not None else DEFAULT_LEARNING_RATE,
+        noise_ratio=args.noise_ratio, seed=args.seed, content_weight=args.content_weight,
+        style_weight=args.style_weight, tv_weight=args.tv_weight, content_layer=args.content_layer,
+        style_layers=args.style_layers, style_blend_weights=args.style_blend_weights, style_scale=args.style_scale,
+        pooling=args.pooling, preserve_colors=args.preserve_colors, multiscale=args.multiscale,
+        min_size=args.min_size)
+    if args.learning_rate is not None and args.optimizer == "lbfgs":
+        raise ArgumentError("--learning-rate applies to --optimizer adam only; L-BFGS chooses its own steps")
+    settings = settings.resolved(len(args.styles))
+    content = images.read_rgb(args.content)
+    styles = [images.read_rgb(path) for path in args.styles]
+    init_path = None
+    if args.init in INITS:
+        settings.init = args.init
+    else:
+        init_path = args.init
+        if not Path(init_path).exists() and "." not in Path(init_path).name:
+            raise ArgumentError(f"--init must be one of {', '.join(INITS)} or an image file; "
+                                f"{init_path!r} is neither")
+        settings.init = images.read_rgb(init_path)
+    sizes = engine.scale_sizes(*content.shape[:2], settings.size, settings.multiscale, settings.min_size)
+    weights = Path(args.weights) if args.weights else default_weights_path()
+    if not weights.exists():
+        raise ArgumentError(f"weights file {weights} not found; {FETCH_HINT}")
+    if weights.is_dir() or not os.access(weights, os.R_OK):
+        raise ArgumentError(f"weights path {weights} is not a readable file; {FETCH_HINT}")
+    output = images.check_output_path(args.output, args.overwrite)
+    paths = companion_paths(output, args, settings.iterations * len(sizes))
+    for key, path in paths.items():
+        images.check_output_path(path, args.overwrite, extensions=None)
+    inputs = {Path(p).resolve() for p in [args.content, *args.styles] + ([init_path] if init_path else [])}
+    clash = [path for path in paths.values() if path.resolve() in inputs]
+    if clash:
+        raise ArgumentError(f"output {clash[0]} is one of the input images; choose another name")
+    return settings, content, styles, init_path, weights, paths, sizes
+
+
+class _Reporter:
+    """The engine's callback: progress bar, printed costs, intermediate images, GIF frames."""
+
+    def __init__(self, args, paths, total_steps):
+        from tqdm import tqdm
+
+        self.args, self.paths, self.total = args, paths, total_steps
+        self.bar = None  # created at the first event, so set-up time does not skew the ETA
+        self._make_bar = lambda: tqdm(
+            total=total_steps, unit="it", disable=args.quiet, dynamic_ncols=True, file=sys.stderr,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]{postfix}")
+        self.frames = []
+        self.gif_every = max(1, total_steps // DEFAULT_GIF_FRAMES)
+        self.written = []
+
+    def __call__(self, progress):
+        from . import images
+
+        c = progress.costs
+        if self.bar is None:
+            self.bar = self._make_bar()
+        if progress.step > self.bar.n:
+            self.bar.update(progress.step - self.bar.n)
+        self.bar.set_postfix_str(f"total {c['total']:.4g}, content {c['content']:.3g}, style {c['style']:.3g}",
+                                 refresh=False)
+        step, args = progress.step, self.args
+        if progress.iteration == 0 and len(progress.sizes) > 1:
+            h, w = progress.sizes[progress.scale]
+            self.bar.write(f"scale {progress.scale + 1}/{len(progress.sizes)}: {w}x{h}")
+        if args.print_every and progress.iteration > 0 and (step % args.print_every == 0 or step == self.total):
+            self.bar.write(f"iteration {step}/{self.total}: total {c['total']:.6g}  content {c['content']:.6g}  "
+                           f"style {c['style']:.6g}  tv {c['tv']:.6g}  ({progress.elapsed:.1f} s)")
+        if args.save_every and progress.iteration > 0 and step % args.save_every == 0:
+            path = self.paths.get(f"step{step}")
+            if path is not None:
+                images.save_rgb(path, progress.image())
+                self.written.append(path)
+        if args.gif and (step % self.gif_every == 0 or step == self.total) and (
+                not self.frames or self.frames[-1][0] != step):
+            self.frames.append((step, _thumbnail(progress.image())))
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _thumbnail(image, long_side=400):
+    from . import images
+
+    h, w = image.shape[:2]
+    if max(h, w) <= long_side:
+        return image
+    th, tw = images.size_for_long_side(h, w, long_side)
+    return images.resize(image, tw, th)
+
+
+def _write_results(args, paths, result, content, styles, init_path, weights, reporter, argv):
+    from . import images, pictures
+
+    written = list(reporter.written)
+    images.save_rgb(paths["image"], result.image)
+    written.append(paths["image"])
+    h, w = result.image.shape[:2]
+    if "compare" in paths:
+        pictures.save_side_by_side(paths["compare"], images.resize(content, w, h), styles, result.image)
+        written.append(paths["compare"])
+    s = result.settings
+    if "costs" in paths:
+        title = f"{Path(args.content).name} + {', '.join(Path(p).name for p in args.styles)} ({s.optimizer})"
+        pictures.save_cost_plot(paths["costs"], result.history, {"content": s.content_weight, "style": s.style_weight,
+                                                                 "tv": s.tv_weight}, result.sizes, title)
+        written.append(paths["costs"])
+    if "gif" in paths and reporter.frames:
+        pictures.save_gif(paths["gif"], [frame for _, frame in reporter.frames] + [result.image])
+        written.append(paths["gif"])
+    config = s.to_json()
+    config["init"] = str(Path(init_path).resolve()) if init_path else s.init
+    record = {
+        "command": ["nst", *argv],
+        "content": str(Path(args.content).resolve()),
+        "styles": [str(Path(p).resolve()) for p in args.styles],
+        "output": str(paths["image"].resolve()),
+        "weights": str(Path(weights).resolve()),
+        "settings": config,
+        "status": result.status,
+        "message": result.message,
+        "sizes": [[w_, h_] for h_, w_ in result.sizes],  # [width, height] per scale
+        "steps": result.steps,
+        "best_iteration": result.best_iteration,
+        "final_costs": result.costs,
+        "elapsed_s": round(result.elapsed, 3),
+        "files": {key: str(path) for key, path in paths.items() if path in written},
+        "versions": _versions(),
+        "history": [{"step": int(r[0]), "elapsed_s": round(r[1], 3), "total": r[2], "content": r[3], "style": r[4],
+                     "tv": r[5]} for r in result.history],
+    }
+    with images.atomic_path(paths["json"]) as name:
+        Path(name).write_text(json.dumps(record, indent=1) + "\n")
+    written.append(paths["json"])
+    return written
+
+
+def _versions():
+    versions = {"python": platform.python_version()}
+    for module in ("numpy", "scipy", "tensorflow"):
+        try:
+            versions[module] = __import__(module).__version__
+        except Exception:  # pragma: no cover - a missing optional module
+            pass
+    return versions
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    from .images import ImageError
+    from .weights import WeightsError
+
+    try:
+        settings, content, styles, init_path, weights_path, paths, sizes = _prepare(args)
+    except (ArgumentError, ImageError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    reporter = None
+    try:
+        weights = engine.get_weights(weights_path)
+        total_steps = settings.iterations * len(sizes)
+        reporter = _Reporter(args, paths, total_steps)
+        started = time.perf_counter()
+        result = engine.stylize(content, styles, settings, callback=reporter, weights=weights)
+    except WeightsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("\ninterrupted before the first iteration; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if reporter is not None:
+            reporter.close()
+    if result.image is None:
+        print(f"error: {result.message}; nothing written", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    written = _write_results(args, paths, result, content, styles, init_path, weights_path, reporter, argv)
+    seconds = time.perf_counter() - started
+    h, w = result.image.shape[:2]
+    summary = (f"{w}x{h}, {result.steps} iterations in {seconds:.1f} s, total cost {result.costs['total']:.6g} "
+               f"(content {result.costs['content']:.4g}, style {result.costs['style']:.4g})")
+    if result.status == "nonfinite":
+        print(f"error: {result.message}; saved it to {paths['image']}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if result.status == "interrupted":
+        print(f"interrupted: saved the best image so far to {paths['image']} ({summary})", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        extras = [str(p) for p in written[len(reporter.written):] if p != paths["image"]]
+        print(f"{summary}\nwrote {', '.join(extras)}" + (f" and {len(reporter.written)} intermediate images"
+                                                         if reporter.written else ""), file=sys.stderr)
+    print(paths["image"])
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

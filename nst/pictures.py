@@ -1,0 +1,127 @@
+"""Pictures of a run: side-by-side comparison, cost curves, progress GIF, live notebook preview.
+
+Every file is written atomically (a temporary name, then a rename).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .images import atomic_path, resize, save_rgb
+
+GAP = 8  # white pixels between the panels of the side-by-side picture
+
+
+def side_by_side(panels, height: int | None = None) -> np.ndarray:
+    """uint8 [h, w, 3] panels (content | style(s) | result) scaled to one height, white gaps between."""
+    height = height or panels[-1].shape[0]
+    scaled = []
+    for panel in panels:
+        width = max(1, round(panel.shape[1] * height / panel.shape[0]))
+        scaled.append(resize(np.asarray(panel, dtype=np.uint8), width, height))
+    width = sum(p.shape[1] for p in scaled) + GAP * (len(scaled) - 1)
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    x = 0
+    for panel in scaled:
+        canvas[:, x:x + panel.shape[1]] = panel
+        x += panel.shape[1] + GAP
+    return canvas
+
+
+def save_side_by_side(path, content, styles, result) -> Path:
+    return save_rgb(path, side_by_side([content, *styles, result]))
+
+
+def save_cost_plot(path, history, weights: dict, sizes=None, title: str = "") -> Path:
+    """Plot the weighted costs against the step (log scale) to ``path`` (PNG).
+
+    ``history`` rows are ``(step, elapsed_s, total, content, style, tv)``;
+    ``weights`` maps content/style/tv to their weights, so the curves show each
+    term's share of the total.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    rows = np.asarray(history, dtype=np.float64).reshape(-1, 6)
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
+    try:
+        steps = rows[:, 0]
+        axes.plot(steps, rows[:, 2], label="total", color="black", linewidth=1.8)
+        for column, name, colour in ((3, "content", "tab:blue"), (4, "style", "tab:orange"), (5, "tv", "tab:green")):
+            weight = weights.get(name, 0.0)
+            if weight > 0:
+                axes.plot(steps, weight * rows[:, column], label=f"{weight:g} x {name}", color=colour, linewidth=1.2)
+        if sizes and len(sizes) > 1:
+            per_scale = (steps.max() + 1) / len(sizes) if len(steps) else 0
+            for index, (h, w) in enumerate(sizes[1:], start=1):
+                axes.axvline(index * per_scale, color="gray", linestyle=":", linewidth=0.8)
+                axes.text(index * per_scale, 1, f" {w}x{h}", transform=axes.get_xaxis_transform(),
+                          va="top", fontsize=8, color="gray")
+        positive = rows[:, 2:][rows[:, 2:] > 0]
+        if positive.size:
+            axes.set_yscale("log")
+        axes.set_xlabel("iteration")
+        axes.set_ylabel("cost")
+        axes.set_title(title or "costs")
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend()
+        figure.tight_layout()
+        with atomic_path(path) as name:
+            figure.savefig(name, format="png")
+    finally:
+        plt.close(figure)
+    return Path(path)
+
+
+def save_gif(path, frames, duration_ms: int = 80) -> Path:
+    """Animated GIF of uint8 frames (resized to the last frame's size), looping."""
+    from PIL import Image
+
+    h, w = frames[-1].shape[:2]
+    pictures = [Image.fromarray(resize(np.asarray(f, dtype=np.uint8), w, h)) for f in frames]
+    # Hold the final frame longer.
+    durations = [duration_ms] * (len(pictures) - 1) + [max(duration_ms, 1500)]
+    with atomic_path(path) as name:
+        pictures[0].save(name, format="GIF", save_all=True, append_images=pictures[1:], duration=durations,
+                         loop=0, optimize=False)
+    return Path(path)
+
+
+def live_preview(every: int = 10, width: int = 512):
+    """A ``stylize`` callback for Jupyter: one image and a cost line that update in place.
+
+    Usage: ``stylize.stylize(content, styles, callback=pictures.live_preview())``.
+    """
+    import io
+
+    from IPython.display import HTML, Image as IPImage, display
+    from PIL import Image
+
+    handles = {}
+
+    def show(progress):
+        last = progress.step == progress.total_steps
+        if progress.iteration % every and not last and progress.step != 0:
+            return
+        image = progress.image()
+        buffer = io.BytesIO()
+        picture = Image.fromarray(image)
+        if picture.width > width:
+            picture = picture.resize((width, round(picture.height * width / picture.width)))
+        picture.save(buffer, format="PNG")
+        h, w = progress.sizes[progress.scale]
+        c = progress.costs
+        text = (f"step {progress.step}/{progress.total_steps} ({w}x{h}), total {c['total']:.4g}, "
+                f"content {c['content']:.4g}, style {c['style']:.4g}, tv {c['tv']:.4g}, {progress.elapsed:.0f} s")
+        if not handles:
+            handles["image"] = display(IPImage(data=buffer.getvalue()), display_id=True)
+            handles["text"] = display(HTML(f"<code>{text}</code>"), display_id=True)
+        else:
+            handles["image"].update(IPImage(data=buffer.getvalue()))
+            handles["text"].update(HTML(f"<code>{text}</code>"))
+
+    return show
