@@ -209,3 +209,31 @@ def test_corrupted_official_file_is_replaced(tmp_path, weights_path, monkeypatch
     rebuilt_weights, original = weights.load_vgg19(rebuilt), weights.load_vgg19(weights_path)
     for name in CONV_LAYERS:
         np.testing.assert_array_equal(rebuilt_weights.kernels[name], original.kernels[name])
+
+
+def test_input_only_conv_gradient_matches_stock_gradient():
+    """The faster Conv2D gradient (no filter gradient, forward-conv form) equals TensorFlow's own."""
+    import tensorflow as tf
+
+    from nst import vgg
+
+    loaded_layers = tiny_layers(seed=3)
+    tiny = weights.VGGWeights({n: w.transpose(1, 0, 2, 3) for n, (w, _) in loaded_layers.items()},
+                              {n: b.ravel() for n, (_, b) in loaded_layers.items()}, None, False)
+    image = np.random.default_rng(4).normal(0, 50, (1, 20, 28, 3)).astype(np.float32)
+    probe = np.random.default_rng(5).normal(size=(1, 2, 2, TINY_WIDTH)).astype(np.float32)
+    gradients = []
+    for fast in (True, False):
+        with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+            x = tf.constant(image)
+            if fast:
+                net = vgg.build_vgg19(tiny, x, last_layer="conv5_1")
+            else:
+                net = {}
+                vgg._build_layers(tiny, x, "avg", "conv5_1", "{pooling}pool{block}", net)
+            cost = tf.reduce_sum(net["conv5_1"] * probe) + tf.reduce_sum(tf.square(net["conv2_1"]))
+            (gradient,) = tf.gradients(cost, [x])
+            op_types = {op.type for op in sess.graph.get_operations()}
+            gradients.append(sess.run(gradient))
+            assert ("Conv2DBackpropFilter" in op_types) != fast
+    np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-4, atol=1e-4 * np.abs(gradients[1]).max())
