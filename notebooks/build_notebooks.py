@@ -112,6 +112,8 @@ from nst.notebook_helpers import (check_printed, check_printed_matrix, contact_s
                                   pick_image_pair, plot_costs, show_side_by_side)
 
 %matplotlib inline
+# JPEG figures keep the saved notebook small (its photos would weigh several MB as PNG)
+%config InlineBackend.figure_formats = ["jpeg"]
 """)
 
 md("""
