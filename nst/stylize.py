@@ -666,7 +666,7 @@ def _run_lbfgs(problem: Problem, s, start, scale, sizes, total_steps, started, h
             tracker.report(iteration["n"] + 1, costs_, image)  # raises _NonFinite
         return costs_["total"], gradient.reshape(-1).astype(np.float64)
 
-    iteration = {"n": 0}
+    iteration = {"n": -1}  # -1 until the starting point is evaluated
 
     def on_iteration(intermediate_result):
         iteration["n"] += 1
@@ -678,6 +678,7 @@ def _run_lbfgs(problem: Problem, s, start, scale, sizes, total_steps, started, h
     def body():
         x0 = start.reshape(-1).astype(np.float64)
         fun(x0)
+        iteration["n"] = 0
         tracker.report(0, last["costs"], last["image"])
         bounds = scipy.optimize.Bounds(np.full(x0.size, PIXEL_MIN), np.full(x0.size, PIXEL_MAX))
         scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=on_iteration,
