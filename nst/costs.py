@@ -36,12 +36,28 @@ def gram_matrix(A):
 
 
 def style_gram(activation):
-    """Gram matrix of an activation [1, n_H, n_W, n_C] -> [n_C, n_C], as F^T F without a transpose op."""
+    """Gram matrix of an activation [1, n_H, n_W, n_C] -> [n_C, n_C], computed as F^T F.
+
+    F is the activation reshaped to [n_H * n_W, n_C] (no transpose op).  The
+    gradient is written out, dF = F (dG + dG^T): one matmul where TensorFlow's
+    generic MatMul gradient would do two (one per operand) plus a sum.
+    """
     import tensorflow as tf
 
     n_H, n_W, n_C = _dims(activation)
-    features = tf.reshape(activation, [n_H * n_W, n_C])
-    return tf.matmul(features, features, transpose_a=True)
+    return _gram_of_rows(tf.reshape(activation, [n_H * n_W, n_C]))
+
+
+def _gram_of_rows(features):
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def gram(F):  # F: [positions, n_C]
+        def grad(dG):  # dG: [n_C, n_C]
+            return tf.matmul(F, dG + tf.transpose(dG))  # [positions, n_C]
+        return tf.matmul(F, F, transpose_a=True), grad
+
+    return gram(features)
 
 
 def layer_style_cost_from_gram(gram_S, a_G):

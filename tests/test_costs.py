@@ -1,0 +1,66 @@
+"""Cost functions against NumPy formulas, and the hand-written Gram gradient against TensorFlow's."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def session():
+    import tensorflow as tf
+
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        yield sess
+
+
+def test_style_gram_value_and_gradient_match_plain_matmul(session):
+    import tensorflow as tf
+
+    from nst import costs
+
+    rng = np.random.default_rng(0)
+    activation = rng.normal(size=(1, 5, 7, 4)).astype(np.float32)
+    target = rng.normal(size=(4, 4)).astype(np.float32)
+    a = tf.constant(activation)
+    fast = costs.style_gram(a)
+    rows = tf.reshape(a, [35, 4])
+    plain = tf.matmul(tf.transpose(rows), rows)
+    fast_grad = tf.gradients(tf.reduce_sum(tf.square(fast - target)), [a])[0]
+    plain_grad = tf.gradients(tf.reduce_sum(tf.square(plain - target)), [a])[0]
+    fast_value, plain_value, fast_g, plain_g = session.run([fast, plain, fast_grad, plain_grad])
+    np.testing.assert_allclose(fast_value, plain_value, rtol=1e-6)
+    np.testing.assert_allclose(fast_g, plain_g, rtol=1e-5, atol=1e-5 * np.abs(plain_g).max())
+    # And against the formula: G = F^T F with F [positions, channels].
+    features = activation.reshape(35, 4).astype(np.float64)
+    np.testing.assert_allclose(fast_value, features.T @ features, rtol=1e-5)
+
+
+def test_layer_style_and_content_costs_match_formulas(session):
+    import tensorflow as tf
+
+    from nst import costs
+
+    rng = np.random.default_rng(1)
+    a_S, a_G = rng.normal(1, 3, (2, 1, 6, 3, 5)).astype(np.float32)
+    style, content = session.run([costs.layer_style_cost(tf.constant(a_S), tf.constant(a_G)),
+                                  costs.content_cost(tf.constant(a_S), tf.constant(a_G))])
+    n_H, n_W, n_C = 6, 3, 5
+
+    def gram(a):
+        rows = a.reshape(n_H * n_W, n_C).astype(np.float64)
+        return rows.T @ rows
+
+    assert style == pytest.approx(((gram(a_S) - gram(a_G)) ** 2).sum() / (4 * n_C ** 2 * (n_H * n_W) ** 2), rel=1e-5)
+    assert content == pytest.approx(((a_S - a_G) ** 2).sum() / (4 * n_H * n_W * n_C), rel=1e-5)
+
+
+def test_total_variation_of_constant_image_is_zero_and_of_a_step_is_known(session):
+    import tensorflow as tf
+
+    from nst import costs
+
+    flat = np.full((1, 4, 5, 3), 7.0, np.float32)
+    step = flat.copy()
+    step[:, :, 3:, :] = 9.0  # one vertical edge of height 2 across 4 rows and 3 channels
+    tv_flat, tv_step = session.run([costs.total_variation(tf.constant(flat)), costs.total_variation(tf.constant(step))])
+    assert tv_flat == 0
+    assert tv_step == pytest.approx(4 * 3 * 2.0 ** 2 / 20)
