@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Seconds per Adam iteration, GFLOP/s and ratios, measured side by side.
+
+    python bench/bench_speed.py                 # 400x300 and 512x384, all paths
+    python bench/bench_speed.py --smoke         # seconds: tiny size, one round (CI)
+
+Each path runs in its own process (the eager NST class cannot share a process
+with graph-mode code), alternated round by round so that a busy machine slows
+them alike; the figure per path is the median over rounds of each round's
+median step time, after warm-up.  Paths:
+
+* ``course``: the notebook's graph (``nst_utils`` + ``nst.course``, Adam 2.0);
+* ``engine``: the command line's engine (``nst.stylize``), Adam;
+* ``eager``: the eager ``NST`` class's ``tf.function`` step (second course;
+  content layer conv5_2, so its FLOP count is a little higher);
+* ``torch``: a plain PyTorch CPU port of the same costs (optional);
+* ``matmul``: TensorFlow float32 4096x4096 matmul, the machine's measured peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PATHS = ("course", "engine", "eager", "torch")
+
+
+def _images(height, width):
+    from nst import images
+
+    content = images.resize(images.read_rgb(images.fetch_sample("tubingen.jpg")), width, height)
+    style = images.resize(images.read_rgb(images.fetch_sample("starry_night.jpg")), width, height)
+    return content, style
+
+
+def _time_steps(step, warmup, repeats):
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def worker_course(height, width, warmup, repeats):
+    import numpy as np
+
+    import nst_utils
+    from nst import course
+
+    tf = nst_utils.tf
+    content, style = _images(height, width)
+    tf.reset_default_graph()
+    sess = tf.InteractiveSession()
+    model = nst_utils.load_vgg_model(height=height, width=width)
+    sess.run(model["input"].assign(nst_utils.reshape_and_normalize_image(content)))
+    a_C = sess.run(model[course.CONTENT_LAYER])
+    J_content = course.compute_content_cost(a_C, model[course.CONTENT_LAYER])
+    sess.run(model["input"].assign(nst_utils.reshape_and_normalize_image(style)))
+    J_style = course.compute_style_cost(model, course.STYLE_LAYERS)
+    J = course.total_cost(J_content, J_style, alpha=10, beta=40)
+    train_step = tf.train.AdamOptimizer(2.0).minimize(J)
+    sess.run(tf.global_variables_initializer())
+    np.random.seed(1)
+    sess.run(model["input"].assign(nst_utils.generate_noise_image(nst_utils.reshape_and_normalize_image(content))))
+    return _time_steps(lambda: sess.run(train_step), warmup, repeats)
+
+
+def worker_engine(height, width, warmup, repeats):
+    from nst import stylize
+
+    content, style = _images(height, width)
+    settings = stylize.Settings(optimizer="adam").resolved(1)
+    weights = stylize.get_weights()
+    layers = [name for name, _ in settings.style_layers]
+    features = stylize.FeatureGraph(weights, settings.pooling, settings.content_layer, layers)
+    problem = stylize.Problem(weights, settings, height, width, features.content_features(content),
+                              features.style_grams(style))
+    problem.session.run(problem.initializer)
+    problem.session.run(problem.load, {problem.init_value: content[None].astype("float32")})
+    return _time_steps(lambda: problem.session.run(problem.train), warmup, repeats)
+
+
+def worker_eager(height, width, warmup, repeats):
+    import tensorflow as tf
+
+    import neural_style
+
+    content, style = _images(height, width)
+
+    class Sized(neural_style.NST):
+        @staticmethod
+        def scale_image(image):
+            return neural_style._resize_long_side(image, max(height, width))
+
+    nst = Sized(style, content)
+    nst.generate_image(iterations=1)  # traces the step
+    hyper = [tf.constant(x) for x in (0.01, 0.9, 0.99)]
+    return _time_steps(lambda: float(nst._step_function(*hyper)[0]), warmup, repeats)
+
+
+def worker_torch(height, width, warmup, repeats):
+    from nst.weights import default_weights_path
+    from torch_reference import TorchProblem
+
+    content, style = _images(height, width)
+    problem = TorchProblem(default_weights_path(), content, style)
+    return _time_steps(problem.step, warmup, repeats)
+
+
+def worker_matmul(height, width, warmup, repeats):
+    import tensorflow as tf
+
+    n = 4096
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        a = tf.Variable(tf.random.normal([n, n]))
+        product = tf.reduce_sum(tf.matmul(a, a))
+        sess.run(tf.compat.v1.global_variables_initializer())
+        times = _time_steps(lambda: sess.run(product), warmup, repeats)
+    return times
+
+
+def run_worker(path, height, width, warmup, repeats):
+    """One path in a fresh process; returns its step times, or None if it cannot run here."""
+    command = [sys.executable, __file__, "--worker", path, "--size", f"{width}x{height}",
+               "--warmup", str(warmup), "--repeats", str(repeats)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, reason
+    return json.loads(lines[-1])["times"], ""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--worker", choices=PATHS + ("matmul",), help=argparse.SUPPRESS)
+    parser.add_argument("--size", action="append", help="WxH (repeatable; default 400x300 and 512x384)")
+    parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated subset of " + ",".join(PATHS))
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default %(default)s)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per round")
+    parser.add_argument("--smoke", action="store_true", help="tiny size, one round, one step: checks it runs")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    sizes = args.size or (["64x48"] if args.smoke else ["400x300", "512x384"])
+    if args.smoke:
+        args.rounds, args.warmup, args.repeats = 1, 1, 1
+    if args.worker:
+        width, height = (int(x) for x in sizes[0].split("x"))
+        times = globals()["worker_" + args.worker](height, width, args.warmup, args.repeats)
+        print(json.dumps({"times": times}))
+        return 0
+
+    from flops import iteration_flops
+
+    paths = [p for p in args.paths.split(",") if p]
+    report = {"machine": f"{os.cpu_count()} CPU cores", "date": time.strftime("%Y-%m-%d"),
+              "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
+              "sizes": {}}
+    matmul, reason = run_worker("matmul", 0, 0, args.warmup, args.repeats)
+    peak = 2 * 4096 ** 3 / statistics.median(matmul) / 1e9 if matmul else None
+    print(f"matmul 4096x4096 float32 peak: {peak:.1f} GFLOP/s" if peak else f"matmul: {reason}")
+    report["matmul_gflops"] = peak
+    failures = 0
+    for size in sizes:
+        width, height = (int(x) for x in size.split("x"))
+        flops = iteration_flops(height, width)
+        # The eager class also runs conv5_2 (its content layer): one more 512->512 conv forward and backward.
+        conv5 = 2 * (-(-height // 16)) * (-(-width // 16)) * 512 * 512 * 9
+        eager_flops = flops["total"] + 2 * conv5
+        print(f"\n{width}x{height}: {flops['total'] / 1e9:.1f} GFLOP per iteration "
+              f"(conv forward {flops['conv_forward'] / 1e9:.1f} + conv input gradient "
+              f"{flops['conv_input_gradient'] / 1e9:.1f} + Gram {flops['gram'] / 1e9:.1f}; see bench/flops.py)")
+        medians = {p: [] for p in paths}
+        reasons = {}
+        for _ in range(args.rounds):
+            for path in paths:
+                times, reason = run_worker(path, height, width, args.warmup, args.repeats)
+                if times is None:
+                    reasons[path] = reason
+                else:
+                    medians[path].append(statistics.median(times))
+        figures = {}
+        for path in paths:
+            if not medians[path]:
+                print(f"  {path:7s} skipped: {reasons.get(path)}")
+                if path != "torch":
+                    failures += 1  # torch is optional; our own paths must run
+                continue
+            seconds = statistics.median(medians[path])
+            count = eager_flops if path == "eager" else flops["total"]
+            gflops = count / seconds / 1e9
+            figures[path] = {"s_per_iter": seconds, "gflops": gflops, "rounds": medians[path]}
+            of_peak = f", {gflops / peak:.0%} of matmul peak" if peak else ""
+            print(f"  {path:7s} {seconds:.3f} s/iter  {gflops:6.1f} GFLOP/s{of_peak}  "
+                  f"(round medians {', '.join(f'{m:.3f}' for m in medians[path])})")
+        if "torch" in figures:
+            for path in ("course", "engine", "eager"):
+                if path in figures:
+                    print(f"  {path} / torch time ratio: {figures[path]['s_per_iter'] / figures['torch']['s_per_iter']:.2f}")
+        report["sizes"][size] = {"flops": flops, "paths": figures}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
