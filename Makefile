@@ -23,7 +23,7 @@ images: $(STAMP)
 
 # The main job: stylise the sample pair, result in output/.
 demo: setup
-	$(BIN)/python -m nst.course --iterations 100
+	$(BIN)/nst images/tubingen.jpg images/starry_night.jpg -o output/tubingen_starry_night.png --overwrite --size 384 --iterations 100
 
 test: setup
 	$(BIN)/python -m pytest -q -ra

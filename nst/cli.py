@@ -245,10 +245,10 @@ class _Reporter:
         step, args = progress.step, self.args
         if progress.iteration == 0 and len(progress.sizes) > 1:
             h, w = progress.sizes[progress.scale]
-            self.bar.write(f"scale {progress.scale + 1}/{len(progress.sizes)}: {w}x{h}")
+            self.bar.write(f"scale {progress.scale + 1}/{len(progress.sizes)}: {w}x{h}", file=sys.stderr)
         if args.print_every and progress.iteration > 0 and (step % args.print_every == 0 or step == self.total):
             self.bar.write(f"iteration {step}/{self.total}: total {c['total']:.6g}  content {c['content']:.6g}  "
-                           f"style {c['style']:.6g}  tv {c['tv']:.6g}  ({progress.elapsed:.1f} s)")
+                           f"style {c['style']:.6g}  tv {c['tv']:.6g}  ({progress.elapsed:.1f} s)", file=sys.stderr)
         if args.save_every and progress.iteration > 0 and step % args.save_every == 0:
             path = self.paths.get(f"step{step}")
             if path is not None:

@@ -10,23 +10,16 @@ import pytest
 
 from nst import stylize as st
 from nst.stylize import Settings
-from nst.weights import CONV_LAYERS, load_vgg19, write_matconvnet_mat
+from nst.weights import load_vgg19
 
 SIZE = 48
 
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
-    rng = np.random.default_rng(42)
-    layers, channels = {}, 3
-    for name in CONV_LAYERS:
-        width = 8
-        kernel = rng.normal(0, np.sqrt(2 / (9 * channels)), size=(3, 3, channels, width)).astype(np.float32)
-        layers[name] = (kernel, np.full((width, 1), 0.1, dtype=np.float32))
-        channels = width
-    path = tmp_path_factory.mktemp("tiny") / "tiny-vgg.mat"
-    write_matconvnet_mat(layers, path, "tiny random test network")
-    return load_vgg19(path)
+    from tiny_vgg import write_tiny_vgg
+
+    return load_vgg19(write_tiny_vgg(tmp_path_factory.mktemp("tiny") / "tiny-vgg.mat"))
 
 
 @pytest.fixture(scope="module")
