@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Peak resident memory of the command line at several sizes.
+
+    python bench/bench_memory.py [--sizes 512,1024,2048]
+
+Each size runs ``nst`` in a fresh process on tubingen.jpg / starry_night.jpg for
+a few iterations (memory peaks in the first step); 2048 and above use
+``--multiscale``.  Peak RSS comes from the child's ``ru_maxrss``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def peak_rss_of(command) -> tuple:
+    """Run ``command``; return (exit code, peak RSS in MiB of that process, seconds)."""
+    started = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # child: exec the command with output captured to a file
+        with open(os.environ.get("NST_BENCH_LOG", os.devnull), "ab") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+        os.execv(command[0], command)
+    _, status, usage = os.wait4(pid, 0)
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, time.perf_counter() - started
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="512,1024,2048")
+    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--optimizer", default="lbfgs", choices=("adam", "lbfgs"))
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from nst import images
+
+    content, style = images.fetch_default_pair()
+    nst = str(Path(sys.executable).with_name("nst"))
+    report = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for size in (int(s) for s in args.sizes.split(",")):
+            out = Path(scratch) / f"out{size}.png"
+            command = [nst, str(content), str(style), "-o", str(out), "--size", str(size), "--overwrite",
+                       "--iterations", str(args.iterations), "--optimizer", args.optimizer, "--no-pictures", "-q"]
+            if size >= 2048:
+                command.append("--multiscale")
+            code, peak, seconds = peak_rss_of(command)
+            state = "ok" if code == 0 and out.exists() else f"FAILED (exit {code})"
+            print(f"{size:5d} px{' multiscale' if size >= 2048 else '':11s} {args.optimizer}: peak RSS {peak:7.0f} MiB, "
+                  f"{seconds:6.1f} s for {args.iterations} iterations{' per scale' if size >= 2048 else ''}: {state}")
+            report[size] = {"peak_rss_mib": peak, "seconds": seconds, "ok": code == 0}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Time to quality: wall time for each optimiser to reach the course's 200-iteration cost.
+
+    python bench/bench_quality.py [--iterations 200] [--size 400x300]
+
+1. The course's recipe (``nst.course`` graph, Adam at 2.0, noise start with
+   ``np.random.seed(1)``, alpha 10, beta 40) runs 200 iterations on
+   tubingen.jpg / starry_night.jpg, both resized to 400x300; its final total
+   cost is the target.
+2. The command line's engine (``nst.stylize``) starts from the *same* image
+   with the same costs, and each optimiser runs until its total cost is at or
+   below the target: Adam (2.0), L-BFGS, and L-BFGS / Adam coarse-to-fine
+   (``multiscale``).  Wall time includes building the graphs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def course_reference(content, style, iterations):
+    """Run the course's recipe; returns (start image in 0..255, final total cost, seconds)."""
+    import numpy as np
+
+    import nst_utils
+    from nst import course
+
+    tf = nst_utils.tf
+    height, width = content.shape[:2]
+    started = time.perf_counter()
+    tf.reset_default_graph()
+    sess = tf.InteractiveSession()
+    content_n = nst_utils.reshape_and_normalize_image(content)
+    np.random.seed(1)
+    start = nst_utils.generate_noise_image(content_n)
+    model = nst_utils.load_vgg_model(height=height, width=width)
+    sess.run(model["input"].assign(content_n))
+    J_content = course.compute_content_cost(sess.run(model["conv4_2"]), model["conv4_2"])
+    sess.run(model["input"].assign(nst_utils.reshape_and_normalize_image(style)))
+    J_style = course.compute_style_cost(model, course.STYLE_LAYERS)
+    J = course.total_cost(J_content, J_style, alpha=10, beta=40)
+    train_step = tf.train.AdamOptimizer(2.0).minimize(J)
+    sess.run(tf.global_variables_initializer())
+    sess.run(model["input"].assign(start))
+    for _ in range(iterations):
+        sess.run(train_step)
+    final = float(sess.run(J))
+    seconds = time.perf_counter() - started
+    sess.close()
+    return (start[0] + nst_utils.CONFIG.MEANS[0]).astype(np.float32), final, seconds
+
+
+def time_to_target(content, style, start, target, **settings):
+    """Engine run from ``start`` until total <= target; returns (seconds, steps, final cost) or None."""
+    from nst import stylize
+
+    reached = {}
+
+    def stop_at_target(progress):
+        if progress.scale == len(progress.sizes) - 1 and progress.costs["total"] <= target:
+            reached.update(seconds=progress.elapsed, steps=progress.step, cost=progress.costs["total"])
+            raise stylize.Stop()
+
+    result = stylize.stylize(content, [style], init=start, size=max(content.shape[:2]), seed=0,
+                             content_weight=10.0, style_weight=40.0, callback=stop_at_target, **settings)
+    if not reached:
+        return None, result.steps, result.costs["total"]
+    return reached["seconds"], reached["steps"], reached["cost"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iterations", type=int, default=200, help="course Adam iterations (default %(default)s)")
+    parser.add_argument("--size", default="400x300", help="WxH (default %(default)s)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    from nst import images
+
+    width, height = (int(x) for x in args.size.split("x"))
+    content = images.resize(images.read_rgb(images.fetch_sample("tubingen.jpg")), width, height)
+    style = images.resize(images.read_rgb(images.fetch_sample("starry_night.jpg")), width, height)
+    start, target, course_seconds = course_reference(content, style, args.iterations)
+    print(f"course recipe, {args.iterations} Adam iterations at {width}x{height}: total cost {target:.4g} "
+          f"in {course_seconds:.1f} s")
+    report = {"target": target, "course_seconds": course_seconds, "runs": {}}
+    runs = {
+        "adam": dict(optimizer="adam", iterations=4 * args.iterations),
+        "lbfgs": dict(optimizer="lbfgs", iterations=4 * args.iterations),
+        "lbfgs multiscale": dict(optimizer="lbfgs", iterations=2 * args.iterations, multiscale=True, min_size=100),
+        "adam multiscale": dict(optimizer="adam", iterations=2 * args.iterations, multiscale=True, min_size=100),
+    }
+    for name, settings in runs.items():
+        seconds, steps, cost = time_to_target(content, style, start, target, **settings)
+        if seconds is None:
+            print(f"  {name:17s} did not reach it in {steps} steps (best {cost:.4g})")
+        else:
+            print(f"  {name:17s} {seconds:6.1f} s  ({steps} steps, cost {cost:.4g})")
+        report["runs"][name] = {"seconds": seconds, "steps": steps, "cost": cost}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
