@@ -287,7 +287,7 @@ def _write_results(args, paths, result, content, styles, init_path, weights, rep
     if "costs" in paths:
         title = f"{Path(args.content).name} + {', '.join(Path(p).name for p in args.styles)} ({s.optimizer})"
         pictures.save_cost_plot(paths["costs"], result.history, {"content": s.content_weight, "style": s.style_weight,
-                                                                 "tv": s.tv_weight}, result.sizes, title)
+                                                                 "tv": s.tv_weight}, result.sizes, title, s.iterations)
         written.append(paths["costs"])
     if "gif" in paths and reporter.frames:
         pictures.save_gif(paths["gif"], [frame for _, frame in reporter.frames] + [result.image])

@@ -34,7 +34,7 @@ def save_side_by_side(path, content, styles, result) -> Path:
     return save_rgb(path, side_by_side([content, *styles, result]))
 
 
-def save_cost_plot(path, history, weights: dict, sizes=None, title: str = "") -> Path:
+def save_cost_plot(path, history, weights: dict, sizes=None, title: str = "", per_scale: int | None = None) -> Path:
     """Plot the weighted costs against the step (log scale) to ``path`` (PNG).
 
     ``history`` rows are ``(step, elapsed_s, total, content, style, tv)``;
@@ -56,7 +56,7 @@ def save_cost_plot(path, history, weights: dict, sizes=None, title: str = "") ->
             if weight > 0:
                 axes.plot(steps, weight * rows[:, column], label=f"{weight:g} x {name}", color=colour, linewidth=1.2)
         if sizes and len(sizes) > 1:
-            per_scale = (steps.max() + 1) / len(sizes) if len(steps) else 0
+            per_scale = per_scale or (steps.max() / len(sizes) if len(steps) else 0)
             for index, (h, w) in enumerate(sizes[1:], start=1):
                 axes.axvline(index * per_scale, color="gray", linestyle=":", linewidth=0.8)
                 axes.text(index * per_scale, 1, f" {w}x{h}", transform=axes.get_xaxis_transform(),

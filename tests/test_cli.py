@@ -231,7 +231,7 @@ def test_help_shows_defaults(capsys):
     assert exit_.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
     for expected in ("default: 512", "default: conv4_2", "conv1_1:0.2", "default: avg", "--preserve-colors",
-                     "--multiscale", "default: lbfgs", "500 with adam", "--style-blend-weights", "--seed"):
+                     "--multiscale", "default: lbfgs", "300 with adam", "--style-blend-weights", "--seed"):
         assert expected in text, expected
 
 
@@ -309,6 +309,7 @@ def test_console_script_real_run(sample_pair, weights_path, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+@pytest.mark.slow
 def test_python_dash_m_and_multiscale_preserve_colors(sample_pair, weights_path, tmp_path):
     content, style = sample_pair
     out = tmp_path / "r.png"
@@ -327,6 +328,7 @@ def test_python_dash_m_and_multiscale_preserve_colors(sample_pair, weights_path,
     assert np.abs(rgb_to_yiq(result)[..., 1:] - rgb_to_yiq(small)[..., 1:]).mean() < 1.5
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_best_image(sample_pair, weights_path, tmp_path):
     content, style = sample_pair
     out = tmp_path / "r.png"

@@ -161,7 +161,7 @@ def test_init_content_starts_at_content(tiny_weights, pictures):
     np.testing.assert_array_equal(first_image(tiny_weights, pictures, init="content"), pictures[0])
 
 
-def test_init_style_and_path_and_noise(tiny_weights, pictures):
+def test_init_style_and_path_and_noise(tiny_weights, pictures, tmp_path):
     from nst.images import resize
 
     content, stripes, blobs = pictures
@@ -169,6 +169,11 @@ def test_init_style_and_path_and_noise(tiny_weights, pictures):
                                resize(stripes, 48, 36).astype(int), atol=40)  # float vs uint8 bicubic
     np.testing.assert_allclose(first_image(tiny_weights, pictures, init=blobs).astype(int),
                                resize(blobs, 48, 36).astype(int), atol=40)
+    from nst.images import save_rgb
+
+    path = save_rgb(tmp_path / "start.png", blobs)
+    np.testing.assert_array_equal(first_image(tiny_weights, pictures, init=str(path)),
+                                  first_image(tiny_weights, pictures, init=blobs))
     noisy = first_image(tiny_weights, pictures, init="noise", noise_ratio=0.6).astype(float)
     # The course's noise image: 0.6 * (mean pixel + U(-20, 20)) + 0.4 * content.
     expected = 0.6 * st.MEAN_RGB + 0.4 * content
