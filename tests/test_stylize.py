@@ -361,3 +361,26 @@ def test_real_weights_preserve_colors(real):
     small = resize(content, 64, 48)
     chroma = np.abs(st.rgb_to_yiq(result.image)[..., 1:] - st.rgb_to_yiq(small)[..., 1:])
     assert chroma.mean() < 1.0
+
+
+def test_live_preview_updates_in_place(tiny_weights, pictures, monkeypatch):
+    import IPython.display
+
+    from nst import pictures as pics
+
+    shown, updates = [], []
+
+    class Handle:
+        def update(self, obj):
+            updates.append(obj)
+
+    def display(obj, display_id=False):
+        shown.append(obj)
+        return Handle()
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    run(tiny_weights, pictures, iterations=4, callback=pics.live_preview(every=2))
+    assert len(shown) == 2  # one image and one text line, created once
+    assert shown[0].data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(updates) == 4  # steps 2 and 4: image and text each
+    assert "step 4/4" in updates[-1].data
