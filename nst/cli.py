@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the style cost (default: %(default)s)")
     g.add_argument("--tv-weight", type=_number(float, minimum=0), default=DEFAULT_TV_WEIGHT,
                    help="weight of the total-variation cost (mean squared difference of neighbouring "
-                        "pixels, 0..255 units): smooths noise; try 1e-4 (default: %(default)s)")
+                        "pixels, 0..255 units): smooths noise; on the 512 px sample the raw TV is about "
+                        "5000, so 1e-5 adds about 0.05 to a total near 0.8 (default: %(default)s)")
     g.add_argument("--content-layer", default=DEFAULT_CONTENT_LAYER,
                    help="VGG-19 layer for the content cost (default: %(default)s)")
     g.add_argument("--style-layers", default=DEFAULT_STYLE_LAYERS_SPEC, metavar="LAYER[:W],...",
@@ -126,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULT_OPTIMIZER,
-                   help="lbfgs (SciPy L-BFGS-B with pixel bounds) reaches a given cost in less time; "
-                        "adam uses less memory (default: %(default)s)")
+                   help="lbfgs: SciPy's L-BFGS-B with pixel bounds, lowest cost after many iterations; "
+                        "adam: cheaper iterations and less memory, about as fast to a given cost at 512 px "
+                        "(default: %(default)s)")
     g.add_argument("--iterations", type=_number(int, minimum=1), default=None,
                    help="iterations (per scale with --multiscale) "
                         f"(default: {DEFAULT_ITERATIONS['adam']} with adam, {DEFAULT_ITERATIONS['lbfgs']} with lbfgs)")
