@@ -64,6 +64,11 @@ def save_cost_plot(path, history, weights: dict, sizes=None, title: str = "", pe
         positive = rows[:, 2:][rows[:, 2:] > 0]
         if positive.size:
             axes.set_yscale("log")
+            # A term that starts at 0 (the content cost from --init content) would stretch the axis
+            # down to 1e-12: show three decades below the smallest total instead.
+            totals = rows[:, 2][rows[:, 2] > 0]
+            if totals.size:
+                axes.set_ylim(bottom=max(positive.min(), totals.min() * 1e-3))
         axes.set_xlabel("iteration")
         axes.set_ylabel("cost")
         axes.set_title(title or "costs")
