@@ -72,7 +72,8 @@ md("""
 The notebook lives in `notebooks/`, but the assignment's paths (`images/`,
 `pretrained-model/`, `output/`) are relative to the project's root folder. The next
 cell therefore moves the working directory up to the folder that holds `nst_utils.py`,
-wherever the notebook was opened from.
+wherever the notebook was opened from. It also quietens TensorFlow's start-up log
+messages, which say nothing about the assignment.
 """)
 
 code("""
@@ -88,6 +89,9 @@ os.chdir(project_root)
 if str(project_root) not in sys.path:
     sys.path.insert(0, str(project_root))
 print("Working directory:", os.getcwd())
+
+# Keep TensorFlow's C++ start-up messages (information and warnings) out of the cells below
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 """)
 
 md("""
