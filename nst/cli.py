@@ -331,6 +331,23 @@ def _versions():
     return versions
 
 
+def _stop_on_sigterm():
+    """Treat SIGTERM (kill, timeout, a closing terminal's job control) like Ctrl-C: stop, save the best image.
+
+    (SIGINT keeps Python's default; a shell that starts a background job with
+    SIGINT ignored keeps it ignored, as Unix expects.)
+    """
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        pass
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -347,6 +364,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _stop_on_sigterm()
     reporter = None
     try:
         weights = engine.get_weights(weights_path)

@@ -329,7 +329,8 @@ def test_python_dash_m_and_multiscale_preserve_colors(sample_pair, weights_path,
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_best_image(sample_pair, weights_path, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_best_image(sample_pair, weights_path, tmp_path, signum):
     content, style = sample_pair
     out = tmp_path / "r.png"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -341,7 +342,7 @@ def test_ctrl_c_saves_best_image(sample_pair, weights_path, tmp_path):
         while not (tmp_path / "r_0002.png").exists() and process.poll() is None and time.time() < deadline:
             time.sleep(0.2)
         assert process.poll() is None, "finished before it could be interrupted"
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         _, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
