@@ -348,6 +348,23 @@ def _stop_on_sigterm():
         pass
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas (like ``MALLOC_ARENA_MAX=2``) before TensorFlow starts its threads.
+
+    With one arena per thread, memory that TensorFlow frees after a step stays
+    spread over many arenas and the next step's tensors land elsewhere, so peak
+    RSS grows; two arenas measured 3.5 -> 3.0 GB peak at 1024x768 (Adam,
+    engine probe with MALLOC_ARENA_MAX=2).  A no-op where libc has no ``mallopt`` (not glibc).
+    """
+    import ctypes
+
+    M_ARENA_MAX = -8  # from glibc's malloc.h
+    try:
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -364,6 +381,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    limit_malloc_arenas()
     _stop_on_sigterm()
     reporter = None
     try:

@@ -514,7 +514,7 @@ def stylize(content, styles, settings: Optional[Settings] = None, *, callback=No
     or infinite, the run stops and returns the best image so far with status
     ``"nonfinite"``.
     """
-    from .images import read_rgb, resize
+    from .images import read_rgb
 
     started = time.perf_counter()
     if isinstance(styles, (str, os.PathLike, np.ndarray)):
@@ -531,56 +531,64 @@ def stylize(content, styles, settings: Optional[Settings] = None, *, callback=No
     sizes = scale_sizes(*content.shape[:2], s.size, s.multiscale, s.min_size)
     total_steps = s.iterations * len(sizes)
     history: list = []
+    # All targets first, then the feature graph is closed: its session's memory is
+    # not needed while the (larger) optimisation graphs run.
     features = FeatureGraph(weights, s.pooling, s.content_layer, [name for name, _ in s.style_layers])
+    try:
+        targets = [_scale_targets(features, s, content, styles, height, width) for height, width in sizes]
+    finally:
+        features.close()
+        del features
     state = {"status": "done", "message": "", "steps": 0}
     previous = None  # float32 [h, w, 3] result of the previous scale (in optimisation colours)
     best = None
-    try:
-        for scale, (height, width) in enumerate(sizes):
-            content_rgb = resize(content, width, height)
-            style_side = max(MIN_SIDE, round(max(height, width) * s.style_scale))
-            styles_rgb = []
-            for style in styles:
-                sh, sw = _size_for(style.shape[:2], style_side)
-                styles_rgb.append(resize(style, sw, sh))
-            if s.preserve_colors:
-                content_y = rgb_to_yiq(content_rgb)[..., 0]
-                content_in = luminance_rgb(content_rgb)
-                styles_in = [luminance_rgb(style, match=content_y) for style in styles_rgb]
-            else:
-                content_in = content_rgb.astype(np.float32)
-                styles_in = [style.astype(np.float32) for style in styles_rgb]
-
-            def finish(pixels, content_rgb=content_rgb):
-                return recombine_colors(pixels, content_rgb) if s.preserve_colors else to_uint8(pixels)
-
-            # Targets: content activations [1, n_H, n_W, n_C] and blended per-position Grams [n_C, n_C].
-            content_target = features.content_features(content_in)
-            gram_targets = {}
-            for blend, style in zip(s.style_blend_weights, styles_in):
-                if blend == 0:
-                    continue
-                for name, gram in features.style_grams(style).items():
-                    gram_targets[name] = gram_targets.get(name, 0.0) + blend * gram.astype(np.float64)
-            if previous is None:
-                start = prepare_init(s.init, content_in, styles_in[0], s.noise_ratio, s.seed)
-            else:
-                start = _resize_float(previous, height, width)
-            problem = Problem(weights, s, height, width, content_target, gram_targets)
-            try:
-                run = _run_adam if s.optimizer == "adam" else _run_lbfgs
-                best = run(problem, s, start, scale, sizes, total_steps, started, history, state, callback, finish)
-            finally:
-                problem.close()
-            previous = best["pixels"]
-            if state["status"] != "done":
-                break
-    finally:
-        features.close()
+    for scale, ((height, width), target) in enumerate(zip(sizes, targets)):
+        if previous is None:
+            start = prepare_init(s.init, target["content_in"], target["style_in"], s.noise_ratio, s.seed)
+        else:
+            start = _resize_float(previous, height, width)
+        problem = Problem(weights, s, height, width, target["content"], target["grams"])
+        try:
+            run = _run_adam if s.optimizer == "adam" else _run_lbfgs
+            best = run(problem, s, start, scale, sizes, total_steps, started, history, state, callback,
+                       target["finish"])
+        finally:
+            problem.close()
+        previous = best["pixels"]
+        if state["status"] != "done":
+            break
     found = best is not None and best["pixels"] is not None  # not when the very first cost is NaN
     return Result(image=best["finish"](best["pixels"]) if found else None, costs=best["costs"] if found else None, status=state["status"],
                   message=state["message"], settings=s, sizes=sizes[:scale + 1], steps=state["steps"],
                   history=history, elapsed=time.perf_counter() - started, best_iteration=best["iteration"])
+
+
+def _scale_targets(features: "FeatureGraph", s: Settings, content, styles, height: int, width: int) -> dict:
+    """Inputs and targets of one scale: content activations [1, n_H, n_W, n_C], blended Grams [n_C, n_C]."""
+    from .images import resize
+
+    content_rgb = resize(content, width, height)
+    style_side = max(MIN_SIDE, round(max(height, width) * s.style_scale))
+    styles_rgb = [resize(style, *_size_for(style.shape[:2], style_side)[::-1]) for style in styles]
+    if s.preserve_colors:
+        content_y = rgb_to_yiq(content_rgb)[..., 0]
+        content_in = luminance_rgb(content_rgb)
+        styles_in = [luminance_rgb(style, match=content_y) for style in styles_rgb]
+    else:
+        content_in = content_rgb.astype(np.float32)
+        styles_in = [style.astype(np.float32) for style in styles_rgb]
+
+    def finish(pixels):
+        return recombine_colors(pixels, content_rgb) if s.preserve_colors else to_uint8(pixels)
+
+    grams = {}
+    for blend, style in zip(s.style_blend_weights, styles_in):
+        if blend == 0:
+            continue
+        for name, gram in features.style_grams(style).items():
+            grams[name] = grams.get(name, 0.0) + blend * gram.astype(np.float64)
+    return {"content": features.content_features(content_in), "grams": grams, "finish": finish,
+            "content_in": content_in, "style_in": styles_in[0]}
 
 
 def _size_for(shape, long_side):
