@@ -233,16 +233,8 @@ def save_rgb(path, image: np.ndarray) -> Path:
     import imageio.v3 as iio
 
     path = Path(path)
-    handle, name = tempfile.mkstemp(prefix="." + path.stem + ".", suffix=path.suffix or ".png", dir=path.parent or ".")
-    os.close(handle)
-    try:
+    with atomic_path(path) as name:
         iio.imwrite(name, np.asarray(image, dtype=np.uint8), extension=path.suffix or ".png")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(name, 0o666 & ~umask)
-        os.replace(name, path)
-    finally:
-        Path(name).unlink(missing_ok=True)
     return path
 
 
