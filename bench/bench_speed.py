@@ -14,7 +14,10 @@ median step time, after warm-up.  Paths:
 * ``eager``: the eager ``NST`` class's ``tf.function`` step (second course;
   content layer conv5_2, so its FLOP count is a little higher);
 * ``torch``: a plain PyTorch CPU port of the same costs (optional);
-* ``matmul``: TensorFlow float32 4096x4096 matmul, the machine's measured peak.
+* peak: float32 4096x4096 matrix products three ways -- TensorFlow with its
+  default kernels (Eigen on CPUs where oneDNN is off by default, such as AMD),
+  TensorFlow with oneDNN (``TF_ENABLE_ONEDNN_OPTS=1``) and NumPy's BLAS sgemm;
+  the fastest is the machine's measured peak.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ sys.path.insert(0, str(HERE))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PATHS = ("course", "engine", "eager", "torch")
+MATMUL_N = 4096
+# name -> (worker, extra environment); the peak is the fastest of them.
+PEAK_PROBES = {"TensorFlow matmul (default kernels)": ("matmul", {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+               "TensorFlow matmul (oneDNN)": ("matmul", {"TF_ENABLE_ONEDNN_OPTS": "1"}),
+               "NumPy sgemm": ("sgemm", {})}
 
 
 def _images(height, width):
@@ -121,10 +129,17 @@ def worker_torch(height, width, warmup, repeats):
     return _time_steps(problem.step, warmup, repeats)
 
 
+def worker_sgemm(height, width, warmup, repeats):
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((MATMUL_N, MATMUL_N), dtype=np.float32)
+    return _time_steps(lambda: a @ a, warmup, repeats)
+
+
 def worker_matmul(height, width, warmup, repeats):
     import tensorflow as tf
 
-    n = 4096
+    n = MATMUL_N
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         a = tf.Variable(tf.random.normal([n, n]))
         product = tf.reduce_sum(tf.matmul(a, a))
@@ -133,11 +148,20 @@ def worker_matmul(height, width, warmup, repeats):
     return times
 
 
-def run_worker(path, height, width, warmup, repeats):
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    except OSError:
+        names = []
+    return f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} cores"
+
+
+def run_worker(path, height, width, warmup, repeats, env=None):
     """One path in a fresh process; returns its step times, or None if it cannot run here."""
     command = [sys.executable, __file__, "--worker", path, "--size", f"{width}x{height}",
                "--warmup", str(warmup), "--repeats", str(repeats)]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.returncode != 0 or not lines:
         reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
@@ -147,7 +171,7 @@ def run_worker(path, height, width, warmup, repeats):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--worker", choices=PATHS + ("matmul",), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=PATHS + ("matmul", "sgemm"), help=argparse.SUPPRESS)
     parser.add_argument("--size", action="append", help="WxH (repeatable; default 400x300 and 512x384)")
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated subset of " + ",".join(PATHS))
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default %(default)s)")
@@ -168,13 +192,21 @@ def main(argv=None):
     from flops import iteration_flops
 
     paths = [p for p in args.paths.split(",") if p]
-    report = {"machine": f"{os.cpu_count()} CPU cores", "date": time.strftime("%Y-%m-%d"),
+    report = {"machine": cpu_model(), "date": time.strftime("%Y-%m-%d"),
               "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
               "sizes": {}}
-    matmul, reason = run_worker("matmul", 0, 0, args.warmup, args.repeats)
-    peak = 2 * 4096 ** 3 / statistics.median(matmul) / 1e9 if matmul else None
-    print(f"matmul 4096x4096 float32 peak: {peak:.1f} GFLOP/s" if peak else f"matmul: {reason}")
-    report["matmul_gflops"] = peak
+    print(f"machine: {report['machine']}")
+    peaks = {}
+    for name, (worker, env) in PEAK_PROBES.items():
+        times, reason = run_worker(worker, 0, 0, args.warmup, args.repeats, env)
+        if times:
+            peaks[name] = 2 * MATMUL_N ** 3 / statistics.median(times) / 1e9
+        print(f"{name}, {MATMUL_N}x{MATMUL_N} float32: "
+              + (f"{peaks[name]:.1f} GFLOP/s" if times else f"skipped: {reason}"))
+    peak = max(peaks.values(), default=None)
+    if peak:
+        print(f"measured peak: {peak:.1f} GFLOP/s ({max(peaks, key=peaks.get)})")
+    report["peaks_gflops"], report["matmul_gflops"] = peaks, peak
     failures = 0
     for size in sizes:
         width, height = (int(x) for x in size.split("x"))
@@ -205,7 +237,7 @@ def main(argv=None):
             count = eager_flops if path == "eager" else flops["total"]
             gflops = count / seconds / 1e9
             figures[path] = {"s_per_iter": seconds, "gflops": gflops, "rounds": medians[path]}
-            of_peak = f", {gflops / peak:.0%} of matmul peak" if peak else ""
+            of_peak = f", {gflops / peak:.0%} of measured peak" if peak else ""
             print(f"  {path:7s} {seconds:.3f} s/iter  {gflops:6.1f} GFLOP/s{of_peak}  "
                   f"(round medians {', '.join(f'{m:.3f}' for m in medians[path])})")
         if "torch" in figures:

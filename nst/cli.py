@@ -348,21 +348,30 @@ def _stop_on_sigterm():
         pass
 
 
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's malloc arenas (like ``MALLOC_ARENA_MAX=2``) before TensorFlow starts its threads.
+def tune_malloc(arenas: int = 2, mmap_threshold: int = 1 << 20) -> None:
+    """Make glibc's malloc hand TensorFlow's freed tensors back to the system (before TF starts).
 
-    With one arena per thread, memory that TensorFlow frees after a step stays
-    spread over many arenas and the next step's tensors land elsewhere, so peak
-    RSS grows; two arenas measured 3.5 -> 3.0 GB peak at 1024x768 (Adam,
-    engine probe with MALLOC_ARENA_MAX=2).  A no-op where libc has no ``mallopt`` (not glibc).
+    * Two arenas instead of one per thread (like ``MALLOC_ARENA_MAX=2``): with
+      one per thread, memory freed after a step stays spread over many arenas
+      and the next step's tensors land elsewhere.
+    * A fixed mmap threshold of 1 MiB (``MALLOC_MMAP_THRESHOLD_``): glibc's
+      default threshold rises to 32 MiB once large blocks are freed, after which
+      activations come from the heap and stay there; with a fixed one every
+      activation is its own mapping, returned when the tensor dies.
+
+    Peak RSS at 1024x768 (engine probe, one L-BFGS evaluation): 3.5 GB by
+    default, 3.0 GB with two arenas, 2.5 GB with both (bench/RESULTS.md).
+    A no-op where libc has no ``mallopt`` (not glibc).
     """
     import ctypes
 
-    M_ARENA_MAX = -8  # from glibc's malloc.h
+    M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # from glibc's malloc.h
     try:
-        ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        pass
+        return
+    mallopt(M_ARENA_MAX, arenas)
+    mallopt(M_MMAP_THRESHOLD, mmap_threshold)
 
 
 def main(argv=None) -> int:
@@ -381,7 +390,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    limit_malloc_arenas()
+    tune_malloc()
     _stop_on_sigterm()
     reporter = None
     try:

@@ -13,6 +13,7 @@ from .weights import VGG19_LAYERS, VGGWeights
 
 POOLING = ("avg", "max")
 INPUT_ONLY_CONV_GRAD = "NSTConv2DInputGradOnly"
+INPUT_ONLY_BIAS_GRAD = "NSTBiasAddInputGradOnly"
 
 
 def _register_input_only_conv_grad():
@@ -35,10 +36,16 @@ def _register_input_only_conv_grad():
         flipped = tf.transpose(tf.reverse(kernel, axis=[0, 1]), [0, 1, 3, 2])  # [3, 3, out, in]
         return [tf.nn.conv2d(grad, flipped, strides=1, padding="SAME"), None]
 
-    try:
-        tf.RegisterGradient(INPUT_ONLY_CONV_GRAD)(conv2d_input_grad)
-    except KeyError:
-        pass  # already registered in this process
+    def bias_add_input_grad(op, grad):
+        # The stock gradient also sums grad over every position for the constant bias
+        # (a full pass over each activation, forced by GATE_OP); only the input's is needed.
+        return [grad, None]
+
+    for name, function in ((INPUT_ONLY_CONV_GRAD, conv2d_input_grad), (INPUT_ONLY_BIAS_GRAD, bias_add_input_grad)):
+        try:
+            tf.RegisterGradient(name)(function)
+        except KeyError:
+            pass  # already registered in this process
 
 
 def _input_only_conv_gradients():
@@ -48,7 +55,8 @@ def _input_only_conv_gradients():
     if tf.executing_eagerly():
         return contextlib.nullcontext()  # tapes only compute what is asked for
     _register_input_only_conv_grad()
-    return tf.compat.v1.get_default_graph().gradient_override_map({"Conv2D": INPUT_ONLY_CONV_GRAD})
+    return tf.compat.v1.get_default_graph().gradient_override_map(
+        {"Conv2D": INPUT_ONLY_CONV_GRAD, "BiasAdd": INPUT_ONLY_BIAS_GRAD})
 
 
 def build_vgg19(weights: VGGWeights, image, pooling: str = "avg", last_layer: str = "conv5_4",
@@ -79,7 +87,9 @@ def _build_layers(weights, current, pooling, last_layer, pool_key, graph):
         if name.startswith("conv"):
             kernel = tf.constant(weights.kernels[name])  # [3, 3, in, out]
             bias = tf.constant(weights.biases[name])  # [out]
-            current = tf.nn.relu(tf.nn.conv2d(current, kernel, strides=1, padding="SAME") + bias)
+            # BiasAdd (not "+"), so that grappler's remapper fuses Conv2D + BiasAdd + Relu
+            # into one _FusedConv2D kernel: one pass over the activation instead of three.
+            current = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(current, kernel, strides=1, padding="SAME"), bias))
             graph[name] = current
         elif name.startswith("pool"):
             current = pool(current, ksize=2, strides=2, padding="SAME", name=pool_op_name)

@@ -19,3 +19,7 @@ def test_bench_speed_smoke_runs_and_prints_figures(tmp_path):
     report = json.loads(out.read_text())
     figures = report["sizes"]["64x48"]["paths"]
     assert figures["course"]["s_per_iter"] > 0 and figures["engine"]["s_per_iter"] > 0
+    # The peak is the fastest of the three matrix-product probes, all of which run here.
+    assert set(report["peaks_gflops"]) == {"TensorFlow matmul (default kernels)", "TensorFlow matmul (oneDNN)",
+                                           "NumPy sgemm"}
+    assert report["matmul_gflops"] == max(report["peaks_gflops"].values()) > 0

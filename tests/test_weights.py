@@ -220,7 +220,7 @@ def test_corrupted_official_file_is_replaced(tmp_path, weights_path, monkeypatch
 
 
 def test_input_only_conv_gradient_matches_stock_gradient():
-    """The faster Conv2D gradient (no filter gradient, forward-conv form) equals TensorFlow's own."""
+    """The faster Conv2D and BiasAdd gradients (nothing for the constants) equal TensorFlow's own."""
     import tensorflow as tf
 
     from nst import vgg
@@ -244,4 +244,5 @@ def test_input_only_conv_gradient_matches_stock_gradient():
             op_types = {op.type for op in sess.graph.get_operations()}
             gradients.append(sess.run(gradient))
             assert ("Conv2DBackpropFilter" in op_types) != fast
+            assert ("BiasAddGrad" in op_types) != fast
     np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-4, atol=1e-4 * np.abs(gradients[1]).max())
