@@ -359,8 +359,8 @@ def tune_malloc(arenas: int = 2, mmap_threshold: int = 1 << 20) -> None:
       activations come from the heap and stay there; with a fixed one every
       activation is its own mapping, returned when the tensor dies.
 
-    Peak RSS at 1024x768 (engine probe, one L-BFGS evaluation): 3.5 GB by
-    default, 3.0 GB with two arenas, 2.5 GB with both (bench/RESULTS.md).
+    Peak RSS at 1024x768 in an engine probe (one L-BFGS evaluation): 2.82 GB
+    with two arenas, 2.55 GB with the fixed threshold as well.
     A no-op where libc has no ``mallopt`` (not glibc).
     """
     import ctypes

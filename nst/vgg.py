@@ -49,7 +49,7 @@ def _register_input_only_conv_grad():
 
 
 def _input_only_conv_gradients():
-    """Context in which new Conv2D ops get the input-only gradient (graph mode only)."""
+    """Context in which new Conv2D and BiasAdd ops get input-only gradients (graph mode only)."""
     import tensorflow as tf
 
     if tf.executing_eagerly():
