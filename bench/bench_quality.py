@@ -9,8 +9,9 @@
    cost is the target.
 2. The command line's engine (``nst.stylize``) starts from the *same* image
    with the same costs, and each optimiser runs until its total cost is at or
-   below the target: Adam (2.0), L-BFGS, and L-BFGS / Adam coarse-to-fine
-   (``multiscale``).  Wall time includes building the graphs.
+   below the target: Adam (the engine's learning rate), L-BFGS, and each of
+   them coarse-to-fine (``multiscale``, 100 px first) with a few iteration
+   counts per scale.  Wall time includes building the graphs.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ def course_reference(content, style, iterations):
     content_n = nst_utils.reshape_and_normalize_image(content)
     np.random.seed(1)
     start = nst_utils.generate_noise_image(content_n)
+    start_rgb = (start[0] + nst_utils.CONFIG.MEANS[0]).astype(np.float32)
+    if not iterations:  # the start only (a target was given)
+        sess.close()
+        return start_rgb, None, 0.0
     model = nst_utils.load_vgg_model(height=height, width=width)
     sess.run(model["input"].assign(content_n))
     J_content = course.compute_content_cost(sess.run(model["conv4_2"]), model["conv4_2"])
@@ -56,7 +61,7 @@ def course_reference(content, style, iterations):
     final = float(sess.run(J))
     seconds = time.perf_counter() - started
     sess.close()
-    return (start[0] + nst_utils.CONFIG.MEANS[0]).astype(np.float32), final, seconds
+    return start_rgb, final, seconds
 
 
 def time_to_target(content, style, start, target, **settings):
@@ -81,6 +86,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=200, help="course Adam iterations (default %(default)s)")
     parser.add_argument("--size", default="400x300", help="WxH (default %(default)s)")
+    parser.add_argument("--target", type=float, help="skip the course run and use this cost (from an earlier run)")
+    parser.add_argument("--learning-rate", type=float, help="Adam's step (default: the engine's)")
+    parser.add_argument("--runs", type=lambda text: text.split(","),
+                        help='comma-separated run names, such as "lbfgs,adam multiscale 50" (default: all)')
+    parser.add_argument("--scale-iterations", default="25,50,100", type=lambda text: [int(n) for n in text.split(",")],
+                        help="iterations per scale of the multiscale runs (default %(default)s)")
+    parser.add_argument("--min-size", type=int, default=100, help="coarsest long side of multiscale (default %(default)s)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     from nst import images
@@ -88,22 +100,32 @@ def main(argv=None):
     width, height = (int(x) for x in args.size.split("x"))
     content = images.resize(images.read_rgb(images.fetch_sample("tubingen.jpg")), width, height)
     style = images.resize(images.read_rgb(images.fetch_sample("starry_night.jpg")), width, height)
-    start, target, course_seconds = course_reference(content, style, args.iterations)
-    print(f"course recipe, {args.iterations} Adam iterations at {width}x{height}: total cost {target:.4g} "
-          f"in {course_seconds:.1f} s")
+    start, target, course_seconds = course_reference(content, style, 0 if args.target else args.iterations)
+    if args.target:
+        target = args.target
+        print(f"target total cost {target:.4g} (given)")
+    else:
+        print(f"course recipe, {args.iterations} Adam iterations at {width}x{height}: total cost {target:.4g} "
+              f"in {course_seconds:.1f} s")
     report = {"target": target, "course_seconds": course_seconds, "runs": {}}
-    runs = {
-        "adam": dict(optimizer="adam", iterations=4 * args.iterations),
-        "lbfgs": dict(optimizer="lbfgs", iterations=4 * args.iterations),
-        "lbfgs multiscale": dict(optimizer="lbfgs", iterations=2 * args.iterations, multiscale=True, min_size=100),
-        "adam multiscale": dict(optimizer="adam", iterations=2 * args.iterations, multiscale=True, min_size=100),
-    }
+    # Single-scale runs get ample iterations and stop at the target.  A multiscale run spends
+    # all its iterations on each coarse scale, so its wall time depends on that count: try a few.
+    runs = {}
+    for optimizer in ("adam", "lbfgs"):
+        runs[optimizer] = dict(optimizer=optimizer, iterations=4 * args.iterations)
+        for per_scale in args.scale_iterations:
+            runs[f"{optimizer} multiscale {per_scale}"] = dict(optimizer=optimizer, iterations=per_scale,
+                                                                multiscale=True, min_size=args.min_size)
     for name, settings in runs.items():
+        if settings["optimizer"] == "adam" and args.learning_rate:
+            settings["learning_rate"] = args.learning_rate
+        if args.runs and name not in args.runs:
+            continue
         seconds, steps, cost = time_to_target(content, style, start, target, **settings)
         if seconds is None:
-            print(f"  {name:17s} did not reach it in {steps} steps (best {cost:.4g})")
+            print(f"  {name:22s} did not reach it in {steps} steps (best {cost:.4g})")
         else:
-            print(f"  {name:17s} {seconds:6.1f} s  ({steps} steps, cost {cost:.4g})")
+            print(f"  {name:22s} {seconds:6.1f} s  ({steps} steps, cost {cost:.4g})")
         report["runs"][name] = {"seconds": seconds, "steps": steps, "cost": cost}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

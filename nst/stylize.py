@@ -61,9 +61,9 @@ DEFAULT_ITERATIONS = {"adam": 300, "lbfgs": 200}
 # Adam step in 0..255 pixel units.  On the sample pair at 160 px, total cost after 50/150
 # iterations: lr 2 (the course's) 0.956/0.665, lr 5 0.766/0.593, lr 10 0.703/0.580.
 DEFAULT_LEARNING_RATE = 10.0
-# L-BFGS correction pairs kept (SciPy's maxcor; its default).  Each pair holds two float64
-# copies of the image: 20 pairs cost 0.75 GB at 1024x768 against 0.38 GB for 10.  Sample pair
-# at 256 px, total cost after 50/100/150 iterations: 20 pairs 0.814/0.687/0.637, 10 pairs
+# L-BFGS correction pairs kept.  Each pair holds two float32 copies of the image, 19 MB at
+# 1024x768.  Sample pair at 256 px (measured with SciPy's L-BFGS-B, which nst.lbfgs replaced),
+# total cost after 50/100/150 iterations: 20 pairs 0.814/0.687/0.637, 10 pairs
 # 0.822/0.691/0.640, 5 pairs 0.852/0.705/0.654.
 LBFGS_HISTORY = 10
 DEFAULT_INIT = "content"
@@ -670,43 +670,29 @@ def _run_adam(problem: Problem, s, start, scale, sizes, total_steps, started, hi
 
 
 def _run_lbfgs(problem: Problem, s, start, scale, sizes, total_steps, started, history, state, callback, finish):
-    """L-BFGS-B (SciPy; Byrd, Lu, Nocedal and Zhu 1995) with the pixel bounds 0..255.
+    """L-BFGS on the pixels inside the box 0..255 (float32; :mod:`nst.lbfgs`).
 
-    SciPy drives the search in float64; each evaluation runs the graph once
-    for the cost and its gradient.  One event per L-BFGS iteration, with the
-    costs of the accepted point.
+    Each evaluation runs the graph once for the cost and its gradient; one
+    event per L-BFGS iteration, with the costs of the accepted point.
     """
-    import scipy.optimize
+    from . import lbfgs
 
     tracker = _Tracker(s, scale, sizes, total_steps, started, history, state, callback, finish)
     shape = start.shape
-    last = {}
+    last = {"iteration": -1}
 
-    def fun(x):
-        image = x.reshape(shape).astype(np.float32)
-        costs_, gradient = problem.evaluate(image)
-        last.update(x=x.copy(), costs=costs_, image=image)
+    def evaluate(x):  # x: float32 [h * w * 3]
+        costs_, gradient = problem.evaluate(x.reshape(shape))
         if not _finite(costs_):
-            tracker.report(iteration["n"] + 1, costs_, image)  # raises _NonFinite
-        return costs_["total"], gradient.reshape(-1).astype(np.float64)
-
-    iteration = {"n": -1}  # -1 until the starting point is evaluated
-
-    def on_iteration(intermediate_result):
-        iteration["n"] += 1
-        x = intermediate_result.x
-        if not np.array_equal(x, last["x"]):  # rare: the accepted point was not the last evaluated
-            fun(x)
-        tracker.report(iteration["n"], last["costs"], last["image"])
+            tracker.report(last["iteration"] + 1, costs_, x.reshape(shape))  # raises _NonFinite
+        return costs_["total"], gradient.reshape(-1), costs_
 
     def body():
-        x0 = start.reshape(-1).astype(np.float64)
-        fun(x0)
-        iteration["n"] = 0
-        tracker.report(0, last["costs"], last["image"])
-        bounds = scipy.optimize.Bounds(np.full(x0.size, PIXEL_MIN), np.full(x0.size, PIXEL_MAX))
-        scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=on_iteration,
-                                options={"maxiter": s.iterations, "maxfun": s.iterations * 4, "maxcor": LBFGS_HISTORY,
-                                         "ftol": 0.0, "gtol": 0.0})
+        steps = lbfgs.minimize(evaluate, start, PIXEL_MIN, PIXEL_MAX, history=LBFGS_HISTORY)
+        for iteration, x, _, costs_ in steps:
+            last["iteration"] = iteration
+            tracker.report(iteration, costs_, x.reshape(shape))
+            if iteration == s.iterations:
+                break
 
     return _guarded(tracker, state, body)
