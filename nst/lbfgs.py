@@ -74,29 +74,42 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
 def _line_search(evaluate, x, cost, gradient, direction, lower, upper):
     """A point along the projected ray x + t d meeting the weak Wolfe conditions, or None.
 
-    Bisection and doubling on t from 1 (Lewis and Overton 2013, Algorithm 4.6):
-    Armijo failing shrinks the bracket from above; the slope still steeply
-    negative (curvature condition failing) moves it up, doubling while there
-    is no upper end, which is what lets the unscaled first step grow.  The
+    Bracketing on t from 1 (after Lewis and Overton 2013, Algorithm 4.6):
+    Armijo failing shrinks the bracket from above, and the next trial is
+    interpolated inside it; the slope still steeply negative (curvature
+    condition failing) moves it up, doubling while there is no upper end,
+    which is what lets the unscaled first step grow.  The
     slopes are taken along the actual (clipped) step.  If the trials run out,
     the lowest point with sufficient decrease is used.
     """
     low, high, step = 0.0, np.inf, 1.0
+    low_cost, low_slope = cost, _dot(gradient, direction)  # slope: d(cost)/d(step) at ``low``
     fallback = None
     for _ in range(MAX_TRIALS):
         trial = np.clip(x + np.float32(step) * direction, lower, upper)
         trial_cost, trial_gradient, trial_details = evaluate(trial)
         moved = trial - x
         if not trial_cost <= cost + ARMIJO * _dot(gradient, moved):
-            high = step
+            high, high_cost = step, trial_cost
         elif _dot(trial_gradient, moved) < CURVATURE * _dot(gradient, moved):
-            low = step
+            low, low_cost, low_slope = step, trial_cost, _dot(trial_gradient, direction)
             if fallback is None or trial_cost < fallback[1]:
                 fallback = (trial, trial_cost, trial_gradient, trial_details)
         else:
             return trial, trial_cost, trial_gradient, trial_details
-        step = 2 * step if high == np.inf else (low + high) / 2
+        step = 2 * step if high == np.inf else _shrink(low, low_cost, low_slope, high, high_cost)
     return fallback
+
+
+def _shrink(low, low_cost, low_slope, high, high_cost):
+    """Next step inside [low, high]: the minimiser of the quadratic through the cost and slope at
+    ``low`` and the cost at ``high``, kept within 10%..50% of the bracket (plain bisection would
+    need several halvings when a step overshoots by far, as the second one often does)."""
+    width = high - low
+    curvature = high_cost - low_cost - low_slope * width  # > 0 when high_cost is finite and too high
+    # q(low + u) = low_cost + low_slope u + curvature (u / width)^2, minimal at u = fraction * width
+    fraction = -low_slope * width / (2 * curvature) if np.isfinite(curvature) and curvature > 0 else 0.5
+    return low + width * min(0.5, max(0.1, fraction))
 
 
 def minimize(evaluate: Callable[[np.ndarray], Tuple[float, np.ndarray, object]], x0: np.ndarray, lower: float,

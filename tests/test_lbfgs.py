@@ -1,6 +1,7 @@
 """The float32 box-constrained L-BFGS (nst/lbfgs.py) on problems with known minimisers."""
 
 import numpy as np
+import pytest
 
 from nst import lbfgs
 
@@ -83,3 +84,11 @@ def test_the_unscaled_first_step_grows_to_a_useful_length():
     steps = run(evaluate, np.zeros(50), 0.0, 255.0, iterations=3)
     assert steps[1][2] < 0.9 * steps[0][2]  # one unit would leave (149/150)^2 = 0.987 of the cost
     assert steps[-1][2] < 1e-3 * steps[0][2]  # and the curvature it learnt takes it to the minimum
+
+
+def test_an_overshooting_step_shrinks_to_the_interpolated_minimiser():
+    # q(u) = -4u + 8u^2 through cost 0, slope -4 at 0 and cost 4 at 1: minimal at u = 0.25.
+    assert lbfgs._shrink(0.0, 0.0, -4.0, 1.0, 4.0) == pytest.approx(0.25)
+    assert lbfgs._shrink(2.0, 0.0, -4.0, 4.0, 8.0) == pytest.approx(2.5)  # same, in a bracket of width 2
+    assert lbfgs._shrink(0.0, 10.0, -2.0, 1.0, 1e6) == pytest.approx(0.1)  # far overshoot: at least 10%
+    assert lbfgs._shrink(0.0, 0.0, -4.0, 1.0, float("inf")) == 0.5  # nothing to interpolate: bisect
