@@ -3,9 +3,10 @@
 
     python bench/bench_memory.py [--sizes 512,1024,2048]
 
-Each size runs ``nst`` in a fresh process on tubingen.jpg / starry_night.jpg for
-a few iterations (memory peaks in the first step); 2048 and above use
-``--multiscale``.  Peak RSS comes from the child's ``ru_maxrss``.
+Each size runs ``nst`` in a fresh process on tubingen.jpg / starry_night.jpg;
+2048 and above use ``--multiscale``.  Adam's memory peaks in the first step;
+L-BFGS' grows until its history is full, so by default it runs two iterations
+more than the history holds.  Peak RSS comes from the child's ``ru_maxrss``.
 """
 
 from __future__ import annotations
@@ -38,13 +39,16 @@ def peak_rss_of(command) -> tuple:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="512,1024,2048")
-    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--iterations", type=int, help="per scale (default: 2 with adam, "
+                        "history + 2 with lbfgs)")
     parser.add_argument("--optimizer", default="lbfgs", choices=("adam", "lbfgs"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from nst import images
+    from nst import images, stylize
 
+    if args.iterations is None:
+        args.iterations = stylize.LBFGS_HISTORY + 2 if args.optimizer == "lbfgs" else 2
     content, style = images.fetch_default_pair()
     nst = str(Path(sys.executable).with_name("nst"))
     report = {}
