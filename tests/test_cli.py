@@ -336,7 +336,11 @@ def test_ctrl_c_saves_best_image(sample_pair, weights_path, tmp_path, signum):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen([str(NST), content, style, "-o", out, "--size", "96", "--iterations", "500",
                                 "--save-every", "2", "--no-pictures"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
+                               stderr=subprocess.PIPE, text=True, env=env,
+                               # A job started in the background ('cmd &') inherits SIGINT ignored,
+                               # and Python then never raises KeyboardInterrupt: give the child the
+                               # terminal's default, as a user pressing Ctrl-C has.
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 300
         while not (tmp_path / "r_0002.png").exists() and process.poll() is None and time.time() < deadline:
