@@ -78,9 +78,9 @@ def _line_search(evaluate, x, cost, gradient, direction, lower, upper):
     Armijo failing shrinks the bracket from above, and the next trial is
     interpolated inside it; the slope still steeply negative (curvature
     condition failing) moves it up, doubling while there is no upper end,
-    which is what lets the unscaled first step grow.  The
-    slopes are taken along the actual (clipped) step.  If the trials run out,
-    the lowest point with sufficient decrease is used.
+    which is what lets the unscaled first step grow.  The slopes are taken
+    along the actual (clipped) step.  If the trials run out, the lowest point
+    with sufficient decrease is used.
     """
     low, high, step = 0.0, np.inf, 1.0
     low_cost, low_slope = cost, _dot(gradient, direction)  # slope: d(cost)/d(step) at ``low``
@@ -89,9 +89,10 @@ def _line_search(evaluate, x, cost, gradient, direction, lower, upper):
         trial = np.clip(x + np.float32(step) * direction, lower, upper)
         trial_cost, trial_gradient, trial_details = evaluate(trial)
         moved = trial - x
-        if not trial_cost <= cost + ARMIJO * _dot(gradient, moved):
+        slope_moved = _dot(gradient, moved)  # first-order change of the cost along the actual step
+        if not trial_cost <= cost + ARMIJO * slope_moved:
             high, high_cost = step, trial_cost
-        elif _dot(trial_gradient, moved) < CURVATURE * _dot(gradient, moved):
+        elif _dot(trial_gradient, moved) < CURVATURE * slope_moved:
             low, low_cost, low_slope = step, trial_cost, _dot(trial_gradient, direction)
             if fallback is None or trial_cost < fallback[1]:
                 fallback = (trial, trial_cost, trial_gradient, trial_details)
@@ -118,9 +119,10 @@ def minimize(evaluate: Callable[[np.ndarray], Tuple[float, np.ndarray, object]],
 
     ``evaluate(x)`` takes a float32 [n] array and returns (cost, gradient
     float32 [n], details); ``details`` (anything, such as the cost's terms)
-    comes back with the accepted point. The caller stops by leaving the loop; the generator ends by
-    itself only at a point where no variable can move downhill, or when the
-    line search finds no decrease (the cost is flat to float32 precision).
+    comes back with the accepted point.  The caller stops by leaving the
+    loop; the generator ends by itself only at a point where no variable can
+    move downhill, or when the line search finds no decrease (the cost is
+    flat to float32 precision).
     """
     x = np.clip(np.asarray(x0, np.float32).reshape(-1), lower, upper)
     cost, gradient, details = evaluate(x)
