@@ -31,7 +31,10 @@ from .stylize import (DEFAULT_CONTENT_LAYER, DEFAULT_CONTENT_WEIGHT, DEFAULT_INI
 DEFAULT_PRINT_EVERY = 0  # 0: the progress bar only
 DEFAULT_SAVE_EVERY = 0  # 0: no intermediate images
 DEFAULT_GIF_FRAMES = 60  # frames in the --gif animation (about)
-EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
+# Intermediate images (--save-every) a run may write: beyond this, a typo such as
+# --save-every 1 with a billion iterations is refused instead of filling the disk.
+MAX_INTERMEDIATE_IMAGES = 10_000
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 DEFAULT_STYLE_LAYERS_SPEC = ",".join(f"{name}:{weight:g}" for name, weight in DEFAULT_STYLE_LAYERS)
 
@@ -170,17 +173,19 @@ def companion_paths(output: Path, args, total_steps: int) -> dict:
     if args.gif:
         paths["gif"] = Path(f"{stem}.gif")
     if args.save_every:
+        count = total_steps // args.save_every
+        if count > MAX_INTERMEDIATE_IMAGES:
+            raise ArgumentError(f"--save-every {args.save_every} with {total_steps} iterations would write {count:,} "
+                                f"images (the limit is {MAX_INTERMEDIATE_IMAGES:,}); raise --save-every")
         for step in range(args.save_every, total_steps + 1, args.save_every):
             paths[f"step{step}"] = Path(f"{stem}_{step:04d}{suffix}")
     return paths
 
 
-def _prepare(args):
-    """Check everything and return (settings, content, styles, init path, weights path, paths); raise on error."""
-    from . import images
-    from .weights import FETCH_HINT, default_weights_path
-
-    settings = engine.Settings(
+def _settings_from(args) -> "engine.Settings":
+    if args.learning_rate is not None and args.optimizer == "lbfgs":
+        raise ArgumentError("--learning-rate applies to --optimizer adam only; L-BFGS chooses its own steps")
+    return engine.Settings(
         size=args.size, optimizer=args.optimizer, iterations=args.iterations,
         learning_rate=args.learning_rate if args.learning_rate is not None else DEFAULT_LEARNING_RATE,
         noise_ratio=args.noise_ratio, seed=args.seed, content_weight=args.content_weight,
@@ -188,30 +193,57 @@ def _prepare(args):
         style_layers=args.style_layers, style_blend_weights=args.style_blend_weights, style_scale=args.style_scale,
         pooling=args.pooling, preserve_colors=args.preserve_colors, multiscale=args.multiscale,
         min_size=args.min_size)
-    if args.learning_rate is not None and args.optimizer == "lbfgs":
-        raise ArgumentError("--learning-rate applies to --optimizer adam only; L-BFGS chooses its own steps")
-    settings = settings.resolved(len(args.styles))
-    content = images.read_rgb(args.content)
-    styles = [images.read_rgb(path) for path in args.styles]
-    init_path = None
+
+
+def _read_init(args, settings):
+    """Set ``settings.init`` from --init (a named start or an image file); return the file's path or None."""
+    from . import images
+    from .files import stat_path
+
     if args.init in INITS:
         settings.init = args.init
-    else:
-        init_path = args.init
-        if not Path(init_path).exists() and "." not in Path(init_path).name:
-            raise ArgumentError(f"--init must be one of {', '.join(INITS)} or an image file; "
-                                f"{init_path!r} is neither")
-        settings.init = images.read_rgb(init_path)
-    sizes = engine.scale_sizes(*content.shape[:2], settings.size, settings.multiscale, settings.min_size)
-    weights = Path(args.weights) if args.weights else default_weights_path()
-    if not weights.exists():
-        raise ArgumentError(f"weights file {weights} not found; {FETCH_HINT}")
-    if weights.is_dir() or not os.access(weights, os.R_OK):
-        raise ArgumentError(f"weights path {weights} is not a readable file; {FETCH_HINT}")
-    output = images.check_output_path(args.output, args.overwrite)
-    paths = companion_paths(output, args, settings.iterations * len(sizes))
-    for key, path in paths.items():
+        return None
+    if stat_path(args.init, "--init image") is None and "." not in Path(args.init).name:
+        raise ArgumentError(f"--init must be one of {', '.join(INITS)} or an image file; {args.init!r} is neither")
+    settings.init = images.read_rgb(args.init)
+    return args.init
+
+
+def _check_memory(settings, sizes, styles):
+    """Refuse a run the machine cannot hold, before anything large is allocated."""
+    from . import budget
+
+    height, width = sizes[-1]
+    style_side = max(height, width) * settings.style_scale
+    style_pixels = max(round(style_side * style_side * min(s.shape[:2]) / max(s.shape[:2])) for s in styles)
+    budget.check_fits(height, width, style_pixels)
+
+
+def check_outputs(args, output, total_steps) -> dict:
+    """Every file the run will write, each checked writable (and absent unless --overwrite)."""
+    from . import images
+
+    output = images.check_output_path(output, args.overwrite)
+    paths = companion_paths(output, args, total_steps)
+    for path in paths.values():
         images.check_output_path(path, args.overwrite, extensions=None)
+    return paths
+
+
+def _prepare(args):
+    """Check everything and return (settings, content, styles, init path, weights path, paths); raise on error."""
+    from . import images
+    from .files import check_regular_file
+    from .weights import FETCH_HINT, default_weights_path
+
+    settings = _settings_from(args).resolved(len(args.styles))
+    content = images.read_rgb(args.content)
+    styles = [images.read_rgb(path) for path in args.styles]
+    init_path = _read_init(args, settings)
+    sizes = engine.scale_sizes(*content.shape[:2], settings.size, settings.multiscale, settings.min_size)
+    _check_memory(settings, sizes, styles)
+    weights = check_regular_file(args.weights or default_weights_path(), "weights file", hint=FETCH_HINT)
+    paths = check_outputs(args, args.output, settings.iterations * len(sizes))
     inputs = {Path(p).resolve() for p in [args.content, *args.styles] + ([init_path] if init_path else [])}
     clash = [path for path in paths.values() if path.resolve() in inputs]
     if clash:
@@ -254,11 +286,20 @@ class _Reporter:
         if args.save_every and progress.iteration > 0 and step % args.save_every == 0:
             path = self.paths.get(f"step{step}")
             if path is not None:
-                images.save_rgb(path, progress.image())
-                self.written.append(path)
+                self._save_intermediate(path, progress.image())
         if args.gif and (step % self.gif_every == 0 or step == self.total) and (
                 not self.frames or self.frames[-1][0] != step):
             self.frames.append((step, _thumbnail(progress.image())))
+
+    def _save_intermediate(self, path, image):
+        """Save an --save-every image; a failed write (a full disk) ends the run, keeping the best image."""
+        from . import images
+
+        try:
+            images.save_rgb(path, image)
+        except OSError as error:
+            raise engine.Stop(f"could not write {path} ({error.strerror or error}); stopped the run") from None
+        self.written.append(path)
 
     def close(self):
         if self.bar is not None:
@@ -275,28 +316,16 @@ def _thumbnail(image, long_side=400):
     return images.resize(image, tw, th)
 
 
-def _write_results(args, paths, result, content, styles, init_path, weights, reporter, argv):
-    from . import images, pictures
+class WriteFailed(Exception):
+    """The outputs could not be written (a full disk, a vanished folder): one line, says what was kept."""
 
-    written = list(reporter.written)
-    images.save_rgb(paths["image"], result.image)
-    written.append(paths["image"])
-    h, w = result.image.shape[:2]
-    if "compare" in paths:
-        pictures.save_side_by_side(paths["compare"], images.resize(content, w, h), styles, result.image)
-        written.append(paths["compare"])
+
+def _record(args, paths, result, init_path, weights, files, argv) -> dict:
+    """The JSON record: the full configuration, the seed, the costs and history (enough to reproduce)."""
     s = result.settings
-    if "costs" in paths:
-        title = f"{Path(args.content).name} + {', '.join(Path(p).name for p in args.styles)} ({s.optimizer})"
-        pictures.save_cost_plot(paths["costs"], result.history, {"content": s.content_weight, "style": s.style_weight,
-                                                                 "tv": s.tv_weight}, result.sizes, title, s.iterations)
-        written.append(paths["costs"])
-    if "gif" in paths and reporter.frames:
-        pictures.save_gif(paths["gif"], [frame for _, frame in reporter.frames] + [result.image])
-        written.append(paths["gif"])
     config = s.to_json()
     config["init"] = str(Path(init_path).resolve()) if init_path else s.init
-    record = {
+    return {
         "command": ["nst", *argv],
         "content": str(Path(args.content).resolve()),
         "styles": [str(Path(p).resolve()) for p in args.styles],
@@ -310,15 +339,62 @@ def _write_results(args, paths, result, content, styles, init_path, weights, rep
         "best_iteration": result.best_iteration,
         "final_costs": result.costs,
         "elapsed_s": round(result.elapsed, 3),
-        "files": {key: str(path) for key, path in paths.items() if path in written},
+        "files": {key: str(path) for key, path in paths.items() if path in files},
         "versions": _versions(),
         "history": [{"step": int(r[0]), "elapsed_s": round(r[1], 3), "total": r[2], "content": r[3], "style": r[4],
                      "tv": r[5]} for r in result.history],
     }
-    with images.atomic_path(paths["json"]) as name:
-        Path(name).write_text(json.dumps(record, indent=1) + "\n")
-    written.append(paths["json"])
-    return written
+
+
+def _stage_results(staging, args, paths, result, content, styles, reporter) -> None:
+    """Write the image and its companions to temporary files (published together by the caller)."""
+    from . import images, pictures
+
+    staging.stage(paths["image"], lambda name: images.save_rgb(name, result.image))
+    h, w = result.image.shape[:2]
+    if "compare" in paths:
+        staging.stage(paths["compare"], lambda name: pictures.save_side_by_side(
+            name, images.resize(content, w, h), styles, result.image))
+    s = result.settings
+    if "costs" in paths:
+        title = f"{Path(args.content).name} + {', '.join(Path(p).name for p in args.styles)} ({s.optimizer})"
+        weights = {"content": s.content_weight, "style": s.style_weight, "tv": s.tv_weight}
+        staging.stage(paths["costs"], lambda name: pictures.save_cost_plot(
+            name, result.history, weights, result.sizes, title, s.iterations))
+    if "gif" in paths and reporter.frames:
+        staging.stage(paths["gif"], lambda name: pictures.save_gif(
+            name, [frame for _, frame in reporter.frames] + [result.image]))
+
+
+def _write_results(args, paths, result, content, styles, init_path, weights, reporter, argv):
+    """Publish the image, its pictures and the JSON record all together, or none of them.
+
+    If the disk fills up, the temporary files are removed and the image alone is tried
+    again, since it is what the user waited for; WriteFailed says what was kept.
+    """
+    from .files import Staging
+
+    staging = Staging()
+    try:
+        _stage_results(staging, args, paths, result, content, styles, reporter)
+        files = list(reporter.written) + [target for _, target in staging.staged] + [paths["json"]]
+        record = _record(args, paths, result, init_path, weights, files, argv)
+        staging.stage(paths["json"], lambda name: Path(name).write_text(json.dumps(record, indent=1) + "\n"))
+        return list(reporter.written) + staging.publish()
+    except OSError as error:
+        staging.discard()
+        raise WriteFailed(f"could not write the results to {paths['image'].parent} ({error.strerror or error}); "
+                          f"{_keep_image_only(paths['image'], result.image)}") from None
+
+
+def _keep_image_only(path, image) -> str:
+    from . import images
+
+    try:
+        images.save_rgb(path, image)
+    except OSError:
+        return "nothing was written; free some space and run again"
+    return f"kept the image alone in {path}; free some space and run again for the rest"
 
 
 def _versions():
@@ -331,21 +407,38 @@ def _versions():
     return versions
 
 
-def _stop_on_sigterm():
-    """Treat SIGTERM (kill, timeout, a closing terminal's job control) like Ctrl-C: stop, save the best image.
+class _Signals:
+    """Ctrl-C and SIGTERM: the first stops the run (KeyboardInterrupt, which the engine turns
+    into "keep the best image"); any later one, and any while the results are being saved,
+    is only acknowledged, so that the save it would interrupt completes.
 
-    (SIGINT keeps Python's default; a shell that starts a background job with
-    SIGINT ignored keeps it ignored, as Unix expects.)
+    SIGINT that the shell set to be ignored (a job started with ``&``) stays ignored, as Unix expects.
     """
-    import signal
 
-    def interrupt(signum, frame):
+    def __init__(self):
+        self.stopping = False  # a first signal has arrived
+        self.saving = False  # the results are being written
+        self.told = False
+
+    def install(self) -> None:
+        import signal
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signum == signal.SIGINT and signal.getsignal(signum) is signal.SIG_IGN:
+                continue
+            try:
+                signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (an embedding application): leave signals alone
+                return
+
+    def _handle(self, signum, frame):
+        if self.stopping or self.saving:
+            if not self.told:
+                print("\nstopping: saving the best image so far, please wait", file=sys.stderr)
+                self.told = True
+            return
+        self.stopping = True
         raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread (an embedding application): leave signals alone
-        pass
 
 
 def tune_malloc(arenas: int = 2, mmap_threshold: int = 1 << 20) -> None:
@@ -381,24 +474,39 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    from .images import ImageError
-    from .weights import WeightsError
+    from .files import FileProblem, OutputClaim
 
     try:
-        settings, content, styles, init_path, weights_path, paths, sizes = _prepare(args)
-    except (ArgumentError, ImageError, ValueError) as error:
+        prepared = _prepare(args)
+        claim = OutputClaim(prepared[5]["image"]).acquire()
+    except (ArgumentError, FileProblem, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        check_outputs(args, args.output, prepared[0].iterations * len(prepared[6]))  # taken while we checked?
+        return _run(args, argv, *prepared)
+    except (ArgumentError, FileProblem) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        claim.release()
+
+
+def _run(args, argv, settings, content, styles, init_path, weights_path, paths, sizes) -> int:
+    """Load the network, optimise, write the results; return the exit status."""
+    from .weights import WeightsError
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     tune_malloc()
-    _stop_on_sigterm()
+    signals = _Signals()
+    signals.install()
     reporter = None
     try:
         weights = engine.get_weights(weights_path)
-        total_steps = settings.iterations * len(sizes)
-        reporter = _Reporter(args, paths, total_steps)
+        reporter = _Reporter(args, paths, settings.iterations * len(sizes))
         started = time.perf_counter()
         result = engine.stylize(content, styles, settings, callback=reporter, weights=weights)
+        signals.saving = True
     except WeightsError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -411,8 +519,16 @@ def main(argv=None) -> int:
     if result.image is None:
         print(f"error: {result.message}; nothing written", file=sys.stderr)
         return EXIT_BAD_INPUT
-    written = _write_results(args, paths, result, content, styles, init_path, weights_path, reporter, argv)
-    seconds = time.perf_counter() - started
+    try:
+        written = _write_results(args, paths, result, content, styles, init_path, weights_path, reporter, argv)
+    except WriteFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return _summarise(args, paths, result, reporter, written, time.perf_counter() - started)
+
+
+def _summarise(args, paths, result, reporter, written, seconds) -> int:
+    """Print how the run ended and return its exit status."""
     h, w = result.image.shape[:2]
     summary = (f"{w}x{h}, {result.steps} iterations in {seconds:.1f} s, total cost {result.costs['total']:.6g} "
                f"(content {result.costs['content']:.4g}, style {result.costs['style']:.4g})")
@@ -422,6 +538,9 @@ def main(argv=None) -> int:
     if result.status == "interrupted":
         print(f"interrupted: saved the best image so far to {paths['image']} ({summary})", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if result.status == "stopped":
+        print(f"error: {result.message}; saved the best image so far to {paths['image']}", file=sys.stderr)
+        return EXIT_FAILED
     if not args.quiet:
         extras = [str(p) for p in written[len(reporter.written):] if p != paths["image"]]
         print(f"{summary}\nwrote {', '.join(extras)}" + (f" and {len(reporter.written)} intermediate images"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import urllib.request
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import FileProblem, atomic_path, check_regular_file, stat_path
 from .weights import PROJECT_ROOT, sha256_of
 
 IMAGES_DIR = PROJECT_ROOT / "images"
@@ -41,7 +43,7 @@ DEFAULT_STYLE = "starry_night.jpg"
 MAX_PIXELS = 64_000_000
 
 
-class ImageError(Exception):
+class ImageError(FileProblem):
     """A user-facing image problem (message is one line and says what to do)."""
 
 
@@ -49,13 +51,8 @@ class ImageError(Exception):
 # Sample images
 
 def _atomic_copy(source: Path, target: Path) -> None:
-    handle, name = tempfile.mkstemp(prefix="." + target.name + ".", dir=target.parent)
-    os.close(handle)
-    try:
+    with atomic_path(target) as name:
         shutil.copyfile(source, name)
-        os.replace(name, target)
-    finally:
-        Path(name).unlink(missing_ok=True)
 
 
 def fetch_sample(name: str, images_dir=IMAGES_DIR, mirror_dir=None, timeout: float = 10.0) -> Path:
@@ -108,15 +105,13 @@ def read_rgb(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """
     from PIL import Image, ImageOps
 
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{path}: no such file; check the path")
-    if path.is_dir():
-        raise ImageError(f"{path} is a directory; give an image file")
-    if not os.access(path, os.R_OK):
-        raise ImageError(f"{path} is not readable; check its permissions")
     try:
-        with warnings.catch_warnings():
+        path = check_regular_file(path, "image", hint="give an image file")
+    except FileProblem as problem:
+        raise ImageError(str(problem)) from None
+    try:
+        with warnings.catch_warnings(), _native_stderr_silenced():
+            warnings.simplefilter("ignore")  # PIL's warnings about odd metadata: the picture is what counts
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 width, height = image.size
@@ -128,6 +123,8 @@ def read_rgb(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                 rgb = _to_rgb(image)
     except ImageError:
         raise
+    except _UnsupportedPixels as error:
+        raise ImageError(f"{path}: {error}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{path} is too large to decode safely (decompression-bomb guard); shrink it first") from None
     except Image.UnidentifiedImageError:
@@ -139,21 +136,66 @@ def read_rgb(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return rgb
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Divert file descriptor 2 while PIL decodes: libtiff and libjpeg print warnings there
+    that would come before (and garble) the single ``error:`` line a bad file gets."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no stderr at all: nothing to protect
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _UnsupportedPixels(ValueError):
+    """Pixel values this reader cannot map onto 0..255 without losing the picture."""
+
+
 def _to_rgb(image) -> np.ndarray:
     """PIL image of any mode -> uint8 [h, w, 3]."""
     from PIL import Image
 
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16- or 32-bit grayscale: scale the full range to 8 bits rather than clip.
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if values.max() > 255 or image.mode.startswith("I;16") else 255.0
-        gray = np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        gray = _gray_to_uint8(np.asarray(image), image.mode)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+# Ranges a deep grayscale image's values are read in, smallest first: floats in 0..1 (the
+# usual convention for float TIFFs), then 8, 16 and 32 bits.  The first range that holds
+# every value is scaled to 0..255, so nothing turns black or saturates.
+_GRAY_RANGES = ((0.0, 1.0), (0.0, 255.0), (0.0, 65535.0), (0.0, 2147483647.0))  # PIL mode "I" is signed
+
+
+def _gray_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """A 16-bit, 32-bit integer or 32-bit float grayscale array -> uint8 by its value range."""
+    values = values.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise _UnsupportedPixels("it holds NaN or infinite pixel values; export it as an 8- or 16-bit image")
+    low, high = float(values.min()), float(values.max())
+    if mode.startswith("I;16"):
+        ranges = _GRAY_RANGES[2:3]  # 16-bit files use their full range, whatever the values
+    elif mode == "F":
+        ranges = _GRAY_RANGES
+    else:
+        ranges = _GRAY_RANGES[1:]
+    for bottom, top in ranges:
+        if bottom <= low and high <= top:
+            return np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
+    raise _UnsupportedPixels(f"its pixel values span {low:g}..{high:g}, outside 0..1 and 0..65535; "
+                     f"export it as an 8- or 16-bit image")
 
 
 def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -182,38 +224,25 @@ OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 def check_output_path(path, overwrite: bool = False, extensions=OUTPUT_EXTENSIONS) -> Path:
     """Fail early (before any work) if ``path`` cannot be written (``extensions=None``: any name)."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        info = stat_path(path, "output")
+        folder = path.parent if str(path.parent) else Path(".")
+        folder_info = stat_path(folder, "output folder")
+    except FileProblem as problem:
+        raise ImageError(str(problem)) from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
         raise ImageError(f"output {path} is a directory; give a file name such as {path / 'result.png'}")
-    if path.exists() and not overwrite:
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise ImageError(f"output {path} is not a regular file (a pipe, socket or device); choose another name")
+    if info is not None and not overwrite:
         raise ImageError(f"output {path} already exists; pass --overwrite or choose another name")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
+    if folder_info is None or not stat.S_ISDIR(folder_info.st_mode):
         raise ImageError(f"output folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK) or not _can_create_in(folder):
         raise ImageError(f"output folder {folder} is not writable; choose another folder")
     if extensions is not None and path.suffix.lower() not in extensions:
         raise ImageError(f"output {path} has no image extension; end it in .png or .jpg")
     return path
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary name beside ``path``; on success rename it to ``path`` (readable as a normal file).
-
-    For writers that take a file name (matplotlib, PIL's GIF writer, JSON):
-    an interrupted or failed write leaves no partial file behind.
-    """
-    path = Path(path)
-    handle, name = tempfile.mkstemp(prefix="." + path.stem + ".", suffix=path.suffix, dir=path.parent or ".")
-    os.close(handle)
-    try:
-        yield name
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(name, 0o666 & ~umask)
-        os.replace(name, path)
-    finally:
-        Path(name).unlink(missing_ok=True)
 
 
 def _can_create_in(folder: Path) -> bool:

@@ -290,9 +290,11 @@ def normalise_blend_weights(weights, n_styles: int) -> tuple:
     weights = [_check_number("style blend weight", w) for w in weights]
     if len(weights) != n_styles:
         raise ValueError(f"got {len(weights)} style blend weights for {n_styles} style image(s); give one per style")
-    total = sum(weights)
-    if total <= 0:
+    largest = max(weights)
+    if largest <= 0:
         raise ValueError("the style blend weights are all zero")
+    weights = [w / largest for w in weights]  # in 0..1 first, so that 1e308 + 1e308 cannot overflow
+    total = sum(weights)
     return tuple(w / total for w in weights)
 
 
@@ -557,13 +559,20 @@ def stylize(content, styles, settings: Optional[Settings] = None, *, callback=No
             start = prepare_init(s.init, target["content_in"], target["style_in"], s.noise_ratio, s.seed)
         else:
             start = _resize_float(previous, height, width)
-        problem = Problem(weights, s, height, width, target["content"], target["grams"])
         try:
-            run = _run_adam if s.optimizer == "adam" else _run_lbfgs
-            best = run(problem, s, start, scale, sizes, total_steps, started, history, state, callback,
-                       target["finish"])
-        finally:
-            problem.close()
+            problem = Problem(weights, s, height, width, target["content"], target["grams"])
+            try:
+                run = _run_adam if s.optimizer == "adam" else _run_lbfgs
+                best = run(problem, s, start, scale, sizes, total_steps, started, history, state, callback,
+                           target["finish"])
+            finally:
+                problem.close()
+        except KeyboardInterrupt:  # between two scales: the previous scale's best image is the result
+            if best is None:
+                raise
+            state.update(status="interrupted", message="interrupted (Ctrl-C); kept the best image so far")
+            scale -= 1
+            break
         previous = best["pixels"]
         if state["status"] != "done":
             break
@@ -615,14 +624,20 @@ class _Tracker:
         self.started, self.history, self.state, self.callback, self.finish = started, history, state, callback, finish
         self.best = {"pixels": None, "costs": None, "iteration": -1, "finish": finish}
 
+    def _nonfinite_message(self, iteration: int, costs_: dict) -> str:
+        """Name the cost that is NaN or infinite: the total can still be finite (a huge style cost
+        times a zero weight), and quoting a finite total as the culprit misleads."""
+        name = next(key for key in sorted(costs_, key=lambda key: key != "total") if not np.isfinite(costs_[key]))
+        what = "the cost" if name == "total" else f"the {name} cost"
+        where = f"iteration {iteration}" + (f" of scale {self.scale + 1}" if len(self.sizes) > 1 else "")
+        kept = (f"kept the best image (iteration {self.best['iteration']})" if self.best["pixels"] is not None
+                else "no finite image to keep")
+        return f"{what} became {costs_[name]} at {where}; {kept}; lower the weights or the learning rate"
+
     def report(self, iteration: int, costs_: dict, pixels: np.ndarray) -> None:
         """Record the image after ``iteration`` steps at this scale (raises _NonFinite)."""
         if not _finite(costs_):
-            where = f"iteration {iteration}" + (f" of scale {self.scale + 1}" if len(self.sizes) > 1 else "")
-            kept = (f"kept the best image (iteration {self.best['iteration']})" if self.best["pixels"] is not None
-                    else "no finite image to keep")
-            raise _NonFinite(f"the cost became {costs_['total']} at {where}; {kept}; "
-                             f"lower the weights or the learning rate")
+            raise _NonFinite(self._nonfinite_message(iteration, costs_))
         is_best = self.best["costs"] is None or costs_["total"] < self.best["costs"]["total"]
         if is_best:
             self.best.update(pixels=np.array(pixels, dtype=np.float32), costs=dict(costs_), iteration=iteration)
