@@ -242,8 +242,8 @@ def _prepare(args):
     init_path = _read_init(args, settings)
     sizes = engine.scale_sizes(*content.shape[:2], settings.size, settings.multiscale, settings.min_size)
     _check_memory(settings, sizes, styles)
-    weights = check_regular_file(args.weights or default_weights_path(), "weights file", hint=FETCH_HINT)
     paths = check_outputs(args, args.output, settings.iterations * len(sizes))
+    weights = check_regular_file(args.weights or default_weights_path(), "weights file", hint=FETCH_HINT)
     inputs = {Path(p).resolve() for p in [args.content, *args.styles] + ([init_path] if init_path else [])}
     clash = [path for path in paths.values() if path.resolve() in inputs]
     if clash:
@@ -419,6 +419,7 @@ class _Signals:
         self.stopping = False  # a first signal has arrived
         self.saving = False  # the results are being written
         self.told = False
+        self.previous = {}  # signal number -> the handler before ours
 
     def install(self) -> None:
         import signal
@@ -427,9 +428,15 @@ class _Signals:
             if signum == signal.SIGINT and signal.getsignal(signum) is signal.SIG_IGN:
                 continue
             try:
-                signal.signal(signum, self._handle)
+                self.previous[signum] = signal.signal(signum, self._handle)
             except ValueError:  # not the main thread (an embedding application): leave signals alone
                 return
+
+    def restore(self) -> None:
+        import signal
+
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
     def _handle(self, signum, frame):
         if self.stopping or self.saving:
@@ -468,7 +475,10 @@ def tune_malloc(arenas: int = 2, mmap_threshold: int = 1 << 20) -> None:
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """The ``nst`` command.  ``argv`` None: this process's command line (the process is the command,
+    so it ignores late signals after finishing); a list: called from Python, signals untouched after."""
+    console = argv is None
+    argv = list(sys.argv[1:] if console else argv)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -484,7 +494,7 @@ def main(argv=None) -> int:
         return EXIT_BAD_INPUT
     try:
         check_outputs(args, args.output, prepared[0].iterations * len(prepared[6]))  # taken while we checked?
-        return _run(args, argv, *prepared)
+        return _run(args, argv, *prepared, console=console)
     except (ArgumentError, FileProblem) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -492,14 +502,25 @@ def main(argv=None) -> int:
         claim.release()
 
 
-def _run(args, argv, settings, content, styles, init_path, weights_path, paths, sizes) -> int:
-    """Load the network, optimise, write the results; return the exit status."""
-    from .weights import WeightsError
-
+def _run(args, argv, settings, content, styles, init_path, weights_path, paths, sizes, console=False) -> int:
+    """Load the network, optimise and write the results, with :class:`_Signals` in charge of Ctrl-C."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     tune_malloc()
     signals = _Signals()
     signals.install()
+    try:
+        return _optimise_and_write(args, argv, settings, content, styles, init_path, weights_path, paths, sizes,
+                                   signals)
+    finally:
+        if console:
+            _ignore_late_signals()
+        else:
+            signals.restore()
+
+
+def _optimise_and_write(args, argv, settings, content, styles, init_path, weights_path, paths, sizes, signals):
+    from .weights import WeightsError
+
     reporter = None
     try:
         weights = engine.get_weights(weights_path)
@@ -547,6 +568,21 @@ def _summarise(args, paths, result, reporter, written, seconds) -> int:
                                                          if reporter.written else ""), file=sys.stderr)
     print(paths["image"])
     return EXIT_OK
+
+
+def _ignore_late_signals() -> None:
+    """Once a command's results are on disk, ignore Ctrl-C and SIGTERM until the process exits.
+
+    Python restores the default handlers while the interpreter and TensorFlow shut down, so a
+    late signal would end the process by the signal instead of with main's exit status.
+    """
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(signum, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            return
 
 
 if __name__ == "__main__":

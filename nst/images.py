@@ -174,9 +174,9 @@ def _to_rgb(image) -> np.ndarray:
 
 
 # Ranges a deep grayscale image's values are read in, smallest first: floats in 0..1 (the
-# usual convention for float TIFFs), then 8, 16 and 32 bits.  The first range that holds
-# every value is scaled to 0..255, so nothing turns black or saturates.
-_GRAY_RANGES = ((0.0, 1.0), (0.0, 255.0), (0.0, 65535.0), (0.0, 2147483647.0))  # PIL mode "I" is signed
+# usual convention for float TIFFs), then 8 and 16 bits.  The first range that holds every
+# value is scaled to 0..255, so nothing turns black or saturates.
+_GRAY_RANGES = ((0.0, 1.0), (0.0, 255.0), (0.0, 65535.0))
 
 
 def _gray_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
@@ -191,9 +191,11 @@ def _gray_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
         ranges = _GRAY_RANGES
     else:
         ranges = _GRAY_RANGES[1:]
+    if mode == "I" and 0 <= low and high > 65535:
+        ranges = [(0.0, high)]  # 32-bit integers have no agreed white: their own maximum is white
     for bottom, top in ranges:
         if bottom <= low and high <= top:
-            return np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
+            return np.clip(np.round(values / max(top, 1.0) * 255.0), 0, 255).astype(np.uint8)
     raise _UnsupportedPixels(f"its pixel values span {low:g}..{high:g}, outside 0..1 and 0..65535; "
                      f"export it as an 8- or 16-bit image")
 
