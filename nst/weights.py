@@ -21,8 +21,8 @@ Run ``python -m nst.weights`` to put the weights in ``pretrained-model/``.
 from __future__ import annotations
 
 import hashlib
-import os
 import math
+import os
 import pickle
 import re
 import stat
@@ -205,21 +205,22 @@ def _is_regular_entry(path: Path) -> bool:
 # --------------------------------------------------------------------------
 # Hashing and atomic files
 
-def sha256_of(path, chunk=1 << 20) -> str:
+def _sha256_of_handle(handle, chunk=1 << 20) -> str:
     digest = hashlib.sha256()
+    while block := handle.read(chunk):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_of(path) -> str:
     with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return _sha256_of_handle(handle)
 
 
-def _sha256_of_regular(path: Path, chunk=1 << 20) -> str:
+def _sha256_of_regular(path: Path) -> str:
     """Like :func:`sha256_of`, but a FIFO or folder at ``path`` raises WeightsError instead of blocking."""
-    digest = hashlib.sha256()
     with _open_regular(path) as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return _sha256_of_handle(handle)
 
 
 def _temporary_beside(target: Path, suffix: str = ".part") -> Path:
