@@ -233,8 +233,7 @@ def check_outputs(args, output, total_steps) -> dict:
 def _prepare(args):
     """Check everything and return (settings, content, styles, init path, weights path, paths); raise on error."""
     from . import images
-    from .files import check_regular_file
-    from .weights import FETCH_HINT, default_weights_path
+    from .weights import check_weights_path, default_weights_path
 
     settings = _settings_from(args).resolved(len(args.styles))
     content = images.read_rgb(args.content)
@@ -243,7 +242,7 @@ def _prepare(args):
     sizes = engine.scale_sizes(*content.shape[:2], settings.size, settings.multiscale, settings.min_size)
     _check_memory(settings, sizes, styles)
     paths = check_outputs(args, args.output, settings.iterations * len(sizes))
-    weights = check_regular_file(args.weights or default_weights_path(), "weights file", hint=FETCH_HINT)
+    weights = check_weights_path(args.weights or default_weights_path())
     inputs = {Path(p).resolve() for p in [args.content, *args.styles] + ([init_path] if init_path else [])}
     clash = [path for path in paths.values() if path.resolve() in inputs]
     if clash:

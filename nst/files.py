@@ -22,34 +22,59 @@ class FileProblem(Exception):
     """A user-facing problem with a path (the message is one line and says what to do)."""
 
 
-def stat_path(path, what: str = "file"):
-    """``os.stat(path)``, or None if nothing is there; a folder we may not search becomes a FileProblem."""
+def shown(path) -> str:
+    """``path`` for a one-line message: as typed, or escaped if it holds a newline or other control character."""
+    text = str(path)
+    return text if text.isprintable() else ascii(text)
+
+
+def one_line(error) -> str:
+    """An exception's (or any object's) text on one line: library messages can span several or be empty."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if text.isprintable() else ascii(text)
+
+
+def kind_of(mode: int) -> str:
+    """What a non-regular file is, for a message."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def stat_path(path, what: str = "file", error=FileProblem):
+    """``os.stat(path)``, or None if nothing is there; ``error`` if the path cannot be looked at."""
     try:
         return os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except PermissionError:
-        raise FileProblem(f"cannot look up {what} {path}: permission denied on a folder in its path; "
-                          f"check the folders' permissions") from None
-    except OSError as error:  # a name too long, a loop of links, ...
-        raise FileProblem(f"cannot look up {what} {path} ({error.strerror}); check the path") from None
+        raise error(f"cannot look at {what} {shown(path)}: permission denied on a folder in its path (no search "
+                    f"(x) permission); fix that folder's permissions or use another path") from None
+    except (OSError, ValueError) as problem:  # a name too long, a loop of links, a NUL byte
+        raise error(f"cannot look at {what} {shown(path)} ({one_line(problem)}); check the path") from None
 
 
-def check_regular_file(path, what: str = "file", hint: str = "check the path") -> Path:
-    """Return ``path`` if it is an existing, readable regular file; raise FileProblem otherwise.
+def check_regular_file(path, what: str = "file", hint: str = "check the path", error=FileProblem) -> Path:
+    """Return ``path`` if it is an existing, readable regular file; raise ``error`` otherwise.
 
     Never opens the file: a FIFO or a device given by mistake would block or stream forever.
     """
     path = Path(path)
-    info = stat_path(path, what)
+    info = stat_path(path, what, error)
     if info is None:
-        raise FileProblem(f"{what} {path} not found (no such file); {hint}")
+        raise error(f"{what} {shown(path)} not found (no such file); {hint}")
     if stat.S_ISDIR(info.st_mode):
-        raise FileProblem(f"{what} {path} is a directory, not a file; {hint}")
+        raise error(f"{what} {shown(path)} is a directory, not a file; {hint}")
     if not stat.S_ISREG(info.st_mode):
-        raise FileProblem(f"{what} {path} is not a regular file (a pipe, socket or device); give a file")
+        raise error(f"{what} {shown(path)} is {kind_of(info.st_mode)}, not a regular file; {hint}")
     if not os.access(path, os.R_OK):
-        raise FileProblem(f"{what} {path} is not readable; check its permissions")
+        raise error(f"{what} {shown(path)} is not readable (permission denied); fix its permissions or {hint}")
     return path
 
 

