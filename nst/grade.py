@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import io
 import json
 import os
@@ -429,78 +430,87 @@ def _check_value(fn_result, value, want_shape, reference_value, variants, placeh
     return False, detail, hint
 
 
-def _grade_cost_function(name, fn, placeholders):
-    """Cases for compute_content_cost, compute_layer_style_cost and gram_matrix."""
+def _cost_case(name, fn, placeholders, label, make_inputs, seeded=False, expected=None) -> dict:
+    """One case of gram_matrix or a cost function, in a fresh graph: {"case", "passed", "detail", "hint"}.
+
+    ``make_inputs`` builds the arguments (tensors or NumPy arrays); with
+    ``seeded`` it runs under TensorFlow 1's op-seed rule, as the notebook's
+    test cells do.  ``expected`` is the value the assignment prints, if any.
+    """
     import numpy as np
     import tensorflow.compat.v1 as tf
 
     from nst import course
     from nst.tf1_compat import tf1_op_seeds
 
-    reference = getattr(course, name)
-    variants_of = {"compute_content_cost": _content_variants, "compute_layer_style_cost": _style_variants}
-    results = []
+    tf.reset_default_graph()
+    with tf.Session() as session:
+        with tf1_op_seeds() if seeded else contextlib.nullcontext():
+            inputs = make_inputs()
+        reference_tensor = getattr(course, name)(*inputs)
+        try:
+            output = fn(*inputs)
+        except Exception as error:  # the student's code raised
+            detail, hint = _describe_exception(error, placeholders)
+            return {"case": label, "passed": False, "detail": detail, "hint": hint}
+        # One session.run for everything: random inputs are drawn once and shared, as in the test cell.
+        tensors = [reference_tensor] + [i for i in inputs if not isinstance(i, np.ndarray)]
+        student_tensor = isinstance(output, (tf.Tensor, tf.Variable))
+        try:
+            values = session.run(tensors + ([output] if student_tensor else []))
+        except Exception as error:  # evaluating the student's tensor failed
+            detail, hint = _describe_exception(error, placeholders)
+            return {"case": label, "passed": False, "detail": detail, "hint": hint}
+        reference_value, drawn = values[0], iter(values[1:len(tensors)])
+        numeric_inputs = [i if isinstance(i, np.ndarray) else next(drawn) for i in inputs]
+        if name == "gram_matrix":
+            variants, want_shape = _gram_variants(numeric_inputs[0]), (numeric_inputs[0].shape[0],) * 2
+        else:
+            variants_of = {"compute_content_cost": _content_variants, "compute_layer_style_cost": _style_variants}
+            variants, want_shape = variants_of[name](*numeric_inputs), ()
+        passed, detail, hint = _check_value(output, values[-1] if student_tensor else None, want_shape,
+                                            reference_value, variants, placeholders)
+        if passed and expected is not None:
+            tolerance = 5e-6 if np.ndim(expected) == 0 else 5e-7
+            if not _close(reference_value, expected, rtol=0, atol=tolerance):
+                passed, detail = False, "internal: the reference does not give the expected output"
+            elif not _close(values[-1], expected, rtol=0, atol=tolerance):
+                passed, detail = False, f"got {values[-1]}, the assignment expects {expected}"
+        return {"case": label, "passed": passed, "detail": detail, "hint": hint}
 
-    def run_case(label, make_inputs, seeded=False, expected=None):
-        tf.reset_default_graph()
-        with tf.Session() as session:
-            if seeded:
-                with tf1_op_seeds():
-                    inputs = make_inputs()
-            else:
-                inputs = make_inputs()
-            reference_tensor = reference(*inputs)
-            try:
-                output = fn(*inputs)
-            except Exception as error:  # the student's code raised
-                detail, hint = _describe_exception(error, placeholders)
-                return results.append({"case": label, "passed": False, "detail": detail, "hint": hint})
-            # One session.run for everything: random inputs are drawn once and shared, as in the test cell.
-            tensors = [reference_tensor] + [i for i in inputs if not isinstance(i, np.ndarray)]
-            student_tensor = isinstance(output, (tf.Tensor, tf.Variable))
-            try:
-                values = session.run(tensors + ([output] if student_tensor else []))
-            except Exception as error:  # evaluating the student's tensor failed
-                detail, hint = _describe_exception(error, placeholders)
-                return results.append({"case": label, "passed": False, "detail": detail, "hint": hint})
-            reference_value, drawn = values[0], iter(values[1:len(tensors)])
-            numeric_inputs = [i if isinstance(i, np.ndarray) else next(drawn) for i in inputs]
-            if name == "gram_matrix":
-                variants, want_shape = _gram_variants(numeric_inputs[0]), (numeric_inputs[0].shape[0],) * 2
-            else:
-                variants, want_shape = variants_of[name](*numeric_inputs), ()
-            passed, detail, hint = _check_value(output, values[-1] if student_tensor else None, want_shape,
-                                                reference_value, variants, placeholders)
-            if passed and expected is not None:
-                tolerance = 5e-6 if np.ndim(expected) == 0 else 5e-7
-                if not _close(reference_value, expected, rtol=0, atol=tolerance):
-                    passed, detail = False, "internal: the reference does not give the expected output"
-                elif not _close(values[-1], expected, rtol=0, atol=tolerance):
-                    passed, detail = False, f"got {values[-1]}, the assignment expects {expected}"
-            results.append({"case": label, "passed": passed, "detail": detail, "hint": hint})
+
+def _gram_cases(case, activation) -> list[dict]:
+    """gram_matrix's public test cell and hidden cases; ``case(label, make_inputs, ...)`` runs one."""
+    import tensorflow.compat.v1 as tf
+
+    from nst.notebook_helpers import EXPECTED_GA
+
+    def public():
+        tf.set_random_seed(1)
+        return (tf.random_normal([3, 2 * 1], mean=1, stddev=4),)
+
+    def other_seed():
+        tf.set_random_seed(5)
+        return (tf.random_normal([5, 3], mean=1, stddev=4),)
+
+    results = [case("public test cell (seed 1, A of shape 3x2)", public, seeded=True, expected=EXPECTED_GA)]
+    for shape in ((3, 5), (7, 2), (4, 4), (1, 6)):
+        results.append(case(f"hidden: A of shape {shape[0]}x{shape[1]}",
+                            lambda s=shape: (tf.constant(activation(*s)),)))
+    results.append(case("hidden: seed 5, A of shape 5x3", other_seed, seeded=True))
+    return results
+
+
+def _grade_cost_function(name, fn, placeholders):
+    """Cases for compute_content_cost, compute_layer_style_cost and gram_matrix."""
+    import numpy as np
+    import tensorflow.compat.v1 as tf
 
     rng = np.random.default_rng(2024)
     activation = lambda *shape: rng.normal(1, 4, shape).astype(np.float32)  # noqa: E731
-
+    case = functools.partial(_cost_case, name, fn, placeholders)
     if name == "gram_matrix":
-        from nst.notebook_helpers import EXPECTED_GA
-
-        def public():
-            tf.set_random_seed(1)
-            return (tf.random_normal([3, 2 * 1], mean=1, stddev=4),)
-
-        run_case("public test cell (seed 1, A of shape 3x2)", public, seeded=True, expected=EXPECTED_GA)
-        for shape in ((3, 5), (7, 2), (4, 4), (1, 6)):
-            run_case(f"hidden: A of shape {shape[0]}x{shape[1]}", lambda s=shape: (tf.constant(activation(*s)),))
-
-        def other_seed():
-            tf.set_random_seed(5)
-            return (tf.random_normal([5, 3], mean=1, stddev=4),)
-
-        run_case("hidden: seed 5, A of shape 5x3", other_seed, seeded=True)
-        return results
-
-    expected = {"compute_content_cost": 6.76559, "compute_layer_style_cost": 9.19028}[name]
+        return _gram_cases(case, activation)
 
     def public():
         tf.set_random_seed(1)
@@ -508,24 +518,23 @@ def _grade_cost_function(name, fn, placeholders):
         second = tf.random_normal([1, 4, 4, 3], mean=1, stddev=4)
         return first, second
 
-    run_case("public test cell (seed 1, activations 1x4x4x3)", public, seeded=True, expected=expected)
-    for shape in ((1, 3, 5, 7), (1, 6, 4, 2), (1, 2, 9, 5)):
-        run_case(f"hidden: activations {'x'.join(map(str, shape))}",
-                 lambda s=shape: (tf.constant(activation(*s)), tf.constant(activation(*s))))
-
     def other_seed():
         tf.set_random_seed(42)
         first = tf.random_normal([1, 5, 3, 4], mean=1, stddev=4)
         second = tf.random_normal([1, 5, 3, 4], mean=1, stddev=4)
         return first, second
 
-    run_case("hidden: seed 42, activations 1x5x3x4", other_seed, seeded=True)
-
     def numpy_first():
         # As in section 4: the first argument is a NumPy array (sess.run's result), the second a tensor.
         return activation(1, 4, 6, 3), tf.constant(activation(1, 4, 6, 3))
 
-    run_case("hidden: first argument a NumPy array, as in section 4 (1x4x6x3)", numpy_first)
+    expected = {"compute_content_cost": 6.76559, "compute_layer_style_cost": 9.19028}[name]
+    results = [case("public test cell (seed 1, activations 1x4x4x3)", public, seeded=True, expected=expected)]
+    for shape in ((1, 3, 5, 7), (1, 6, 4, 2), (1, 2, 9, 5)):
+        results.append(case(f"hidden: activations {'x'.join(map(str, shape))}",
+                            lambda s=shape: (tf.constant(activation(*s)), tf.constant(activation(*s)))))
+    results.append(case("hidden: seed 42, activations 1x5x3x4", other_seed, seeded=True))
+    results.append(case("hidden: first argument a NumPy array, as in section 4 (1x4x6x3)", numpy_first))
     return results
 
 
