@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import functools
+import io
 import json
 import os
 import queue
@@ -45,6 +48,10 @@ from pathlib import Path
 GRADED = ("compute_content_cost", "gram_matrix", "compute_layer_style_cost", "total_cost", "model_nn")
 DEFAULT_TIMEOUT = 60.0
 STARTUP_TIMEOUT = 300.0  # importing TensorFlow on a loaded 2-core machine
+MAX_TIMEOUT = 86400.0  # --timeout's upper bound (one day); also keeps queue waits within their limit
+OUTPUT_TAIL_BYTES = 8192  # what is kept of a worker's stderr: enough for the last lines of a traceback
+RESULT_LINE_LIMIT = 1 << 20  # a worker's RESULT line is a few KB; anything longer is not the grader's
+PRINTED_KEPT_CHARS = 1 << 20  # of model_nn's prints, checked for its first reports (iterations 0 and 20)
 PLACEHOLDER_HINT = ("not implemented yet: the placeholders (None) between ### START CODE HERE ### and "
                     "### END CODE HERE ### are still there")
 
@@ -109,8 +116,37 @@ def read_code_cells(path: Path) -> list[str]:
                 source = cell.get("source", "")
                 sources.append("".join(source) if isinstance(source, list) else str(source))
         return sources
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
+    except RecursionError:  # the JSON decoder's stack: nesting no notebook needs
+        raise UnusableInput(f"{path}: not a readable Jupyter notebook (its JSON is nested too deeply to read); "
+                            "re-save it from Jupyter") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, MemoryError) as error:
         raise UnusableInput(f"{path}: not a readable Jupyter notebook ({type(error).__name__}: {error})") from None
+
+
+def _cell_definitions(raw: str, index: int) -> dict[str, dict]:
+    """{name: {"source", "placeholders"} or {"error"}} for the top-level defs of one code cell.
+
+    A cell that cannot be analysed (a syntax error, or nesting deep enough to
+    exhaust the parser's stack) yields an error for each graded function it
+    appears to define, so it costs those functions only.
+    """
+    try:
+        definitions = {}
+        for node in ast.parse(_cell_python(raw)).body:
+            if not isinstance(node, ast.FunctionDef):
+                continue  # imports, calls, assignments, classes...: never run
+            placeholders = _has_placeholders(node)
+            source, reason = _sanitise(node)
+            definitions[node.name] = {"error": reason} if source is None else {"source": source,
+                                                                             "placeholders": placeholders}
+        return definitions
+    except SyntaxError as error:
+        problem = f"syntax error in code cell {index}, which defines {{}}: {error.msg} (line {error.lineno})"
+    except (RecursionError, MemoryError) as error:  # ast's recursion limit or the parser's stack
+        problem = (f"code cell {index}, which defines {{}}, is nested too deeply for the grader to read "
+                   f"({type(error).__name__}); split the deep expression into several statements")
+    return {name: {"error": problem.replace("{}", name, 1)} for name in GRADED
+            if re.search(rf"^\s*def\s+{name}\s*\(", raw, re.MULTILINE)}
 
 
 def extract(path: Path) -> dict:
@@ -123,36 +159,107 @@ def extract(path: Path) -> dict:
     found: dict[str, dict] = {}
     helpers: dict[str, str] = {}
     for index, raw in enumerate(read_code_cells(path), start=1):
-        try:
-            tree = ast.parse(_cell_python(raw))
-        except SyntaxError as error:
-            for name in GRADED:
-                if re.search(rf"^\s*def\s+{name}\s*\(", raw, re.MULTILINE):
-                    found[name] = {"error": f"syntax error in code cell {index}, which defines {name}: "
-                                            f"{error.msg} (line {error.lineno})"}
-            continue
-        for node in tree.body:
-            if not isinstance(node, ast.FunctionDef):
-                continue  # imports, calls, assignments, classes...: never run
-            placeholders = _has_placeholders(node)
-            source, reason = _sanitise(node)
-            if node.name in GRADED:
-                found[node.name] = ({"error": reason} if source is None else
-                                    {"source": source, "placeholders": placeholders})
-            elif source is not None:
-                helpers[node.name] = source
+        for name, definition in _cell_definitions(raw, index).items():
+            if name in GRADED:
+                found[name] = definition
+            elif "source" in definition:
+                helpers[name] = definition["source"]
     for entry in found.values():
         entry["helpers"] = helpers
     return found
 
 
 # ---------------------------------------------------------------------------
-# Running one function in a subprocess (parent side).
+# Running one function in a subprocess (parent side).  The worker's pipes are
+# read as bytes (a student may write anything to them) and only a bounded
+# amount is kept, however much the student prints.
 
-def _reader(stream, lines: queue.Queue):
-    for line in iter(stream.readline, ""):
-        lines.put(line)
-    lines.put(None)
+def _read_lines(stream, lines: queue.Queue):
+    """Queue each line of the worker's result channel (decoded), then None at its end.
+
+    A line longer than RESULT_LINE_LIMIT cannot be one of the grader's and is
+    skipped in pieces, so it is never held whole.
+    """
+    try:
+        while line := stream.readline(RESULT_LINE_LIMIT):
+            if not line.endswith(b"\n") and len(line) == RESULT_LINE_LIMIT:
+                while line and not line.endswith(b"\n"):
+                    line = stream.readline(RESULT_LINE_LIMIT)
+                continue
+            lines.put(line.decode("utf-8", errors="replace"))
+    except (OSError, ValueError):  # the pipe went away: treated as its end
+        pass
+    finally:
+        lines.put(None)
+
+
+class _OutputTail:
+    """Drains a binary stream to its end in a thread, keeping only its last ``limit`` bytes.
+
+    Draining matters as much as bounding: a worker whose stderr pipe is full
+    blocks, and would be reported as timed out.
+    """
+
+    def __init__(self, stream, limit: int = OUTPUT_TAIL_BYTES):
+        self._stream, self._limit, self._kept = stream, limit, bytearray()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self):
+        try:
+            while chunk := self._stream.read1(1 << 16):
+                self._kept += chunk
+                del self._kept[:-self._limit]
+        except (OSError, ValueError):
+            pass
+
+    def text(self, wait: float = 5.0) -> str:
+        """The kept tail, decoded; waits up to ``wait`` s for the stream's end (a grandchild may hold it open)."""
+        self._thread.join(wait)
+        return bytes(self._kept).decode("utf-8", errors="replace")
+
+
+def _start_worker(job: str, scratch: str) -> subprocess.Popen:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONDONTWRITEBYTECODE="1")
+    project_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = project_root + os.pathsep + env.get("PYTHONPATH", "")
+    process = subprocess.Popen([sys.executable, "-m", "nst.grade", "--worker"], cwd=scratch, env=env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        process.stdin.write(job.encode("utf-8") + b"\n")
+        process.stdin.close()
+    except BrokenPipeError:  # the worker died before reading its job: reported as such by the caller
+        pass
+    return process
+
+
+def _await_result(lines: queue.Queue, token: str, timeout: float) -> tuple[dict | None, dict | None]:
+    """(result, None); (None, {"error", "hint"}) on a time-out; (None, None) when the worker ended without a result."""
+    deadline, started = time.monotonic() + STARTUP_TIMEOUT, False
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            if not started:  # the grader's problem, not the student's: no hint
+                return None, {"error": f"the grader's worker did not start within {STARTUP_TIMEOUT:g} s", "hint": None}
+            what = f"timed out: still running after {timeout:g} s (an infinite loop? a very slow computation?); stopped"
+            return None, {"error": what, "hint": what}
+        if line is None:
+            return None, None
+        if line.strip() == f"READY {token}":
+            started, deadline = True, time.monotonic() + timeout
+        elif line.startswith(f"RESULT {token} "):
+            return json.loads(line[len(f"RESULT {token} "):]), None
+
+
+def _stop(process: subprocess.Popen):
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait()
 
 
 def run_function(name: str, entry: dict, timeout: float = DEFAULT_TIMEOUT) -> dict:
@@ -162,44 +269,19 @@ def run_function(name: str, entry: dict, timeout: float = DEFAULT_TIMEOUT) -> di
     token = secrets.token_hex(8)
     job = json.dumps({"name": name, "source": entry["source"], "helpers": entry["helpers"],
                       "placeholders": entry["placeholders"], "token": token})
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONDONTWRITEBYTECODE="1")
-    project_root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = project_root + os.pathsep + env.get("PYTHONPATH", "")
     with tempfile.TemporaryDirectory(prefix="nst-grade-") as scratch:
-        process = subprocess.Popen([sys.executable, "-m", "nst.grade", "--worker"], cwd=scratch, env=env,
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, start_new_session=True)
+        process = _start_worker(job, scratch)
         lines: queue.Queue = queue.Queue()
-        errors: list[str] = []
-        threading.Thread(target=_reader, args=(process.stdout, lines), daemon=True).start()
-        threading.Thread(target=lambda: errors.extend(process.stderr), daemon=True).start()
-        process.stdin.write(job + "\n")
-        process.stdin.close()
-        result, deadline, started = None, time.monotonic() + STARTUP_TIMEOUT, False
+        threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True).start()
+        errors = _OutputTail(process.stderr)
         try:
-            while result is None:
-                try:
-                    line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    what = (f"timed out: still running after {timeout:g} s (an infinite loop? "
-                            "a very slow computation?); stopped" if started else
-                            f"the grader's worker did not start within {STARTUP_TIMEOUT:g} s")
-                    return {"name": name, "cases": [], "error": what, "hint": what if started else None}
-                if line is None:
-                    break
-                if line.strip() == f"READY {token}":
-                    started, deadline = True, time.monotonic() + timeout
-                elif line.startswith(f"RESULT {token} "):
-                    result = json.loads(line[len(f"RESULT {token} "):])
+            result, timed_out = _await_result(lines, token, timeout)
         finally:
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            process.wait()
+            _stop(process)
+        if timed_out:
+            return {"name": name, "cases": [], **timed_out}
         if result is None:
-            tail = "".join(errors).strip().splitlines()[-3:]
+            tail = errors.text().strip().splitlines()[-3:]
             what = f"the process running {name} died (exit status {process.returncode})"
             return {"name": name, "cases": [], "error": what + (": " + " | ".join(tail) if tail else ""),
                     "hint": what}
@@ -348,78 +430,87 @@ def _check_value(fn_result, value, want_shape, reference_value, variants, placeh
     return False, detail, hint
 
 
-def _grade_cost_function(name, fn, placeholders):
-    """Cases for compute_content_cost, compute_layer_style_cost and gram_matrix."""
+def _cost_case(name, fn, placeholders, label, make_inputs, seeded=False, expected=None) -> dict:
+    """One case of gram_matrix or a cost function, in a fresh graph: {"case", "passed", "detail", "hint"}.
+
+    ``make_inputs`` builds the arguments (tensors or NumPy arrays); with
+    ``seeded`` it runs under TensorFlow 1's op-seed rule, as the notebook's
+    test cells do.  ``expected`` is the value the assignment prints, if any.
+    """
     import numpy as np
     import tensorflow.compat.v1 as tf
 
     from nst import course
     from nst.tf1_compat import tf1_op_seeds
 
-    reference = getattr(course, name)
-    variants_of = {"compute_content_cost": _content_variants, "compute_layer_style_cost": _style_variants}
-    results = []
+    tf.reset_default_graph()
+    with tf.Session() as session:
+        with tf1_op_seeds() if seeded else contextlib.nullcontext():
+            inputs = make_inputs()
+        reference_tensor = getattr(course, name)(*inputs)
+        try:
+            output = fn(*inputs)
+        except Exception as error:  # the student's code raised
+            detail, hint = _describe_exception(error, placeholders)
+            return {"case": label, "passed": False, "detail": detail, "hint": hint}
+        # One session.run for everything: random inputs are drawn once and shared, as in the test cell.
+        tensors = [reference_tensor] + [i for i in inputs if not isinstance(i, np.ndarray)]
+        student_tensor = isinstance(output, (tf.Tensor, tf.Variable))
+        try:
+            values = session.run(tensors + ([output] if student_tensor else []))
+        except Exception as error:  # evaluating the student's tensor failed
+            detail, hint = _describe_exception(error, placeholders)
+            return {"case": label, "passed": False, "detail": detail, "hint": hint}
+        reference_value, drawn = values[0], iter(values[1:len(tensors)])
+        numeric_inputs = [i if isinstance(i, np.ndarray) else next(drawn) for i in inputs]
+        if name == "gram_matrix":
+            variants, want_shape = _gram_variants(numeric_inputs[0]), (numeric_inputs[0].shape[0],) * 2
+        else:
+            variants_of = {"compute_content_cost": _content_variants, "compute_layer_style_cost": _style_variants}
+            variants, want_shape = variants_of[name](*numeric_inputs), ()
+        passed, detail, hint = _check_value(output, values[-1] if student_tensor else None, want_shape,
+                                            reference_value, variants, placeholders)
+        if passed and expected is not None:
+            tolerance = 5e-6 if np.ndim(expected) == 0 else 5e-7
+            if not _close(reference_value, expected, rtol=0, atol=tolerance):
+                passed, detail = False, "internal: the reference does not give the expected output"
+            elif not _close(values[-1], expected, rtol=0, atol=tolerance):
+                passed, detail = False, f"got {values[-1]}, the assignment expects {expected}"
+        return {"case": label, "passed": passed, "detail": detail, "hint": hint}
 
-    def run_case(label, make_inputs, seeded=False, expected=None):
-        tf.reset_default_graph()
-        with tf.Session() as session:
-            if seeded:
-                with tf1_op_seeds():
-                    inputs = make_inputs()
-            else:
-                inputs = make_inputs()
-            reference_tensor = reference(*inputs)
-            try:
-                output = fn(*inputs)
-            except Exception as error:  # the student's code raised
-                detail, hint = _describe_exception(error, placeholders)
-                return results.append({"case": label, "passed": False, "detail": detail, "hint": hint})
-            # One session.run for everything: random inputs are drawn once and shared, as in the test cell.
-            tensors = [reference_tensor] + [i for i in inputs if not isinstance(i, np.ndarray)]
-            student_tensor = isinstance(output, (tf.Tensor, tf.Variable))
-            try:
-                values = session.run(tensors + ([output] if student_tensor else []))
-            except Exception as error:  # evaluating the student's tensor failed
-                detail, hint = _describe_exception(error, placeholders)
-                return results.append({"case": label, "passed": False, "detail": detail, "hint": hint})
-            reference_value, drawn = values[0], iter(values[1:len(tensors)])
-            numeric_inputs = [i if isinstance(i, np.ndarray) else next(drawn) for i in inputs]
-            if name == "gram_matrix":
-                variants, want_shape = _gram_variants(numeric_inputs[0]), (numeric_inputs[0].shape[0],) * 2
-            else:
-                variants, want_shape = variants_of[name](*numeric_inputs), ()
-            passed, detail, hint = _check_value(output, values[-1] if student_tensor else None, want_shape,
-                                                reference_value, variants, placeholders)
-            if passed and expected is not None:
-                tolerance = 5e-6 if np.ndim(expected) == 0 else 5e-7
-                if not _close(reference_value, expected, rtol=0, atol=tolerance):
-                    passed, detail = False, "internal: the reference does not give the expected output"
-                elif not _close(values[-1], expected, rtol=0, atol=tolerance):
-                    passed, detail = False, f"got {values[-1]}, the assignment expects {expected}"
-            results.append({"case": label, "passed": passed, "detail": detail, "hint": hint})
+
+def _gram_cases(case, activation) -> list[dict]:
+    """gram_matrix's public test cell and hidden cases; ``case(label, make_inputs, ...)`` runs one."""
+    import tensorflow.compat.v1 as tf
+
+    from nst.notebook_helpers import EXPECTED_GA
+
+    def public():
+        tf.set_random_seed(1)
+        return (tf.random_normal([3, 2 * 1], mean=1, stddev=4),)
+
+    def other_seed():
+        tf.set_random_seed(5)
+        return (tf.random_normal([5, 3], mean=1, stddev=4),)
+
+    results = [case("public test cell (seed 1, A of shape 3x2)", public, seeded=True, expected=EXPECTED_GA)]
+    for shape in ((3, 5), (7, 2), (4, 4), (1, 6)):
+        results.append(case(f"hidden: A of shape {shape[0]}x{shape[1]}",
+                            lambda s=shape: (tf.constant(activation(*s)),)))
+    results.append(case("hidden: seed 5, A of shape 5x3", other_seed, seeded=True))
+    return results
+
+
+def _grade_cost_function(name, fn, placeholders):
+    """Cases for compute_content_cost, compute_layer_style_cost and gram_matrix."""
+    import numpy as np
+    import tensorflow.compat.v1 as tf
 
     rng = np.random.default_rng(2024)
     activation = lambda *shape: rng.normal(1, 4, shape).astype(np.float32)  # noqa: E731
-
+    case = functools.partial(_cost_case, name, fn, placeholders)
     if name == "gram_matrix":
-        from nst.notebook_helpers import EXPECTED_GA
-
-        def public():
-            tf.set_random_seed(1)
-            return (tf.random_normal([3, 2 * 1], mean=1, stddev=4),)
-
-        run_case("public test cell (seed 1, A of shape 3x2)", public, seeded=True, expected=EXPECTED_GA)
-        for shape in ((3, 5), (7, 2), (4, 4), (1, 6)):
-            run_case(f"hidden: A of shape {shape[0]}x{shape[1]}", lambda s=shape: (tf.constant(activation(*s)),))
-
-        def other_seed():
-            tf.set_random_seed(5)
-            return (tf.random_normal([5, 3], mean=1, stddev=4),)
-
-        run_case("hidden: seed 5, A of shape 5x3", other_seed, seeded=True)
-        return results
-
-    expected = {"compute_content_cost": 6.76559, "compute_layer_style_cost": 9.19028}[name]
+        return _gram_cases(case, activation)
 
     def public():
         tf.set_random_seed(1)
@@ -427,24 +518,23 @@ def _grade_cost_function(name, fn, placeholders):
         second = tf.random_normal([1, 4, 4, 3], mean=1, stddev=4)
         return first, second
 
-    run_case("public test cell (seed 1, activations 1x4x4x3)", public, seeded=True, expected=expected)
-    for shape in ((1, 3, 5, 7), (1, 6, 4, 2), (1, 2, 9, 5)):
-        run_case(f"hidden: activations {'x'.join(map(str, shape))}",
-                 lambda s=shape: (tf.constant(activation(*s)), tf.constant(activation(*s))))
-
     def other_seed():
         tf.set_random_seed(42)
         first = tf.random_normal([1, 5, 3, 4], mean=1, stddev=4)
         second = tf.random_normal([1, 5, 3, 4], mean=1, stddev=4)
         return first, second
 
-    run_case("hidden: seed 42, activations 1x5x3x4", other_seed, seeded=True)
-
     def numpy_first():
         # As in section 4: the first argument is a NumPy array (sess.run's result), the second a tensor.
         return activation(1, 4, 6, 3), tf.constant(activation(1, 4, 6, 3))
 
-    run_case("hidden: first argument a NumPy array, as in section 4 (1x4x6x3)", numpy_first)
+    expected = {"compute_content_cost": 6.76559, "compute_layer_style_cost": 9.19028}[name]
+    results = [case("public test cell (seed 1, activations 1x4x4x3)", public, seeded=True, expected=expected)]
+    for shape in ((1, 3, 5, 7), (1, 6, 4, 2), (1, 2, 9, 5)):
+        results.append(case(f"hidden: activations {'x'.join(map(str, shape))}",
+                            lambda s=shape: (tf.constant(activation(*s)), tf.constant(activation(*s)))))
+    results.append(case("hidden: seed 42, activations 1x5x3x4", other_seed, seeded=True))
+    results.append(case("hidden: first argument a NumPy array, as in section 4 (1x4x6x3)", numpy_first))
     return results
 
 
@@ -507,11 +597,51 @@ def _grade_total_cost(fn, placeholders):
     return results
 
 
+class _PrintedStart(io.TextIOBase):
+    """A write-only text stream that keeps only the first ``limit`` characters written to it.
+
+    model_nn's prints are captured with it, so a loop that prints until the
+    time limit cannot fill the worker's memory.
+    """
+
+    def __init__(self, limit: int = PRINTED_KEPT_CHARS):
+        super().__init__()
+        self._parts, self._room = [], limit
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        kept = text[:self._room]
+        self._parts.append(kept)
+        self._room -= len(kept)
+        return len(text)
+
+    def getvalue(self) -> str:
+        return "".join(self._parts)
+
+
+def _image_verdict(output, expected, start, placeholders):
+    """(passed, detail, hint) for the image model_nn returned, against the reference's after the same steps."""
+    import numpy as np
+
+    if output is None:
+        return False, "returned None", PLACEHOLDER_HINT if placeholders else "returned None"
+    if np.shape(output) != expected.shape:
+        return (False, f"returned shape {np.shape(output)}, expected {expected.shape}",
+                "return the generated image, the value of model['input'] (shape (1, n_H, n_W, 3))")
+    if _close(output, expected, rtol=1e-4, atol=1e-3):
+        return True, "ok", None
+    if _close(output, start, rtol=1e-4, atol=1e-3):
+        return False, "returned the starting image", ("the image never changed: run train_step in the loop "
+                                                      "and read the result back from model['input']")
+    return False, "returned an image other than the trained one", (
+        "read the generated image back with sess.run(model['input']) after train_step (a new noise image "
+        "or a stale copy is not the result of the optimisation)")
+
+
 def _grade_model_nn(fn, namespace, placeholders):
     """model_nn on a tiny graph: same image as the reference after the same Adam steps, files and prints."""
-    import contextlib
-    import io
-
     import numpy as np
     import tensorflow.compat.v1 as tf
 
@@ -536,7 +666,7 @@ def _grade_model_nn(fn, namespace, placeholders):
     def add(label, passed, detail="ok", hint=None):
         results.append({"case": label, "passed": passed, "detail": detail, "hint": hint})
 
-    printed = io.StringIO()
+    printed = _PrintedStart()
     try:
         with contextlib.redirect_stdout(printed):
             output = fn(sess, start.copy(), iterations)
@@ -545,25 +675,12 @@ def _grade_model_nn(fn, namespace, placeholders):
         add(f"hidden: {iterations} Adam steps on a small graph", False, detail, hint)
         sess.close()
         return results
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(_PrintedStart(0)):
         expected = course.model_nn(sess, start.copy(), iterations, model=model, train_step=train_step, J=J,
                                    J_content=J_content, J_style=J_style, output_dir="reference-output")
     sess.close()
-    label = f"hidden: {iterations} Adam steps on a small graph return the trained image"
-    if output is None:
-        add(label, False, "returned None", PLACEHOLDER_HINT if placeholders else "returned None")
-    elif np.shape(output) != expected.shape:
-        add(label, False, f"returned shape {np.shape(output)}, expected {expected.shape}",
-            "return the generated image, the value of model['input'] (shape (1, n_H, n_W, 3))")
-    elif _close(output, expected, rtol=1e-4, atol=1e-3):
-        add(label, True)
-    elif _close(output, start, rtol=1e-4, atol=1e-3):
-        add(label, False, "returned the starting image", "the image never changed: run train_step in the loop "
-            "and read the result back from model['input']")
-    else:
-        add(label, False, "returned an image other than the trained one",
-            "read the generated image back with sess.run(model['input']) after train_step (a new noise image "
-            "or a stale copy is not the result of the optimisation)")
+    add(f"hidden: {iterations} Adam steps on a small graph return the trained image",
+        *_image_verdict(output, expected, start, placeholders))
     text = printed.getvalue()
     reports = re.findall(r"Iteration (\d+)", text)
     add("prints the costs at iterations 0 and 20", reports[:2] == ["0", "20"] and "total cost" in text,
@@ -691,34 +808,124 @@ def collect(arguments) -> tuple[list[Path], list[str]]:
     return notebooks, problems
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line ``error: ...`` and exit status 2 (no usage dump)."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _seconds(text: str) -> float:
+    """--timeout's value: a finite number of seconds in (0, MAX_TIMEOUT] (inf, nan and -1 are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
+    if not 0 < value <= MAX_TIMEOUT:  # also false for nan
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_TIMEOUT:g} seconds, not {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
+    return value
+
+
+def _json_path_problem(target: Path, notebooks: list[Path]) -> str | None:
+    """Why --json cannot be written to ``target`` (checked before grading), or None."""
+    folder = target.parent
+    if not folder.is_dir():
+        return f"--json {target}: the folder {folder} does not exist; create it or choose another path"
+    if target.is_dir():
+        return f"--json {target} is a folder; give a file name"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"--json {target}: the folder {folder} is not writable; choose another path"
+    for notebook in notebooks:
+        try:
+            if target.samefile(notebook):
+                return f"--json {target} is one of the notebooks to grade; choose another path"
+        except OSError:  # one of the two does not exist (yet): not the same file
+            pass
+    return None
+
+
+def write_json_atomically(target: Path, data) -> None:
+    """Write ``data`` as JSON to a temporary file beside ``target``, then rename it over ``target``.
+
+    Readers see the old file or the complete new one, never a partial one;
+    on any failure the temporary file is removed and ``target`` is untouched.
+    """
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=1, default=str)
+            stream.flush()
+            os.fsync(stream.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would hide the results from a shared group
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _grade_each(notebooks: list[Path], timeout: float, jobs: int, problems: list[str]) -> list[dict]:
+    """Reports of the notebooks that could be graded; each failure is added to ``problems`` and the rest go on."""
+    reports = []
+    for path in notebooks:
+        try:
+            report = grade_notebook(path, timeout, jobs)
+        except UnusableInput as error:
+            problems.append(str(error))
+            continue
+        except Exception as error:  # one notebook's unforeseen failure must not cost the others their marks
+            message = (str(error).strip().splitlines() or [""])[0][:200]
+            problems.append(f"{path}: could not be graded ({type(error).__name__}: {message}); "
+                            "the other notebooks were graded")
+            continue
+        reports.append(report)
+        print(format_report(report), flush=True)
+    return reports
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
         return worker()
-    parser = argparse.ArgumentParser(prog="python -m nst.grade",
-                                     description="Grade the graded functions of classroom notebooks.")
+    parser = _Parser(prog="python -m nst.grade", description="Grade the graded functions of classroom notebooks.")
     parser.add_argument("paths", nargs="+", help="student notebooks (.ipynb) or folders of them")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+    parser.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
                         help="seconds a student's function may run per function (default: %(default)s)")
-    parser.add_argument("--jobs", type=int, default=2, help="functions graded in parallel (default: %(default)s)")
-    parser.add_argument("--json", metavar="FILE", help="also write the full results as JSON")
+    parser.add_argument("--jobs", type=_positive_int, default=2,
+                        help="functions graded in parallel (default: %(default)s)")
+    parser.add_argument("--json", metavar="FILE", type=Path,
+                        help="also write the full results as JSON (replaced whole, never left partial)")
     args = parser.parse_args(argv)
     notebooks, problems = collect(args.paths)
-    reports = []
-    for path in notebooks:
-        try:
-            report = grade_notebook(path, args.timeout, args.jobs)
-        except UnusableInput as error:
-            problems.append(str(error))
-            continue
-        reports.append(report)
-        print(format_report(report), flush=True)
+    if args.json is not None and (why := _json_path_problem(args.json, notebooks)):
+        parser.error(why)
+    reports = _grade_each(notebooks, args.timeout, args.jobs, problems)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
-    if len(reports) > 1:
-        print(f"== {sum(r['passed'] for r in reports)}/{len(reports)} notebooks pass every function")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"reports": reports, "problems": problems}, indent=1, default=str))
+    if len(notebooks) > 1:
+        ungraded = len(notebooks) - len(reports)
+        print(f"== {sum(r['passed'] for r in reports)}/{len(reports)} notebooks pass every function"
+              + (f"; {ungraded} could not be graded (see the error lines)" if ungraded else ""))
+    if args.json is not None:
+        try:
+            write_json_atomically(args.json, {"reports": reports, "problems": problems})
+        except OSError as error:
+            print(f"error: could not write --json {args.json} ({error.strerror or error}); the report above "
+                  "is complete", file=sys.stderr)
+            return 2
     if problems:
         return 2
     return 0 if all(r["passed"] for r in reports) else 1
