@@ -861,20 +861,12 @@ def write_json_atomically(target: Path, data) -> None:
     Readers see the old file or the complete new one, never a partial one;
     on any failure the temporary file is removed and ``target`` is untouched.
     """
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=1, default=str)
-            stream.flush()
-            os.fsync(stream.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would hide the results from a shared group
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    from .files import atomic_path
+
+    with atomic_path(target) as temporary, open(temporary, "w", encoding="utf-8") as stream:
+        json.dump(data, stream, indent=1, default=str)
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 def _grade_each(notebooks: list[Path], timeout: float, jobs: int, problems: list[str]) -> list[dict]:
