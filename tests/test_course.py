@@ -54,6 +54,12 @@ EXPECTED_GA = np.array([[6.42230511, -4.42912197, -2.09668207],
                         [-2.09668207, 19.56387138, 20.6864624]])
 
 
+# The assignment's expected output of the gram_matrix cell, as the course printed it.
+COURSE_GA_PRINT = ("GA = [[  6.42230511  -4.42912197  -2.09668207]\n"
+                   " [ -4.42912197  19.46583748  19.56387138]\n"
+                   " [ -2.09668207  19.56387138  20.6864624 ]]")
+
+
 def run_cell(source):
     import nst_utils  # noqa: F401  (graph mode, as the notebook's first cell imports it)
     from nst import course
@@ -89,12 +95,28 @@ def test_total_cost_cell(course_compat):
 
 def test_gram_matrix_cell(course_compat):
     printed = run_cell(GRAM_CELL)
-    assert printed.startswith("GA = [[  ")  # NumPy 1.13 layout, as in the course
+    # NumPy 1.13's layout, as the course printed it: every digit may vary (see below), every
+    # space, sign, bracket and point must sit where the course's did.
+    assert re.sub(r"\d", "9", printed) == re.sub(r"\d", "9", COURSE_GA_PRINT), printed
     values = np.array([float(x) for x in re.findall(r"-?\d+\.\d+", printed)]).reshape(3, 3)
     # Six of nine entries agree to all 8 printed decimals; the rest differ by at most
     # 2 float32 ulps (the course printed below float32 resolution; see README).
     assert np.sum(np.abs(values - EXPECTED_GA) < 5e-9) >= 6
     np.testing.assert_allclose(values, EXPECTED_GA, rtol=0, atol=5e-7)
+
+
+def test_course_print_mode_trims_each_elements_zeros_and_undoes():
+    from nst.tf1_compat import disable_course_compat, enable_course_compat
+
+    before = str(np.array([1.0, 0.5]))
+    enable_course_compat()
+    try:
+        # NumPy 1.13's own outputs (its documentation's examples of the old style).
+        assert repr(np.array([1.0, 0.5])) == "array([ 1. ,  0.5])"
+        assert str(np.array([1.0, 0.5])) == "[ 1.   0.5]"
+    finally:
+        disable_course_compat()
+    assert str(np.array([1.0, 0.5])) == before == "[1.  0.5]"
 
 
 def test_tf1_seeds_are_scoped():
