@@ -182,3 +182,31 @@ def test_course_pipeline_end_to_end(tmp_path, weights_path, sample_pair):
     assert np.abs(saved.astype(float) - content).mean() > 5  # stylised, not the input
     assert (tmp_path / "0.png").exists() and (tmp_path / "20.png").exists()
     assert image.shape == (1, 300, 400, 3)
+
+
+def test_crop_to_aspect_takes_the_centre():
+    from nst_utils import crop_to_aspect
+
+    image = np.arange(100 * 160 * 3).reshape(100, 160, 3)  # 16:10
+    # 4:3 from a height of 100: width round(133.3) = 133, (160 - 133) // 2 = 13 columns off the left.
+    np.testing.assert_array_equal(crop_to_aspect(image, 400, 300), image[:, 13:146])
+    # 4:3 from a width of 160 (too tall at 160x200): height 120, 40 rows off the top.
+    tall = np.zeros((200, 160, 3))
+    assert crop_to_aspect(tall, 4, 3).shape == (120, 160, 3)
+    assert crop_to_aspect(image[:90, :120], 4, 3).shape == (90, 120, 3)  # already 4:3
+
+
+def test_load_image_crops_instead_of_squeezing(tmp_path):
+    from nst.images import save_rgb
+    from nst_utils import load_image
+
+    # A 16:10 picture: red bands 16 px wide at each side, grey between.  A 4:3 centre crop keeps
+    # columns 13..145, so 3 px of red on the left and 2 on the right: 9 and 6 px at 400x300.
+    picture = np.full((100, 160, 3), 128, dtype=np.uint8)
+    picture[:, :16] = picture[:, -16:] = (255, 0, 0)
+    save_rgb(tmp_path / "wide.png", picture)
+    loaded = load_image(tmp_path / "wide.png")
+    assert loaded.shape == (300, 400, 3)
+    red = (loaded[150, :, 0] > 200) & (loaded[150, :, 1] < 60)
+    # Squeezed, the bands would be 16 * 400 / 160 = 40 px wide.
+    assert 7 <= red[:40].sum() <= 11 and 4 <= red[-40:].sum() <= 8
