@@ -50,7 +50,7 @@ def pick_image_pair(images_dir=None, verbose=True):
                  f"are not in {images_dir})")
     if verbose:
         print(f"Using {which}:\n  content: {content.name}\n  style:   {style.name}\n"
-              "Both are resized to 400x300 when loaded.")
+              "Both are centre-cropped to 4:3 and resized to 400x300 when loaded.")
     return str(content), str(style)
 
 
