@@ -71,10 +71,28 @@ def save_image(path, image):
     _images.save_rgb(path, image)
 
 
-def load_image(path, width=None, height=None):
-    """Read an image as uint8 (height, width, 3), resized to the course's size (default 400x300).
+def crop_to_aspect(image, width, height):
+    """The largest centred crop of ``image`` (h, w, 3) whose sides are in the ratio width:height."""
+    h, w = image.shape[:2]
+    if w * height > h * width:  # too wide: trim the left and right edges
+        new_w = max(1, round(h * width / height))
+        left = (w - new_w) // 2
+        return image[:, left:left + new_w]
+    if w * height < h * width:  # too tall: trim the top and bottom
+        new_h = max(1, round(w * height / width))
+        top = (h - new_h) // 2
+        return image[top:top + new_h]
+    return image
 
-    The course expects images already at 400x300; this helper lets any photo in.
+
+def load_image(path, width=None, height=None):
+    """Read an image as uint8 (height, width, 3) at the course's size (default 400x300).
+
+    The course expects images already at 400x300; this helper lets any photo
+    in.  It first crops the picture's centre to the target's aspect ratio
+    (4:3 by default), so that a picture of another shape is trimmed, not
+    squeezed, then resizes it.
     """
-    rgb = _images.read_rgb(path)
-    return _images.resize(rgb, width or CONFIG.IMAGE_WIDTH, height or CONFIG.IMAGE_HEIGHT)
+    width, height = width or CONFIG.IMAGE_WIDTH, height or CONFIG.IMAGE_HEIGHT
+    rgb = crop_to_aspect(_images.read_rgb(path), width, height)
+    return _images.resize(rgb, width, height)

@@ -33,15 +33,21 @@ OUTPUT_DIR_ENV = "NST_NOTEBOOK_OUTPUT_DIR"
 START, END = "### START CODE HERE ###", "### END CODE HERE ###"
 GRADED_FUNCTIONS = ("compute_content_cost", "gram_matrix", "compute_layer_style_cost", "total_cost")
 
-CELLS: list[tuple[str, str, tuple[str, ...]]] = []
+# (kind, source, tags, names of the diagrams the cell embeds as attachments)
+CELLS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = []
 
 
-def md(text, *tags):
-    CELLS.append(("markdown", textwrap.dedent(text).strip("\n"), tags))
+def md(text, *tags, diagrams=()):
+    """A markdown cell; ``diagrams`` names nst.notebook_diagrams figures it shows as attachments."""
+    source = textwrap.dedent(text).strip("\n")
+    for name in diagrams:
+        if f"(attachment:{name})" not in source:
+            raise ValueError(f"markdown cell embeds {name} but does not show it")
+    CELLS.append(("markdown", source, tags, tuple(diagrams)))
 
 
 def code(text, *tags):
-    CELLS.append(("code", textwrap.dedent(text).strip("\n"), tags))
+    CELLS.append(("code", textwrap.dedent(text).strip("\n"), tags, ()))
 
 
 # ---------------------------------------------------------------------------
@@ -88,16 +94,17 @@ while not (project_root / "nst_utils.py").exists() and project_root != project_r
 os.chdir(project_root)
 if str(project_root) not in sys.path:
     sys.path.insert(0, str(project_root))
-print("Working directory:", os.getcwd())
-
 # Keep TensorFlow's C++ start-up messages (information and warnings) out of the cells below
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+print("Working directory:", os.getcwd())
 """)
 
 md("""
 The imports. The course imported `scipy.misc` to read images and `tensorflow` as `tf`;
 `scipy.misc.imread` no longer exists, so images are read with `load_image` from
-`nst_utils` (it also resizes any picture to 400x300), and `tf` is TensorFlow's TF 1
+`nst_utils` (it also crops any picture's centre to 4:3 and resizes it to 400x300), and
+`tf` is TensorFlow's TF 1
 interface, `tensorflow.compat.v1`. Importing `nst_utils` switches TensorFlow to graph
 mode, the way TF 1 worked, so sessions and `tf.train.AdamOptimizer` behave as the
 course describes.
@@ -132,7 +139,12 @@ Those two files are not distributed with this project, so unless you add them to
 `images/` (as `louvre_small.jpg` and `monet.jpg`) the notebook uses a sample pair
 instead: a street of old houses in Tübingen as the content and Van Gogh's *The Starry
 Night* as the style. A cell further down tells you which pair it picked.
-""")
+
+Here is the idea on toy pictures (drawn for this notebook): the generated image keeps
+the house of the photograph and takes the colours and brush strokes of the painting.
+
+![A toy photograph of a house, plus a toy painting of blue and yellow swirls, gives the house painted in swirls](attachment:content_style_generated.png)
+""", diagrams=("content_style_generated.png",))
 
 md("""
 ## 2 - Transfer learning
@@ -154,6 +166,9 @@ About the weights: the course used MatConvNet's `imagenet-vgg-verydeep-19.mat`. 
 put that file in `pretrained-model/`, it is used. Otherwise the project uses a
 converted copy of the *normalised* VGG-19 of Gatys et al. (2016), the same
 architecture with rescaled filters, printed below as `CONFIG.VGG_MODEL`.
+
+The weights enter the graph as constants: only the input variable receives a gradient,
+so no kernel ever changes, and training changes nothing but the pixels of the image.
 """)
 
 code("""
@@ -213,11 +228,15 @@ md("""
 ### 3.1 - Computing the content cost
 
 First, the content image. The next cell picks the image pair (see section 1) and
-shows the content image.
+shows the content image. `load_image` first crops the centre of each picture to the
+4:3 shape of 400x300 (The Starry Night, at 16:10, loses a strip at each side rather
+than being squeezed), then resizes it.
 """)
 
 code("""
 content_path, style_path = pick_image_pair()
+# load_image crops the centre to 4:3 (a wider or taller picture is trimmed, not squeezed),
+# then resizes to 400x300
 content_image = load_image(content_path)
 imshow(content_image);
 """)
@@ -249,12 +268,14 @@ them in the wrong places: each row would mix channels.) For the content cost the
 unrolling does not change the result, since it is a sum over all entries, but the
 style cost below needs it done right, so practise it here.
 
+![A 3 by 4 by 4 activation volume unrolled into a 4 by 12 matrix: one row per channel, one column per position](attachment:unrolling.png)
+
 **Exercise:** implement `compute_content_cost` with TensorFlow.
 
 1. Get the dimensions from `a_G` with `a_G.get_shape().as_list()`.
 2. Unroll `a_C` and `a_G` (`tf.reshape`, `tf.transpose`).
 3. Compute equation (1) (`tf.reduce_sum`, `tf.square`, `tf.subtract`).
-""")
+""", diagrams=("unrolling.png",))
 
 code('''
 # GRADED FUNCTION: compute_content_cost
@@ -350,9 +371,11 @@ the matrix by its own transpose and you get an $(n_C, n_C)$ matrix:
 
 Features and how they co-occur, regardless of where: that is what we mean by style.
 
+![The unrolled matrix A times its transpose gives the n_C by n_C Gram matrix; entry (2, 4) is the dot product of rows 2 and 4 of A](attachment:gram_matrix.png)
+
 **Exercise:** implement `gram_matrix`: for a matrix $A$, $G_A = A A^T$ (`tf.matmul`,
 `tf.transpose`).
-""")
+""", diagrams=("gram_matrix.png",))
 
 code('''
 # GRADED FUNCTION: gram_matrix
@@ -391,11 +414,14 @@ md("""
 | **GA** | [[  6.42230511  -4.42912197  -2.09668207]<br> [ -4.42912197  19.46583748  19.56387138]<br> [ -2.09668207  19.56387138  20.6864624 ]] |
 
 The course printed these float32 numbers with 8 decimals, a little more than float32
-can hold. On current TensorFlow six of the nine printed entries agree to the last
-decimal; the other three (6.42230558 and -2.09668159 twice) differ in the 7th decimal,
-by one or two float32 steps (ulps), because TensorFlow 1 rounded the last bit of this
-small product differently. So the check below compares the numbers, allowing 5e-7,
-and says so rather than pretending to an exact match.
+can hold, in NumPy 1.13's layout (note `20.6864624 ]]`: that NumPy showed an entry's
+trailing zeros as spaces), which this notebook reproduces. Six of the nine printed
+entries agree to the last decimal; the last digits of the other three (6.42..., and
+-2.09... twice) depend on how the computer's matrix product rounds its last bit, so
+they are not one fixed value: on the machine that ran this notebook they read
+6.42230558 and -2.09668159, one or two float32 steps (ulps) from the course's. So the
+check below compares the layout exactly and the numbers within 5e-7, and says so
+rather than pretending to an exact match.
 """)
 
 code("""
@@ -886,8 +912,8 @@ md("""
 
 You can run the algorithm on your own pictures:
 
-1. Copy them into the `images/` folder of the project (any size: `load_image` resizes
-   them to 400x300).
+1. Copy them into the `images/` folder of the project (any size: `load_image` crops
+   their centre to 4:3 and resizes them to 400x300).
 2. In section 4, replace the paths before loading the images, for example
    ```python
    content_path = "images/my_content.jpg"
@@ -972,6 +998,22 @@ def exercise_source(source: str) -> str:
     return "\n".join(lines)
 
 
+_DIAGRAMS: dict[str, str] = {}
+
+
+def diagrams() -> dict[str, str]:
+    """The notebook's diagrams (nst.notebook_diagrams), base64 PNG by attachment name, drawn once."""
+    if not _DIAGRAMS:
+        import base64
+
+        if str(HERE.parent) not in sys.path:
+            sys.path.insert(0, str(HERE.parent))
+        from nst.notebook_diagrams import render_all
+
+        _DIAGRAMS.update({name: base64.b64encode(png).decode("ascii") for name, png in render_all().items()})
+    return _DIAGRAMS
+
+
 def _metadata():
     return {
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
@@ -982,10 +1024,13 @@ def _metadata():
 def build(exercise: bool = False) -> nbformat.NotebookNode:
     """The notebook (solution or exercise), without outputs; cell ids are stable."""
     notebook = nbformat.v4.new_notebook(metadata=_metadata())
-    for index, (kind, source, tags) in enumerate(CELLS):
+    pictures = diagrams()
+    for index, (kind, source, tags, names) in enumerate(CELLS):
         cell_id = f"cell-{index:03d}"
         if kind == "markdown":
             cell = nbformat.v4.new_markdown_cell(source, id=cell_id)
+            if names:
+                cell.attachments = {name: {"image/png": pictures[name]} for name in names}
         else:
             if exercise:
                 source = exercise_source(source)
@@ -1026,8 +1071,9 @@ def execute(notebook, timeout: int = 3600, env: dict | None = None):
     return notebook
 
 
-def sources(notebook) -> list[tuple[str, str]]:
-    return [(cell.cell_type, cell.source) for cell in notebook.cells]
+def sources(notebook) -> list[tuple]:
+    """Each cell's type, source and attachments (the diagrams): what the script decides."""
+    return [(cell.cell_type, cell.source, cell.get("attachments")) for cell in notebook.cells]
 
 
 def drift() -> list[str]:

@@ -22,8 +22,13 @@ COURSE_STYLE = "monet.jpg"
 EXPECTED_GA = np.array([[6.42230511, -4.42912197, -2.09668207],
                         [-4.42912197, 19.46583748, 19.56387138],
                         [-2.09668207, 19.56387138, 20.6864624]])
-# The three entries that differ here (6.42..., -2.09... twice) are one or two
-# float32 ulps away (an ulp is 4.8e-7 near 6.4 and 2.4e-7 near 2.1).
+# ... and as the course printed it (NumPy 1.13's layout).
+EXPECTED_GA_PRINT = ("GA = [[  6.42230511  -4.42912197  -2.09668207]\n"
+                     " [ -4.42912197  19.46583748  19.56387138]\n"
+                     " [ -2.09668207  19.56387138  20.6864624 ]]")
+# The last digits of three entries (6.42..., -2.09... twice) depend on how the
+# host's matrix product rounds; they are one or two float32 ulps away (an ulp
+# is 4.8e-7 near 6.4 and 2.4e-7 near 2.1).
 GA_TOLERANCE = 5e-7
 
 
@@ -45,7 +50,7 @@ def pick_image_pair(images_dir=None, verbose=True):
                  f"are not in {images_dir})")
     if verbose:
         print(f"Using {which}:\n  content: {content.name}\n  style:   {style.name}\n"
-              "Both are resized to 400x300 when loaded.")
+              "Both are centre-cropped to 4:3 and resized to 400x300 when loaded.")
     return str(content), str(style)
 
 
@@ -58,14 +63,19 @@ def check_printed(printed, expected):
     return False
 
 
-def check_printed_matrix(printed, expected=EXPECTED_GA, tolerance=GA_TOLERANCE):
-    """Compare a printed matrix with the assignment's, number by number, within ``tolerance``.
+def check_printed_matrix(printed, expected=EXPECTED_GA, tolerance=GA_TOLERANCE,
+                         expected_print=EXPECTED_GA_PRINT):
+    """Compare a printed matrix with the assignment's: its layout, then number by number.
 
+    The layout (every space, sign, bracket and point) must be the course's.
     The course printed float32 values with 8 decimals, finer than float32 can
-    resolve, so the last digits of a few entries depend on how the product was
-    rounded; within ``tolerance`` (two float32 ulps for these entries) they are
-    the same float32 number.
+    resolve, so the last digits of a few entries depend on how the host's
+    matrix product rounds; within ``tolerance`` (two float32 ulps for these
+    entries) they are the same float32 number.
     """
+    if re.sub(r"\d", "9", str(printed)) != re.sub(r"\d", "9", expected_print):
+        print(f"MISMATCH: the layout differs from the course's print:\n{printed}\nexpected\n{expected_print}")
+        return False
     expected = np.asarray(expected, dtype=np.float64)
     numbers = [float(x) for x in re.findall(r"-?\d+\.\d*(?:e[-+]?\d+)?", str(printed))]
     if len(numbers) != expected.size:
@@ -77,13 +87,15 @@ def check_printed_matrix(printed, expected=EXPECTED_GA, tolerance=GA_TOLERANCE):
     ulps = difference / np.spacing(np.abs(expected).astype(np.float32)).astype(np.float64)
     if np.all(difference <= tolerance):
         if exact == expected.size:
-            print("MATCH: every entry equals the expected output to all 8 printed decimals.")
+            print("MATCH, in the course's layout: every entry equals the expected output to all 8 "
+                  "printed decimals.")
         else:
-            print(f"MATCH to float32 precision: {exact} of {expected.size} entries equal the expected output "
-                  f"to all 8 printed decimals; the other {expected.size - exact} differ by at most "
-                  f"{difference.max():.1e} ({ulps.max():.0f} float32 ulps), within the {tolerance:.0e} tolerance: "
-                  "they agree to float32 precision (the course printed more decimals than float32 holds, "
-                  "and its TensorFlow 1 build rounded the product's last bit differently).")
+            print(f"MATCH to float32 precision, in the course's layout: {exact} of {expected.size} entries "
+                  f"equal the expected output to all 8 printed decimals; the other {expected.size - exact} "
+                  f"differ by at most {difference.max():.1e} ({ulps.max():.0f} float32 ulps), within the "
+                  f"{tolerance:.0e} tolerance: they agree to float32 precision (the course printed more "
+                  "decimals than float32 holds, and the last bit of these entries depends on how the "
+                  "host's matrix product rounds).")
         return True
     worst = np.unravel_index(np.argmax(difference), difference.shape)
     print(f"MISMATCH: entry {tuple(int(i) for i in worst)} is {values[worst]:.8f}, "

@@ -10,6 +10,12 @@ Two differences matter for the course's test cells (see ../shared/FACTS.md §1):
    first ``random_normal`` of the cells, 9 for the second).
 2. **Printing.** NumPy >= 1.14 prints float32 scalars and arrays with fewer
    digits than NumPy 1.13, which the course's expected outputs were printed with.
+   ``legacy="1.13"`` restores the scalars and the column layout, but not how
+   1.13 wrote an array's fractions: eight decimals of the exact value (not the
+   shortest unique digits), each element's trailing zeros shown as spaces
+   (``20.6864624 ]]``, where ``floatmode="fixed"`` alone gives ``20.68646240]]``).
+   While the course mode is on, a small wrapper around NumPy's float
+   formatter adds that last rule.
 
 Both are opt-in and undoable: use :func:`tf1_op_seeds` as a context manager, or
 :func:`enable_course_compat` / :func:`disable_course_compat` around notebook cells.
@@ -73,12 +79,54 @@ def tf1_op_seeds():
 COURSE_PRINT_OPTIONS = dict(legacy="1.13", floatmode="fixed", precision=8)
 
 
+def _float_format_class():
+    """NumPy's array float formatter (its module moved in NumPy 2)."""
+    try:
+        from numpy._core import arrayprint
+    except ImportError:  # NumPy 1.x
+        from numpy.core import arrayprint
+    return arrayprint.FloatingFormat
+
+
+def _numpy113_fill_format(original):
+    """Wrap ``FloatingFormat.fillFormat``: in the course's print mode, trim each element's zeros.
+
+    Applies only to positional (not exponent) formatting under
+    ``COURSE_PRINT_OPTIONS`` (legacy 1.13, fixed, non-unique digits).  The
+    digits stay the exact value's ``precision`` decimals; every element's
+    trailing zeros are dropped and the column is padded on the right to the
+    longest remaining fraction, as NumPy 1.13 did.
+    """
+    import numpy as np
+
+    def fill_format(self, data):
+        original(self, data)
+        if self.exp_format or self.floatmode != "fixed" or self._legacy > 113:
+            return
+        finite = data[np.isfinite(data)]
+        if finite.size == 0:
+            return
+        fractions = [np.format_float_positional(x, precision=self.precision, unique=False,
+                                                fractional=True, trim=".").split(".")[1]
+                     for x in finite]
+        self.pad_right = max(len(fraction) for fraction in fractions)
+        self.trim = "."
+        self.min_digits = 0
+
+    fill_format.numpy113 = True
+    return fill_format
+
+
 def enable_course_compat() -> None:
     """TF 1.x op seeds and NumPy 1.13 printing, as the course's outputs were made."""
     import numpy as np
 
     _saved.setdefault("printoptions", np.get_printoptions())
     np.set_printoptions(**COURSE_PRINT_OPTIONS)
+    formatter = _float_format_class()
+    if not getattr(formatter.fillFormat, "numpy113", False):
+        _saved["fillFormat"] = formatter.fillFormat
+        formatter.fillFormat = _numpy113_fill_format(formatter.fillFormat)
     enable_tf1_op_seeds()
 
 
@@ -88,4 +136,6 @@ def disable_course_compat() -> None:
 
     if "printoptions" in _saved:
         np.set_printoptions(**_saved.pop("printoptions"))
+    if "fillFormat" in _saved:
+        _float_format_class().fillFormat = _saved.pop("fillFormat")
     disable_tf1_op_seeds()

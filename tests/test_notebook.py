@@ -56,6 +56,36 @@ def test_exercise_has_placeholders_and_no_outputs():
     assert "sess.run(train_step)" not in model_nn and "global_variables_initializer" not in model_nn
 
 
+def test_both_notebooks_show_our_diagrams():
+    """The unrolling, Gram and content/style/generated figures are embedded PNGs, shown where referenced."""
+    import base64
+
+    builder = load_builder()
+    for path in (builder.SOLUTION, builder.EXERCISE):
+        notebook = nbformat.read(path, as_version=4)
+        shown = {}
+        for cell in notebook.cells:
+            for name, data in cell.get("attachments", {}).items():
+                assert f"(attachment:{name})" in cell.source
+                shown[name] = base64.b64decode(data["image/png"])
+        assert set(shown) == {"content_style_generated.png", "unrolling.png", "gram_matrix.png"}, path
+        for png in shown.values():
+            assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+    unrolling = next(cell.source for cell in builder.build().cells if "unrolling.png" in cell.get("attachments", {}))
+    assert "Unrolling" in unrolling
+    gram = next(cell.source for cell in builder.build().cells if "gram_matrix.png" in cell.get("attachments", {}))
+    assert "Gram matrix" in gram
+
+
+def test_no_cell_shows_a_stray_value():
+    """Only the cells meant to show a value end in an expression (the first cell used to show Out: '2')."""
+    builder = load_builder()
+    notebook = nbformat.read(builder.SOLUTION, as_version=4)
+    results = [cell.source.splitlines()[-1] for cell in notebook.cells if cell.cell_type == "code"
+               for output in cell.outputs if output.output_type == "execute_result"]
+    assert results == [], results
+
+
 def test_placeholder_rules():
     builder = load_builder()
     source = "x = 1\n    ### START CODE HERE ###\n    # keep me\n    a, b = f(x)\n    sess.run(op)\n\n" \
@@ -94,7 +124,8 @@ def test_solution_notebook_runs_headless_and_every_check_matches(tmp_path, weigh
     assert len(checks) == CHECKS
     for cell in checks:
         assert text_of(cell).startswith("MATCH"), text_of(cell)
-    assert "MATCH to float32 precision: 6 of 9" in text_of(checks[1])
+    # How many GA entries agree to the last printed digit depends on the host's matrix-product rounding.
+    assert "in the course's layout" in text_of(checks[1])
     printed = "\n".join(text_of(cell) for cell in executed.cells if cell.cell_type == "code")
     for line in ("J_content = 6.76559", "J_style_layer = 9.19028", "J = 35.34667875478276"):
         assert line in printed
