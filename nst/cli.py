@@ -86,6 +86,13 @@ def _number(kind, minimum=None, positive=False, maximum=None):
     return parse
 
 
+def _iterations(text):
+    """``N`` (every scale) or ``N,N,...`` (one per scale, coarse to fine)."""
+    parse = _number(int, minimum=1)
+    values = tuple(parse(part.strip()) for part in text.split(","))
+    return values[0] if len(values) == 1 else values
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="nst", description="Neural style transfer (Gatys, Ecker and Bethge 2015) with VGG-19: "
                 "redraw CONTENT in the style of STYLE.", epilog=EXAMPLES,
@@ -101,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--style-scale", type=_number(float, positive=True), default=DEFAULT_STYLE_SCALE,
                    help="style images are resized to a long side of SIZE x this: smaller gives finer "
                         "brush strokes, larger bigger ones (default: %(default)s)")
-    g.add_argument("--multiscale", action="store_true",
+    g.add_argument("--multiscale", action=argparse.BooleanOptionalAction, default=engine.DEFAULT_MULTISCALE,
                    help="coarse to fine: start at the smallest of SIZE/2, SIZE/4, ... that is >= --min-size, "
-                        "upsample each result as the next start; --iterations per scale")
+                        "upsample each result as the next start; --iterations per scale (default: %(default)s)")
     g.add_argument("--min-size", type=_number(int, minimum=engine.MIN_SIDE), default=DEFAULT_MIN_SIZE,
                    help="smallest long side of --multiscale (default: %(default)s)")
 
@@ -133,8 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lbfgs: L-BFGS (float32) inside the pixel range, lowest cost after many iterations; "
                         "adam: cheaper iterations and less memory, about 1.4x the time to a given cost at 400x300 "
                         "(default: %(default)s)")
-    g.add_argument("--iterations", type=_number(int, minimum=1), default=None,
-                   help="iterations (per scale with --multiscale) "
+    g.add_argument("--iterations", type=_iterations, default=None, metavar="N[,N...]",
+                   help="iterations at each scale: one number for every scale, or one per scale from coarse to "
+                        "fine with --multiscale, e.g. 100,40,10 (where iterations are cheap) "
                         f"(default: {DEFAULT_ITERATIONS['adam']} with adam, {DEFAULT_ITERATIONS['lbfgs']} with lbfgs)")
     g.add_argument("--learning-rate", type=_number(float, positive=True), default=None,
                    help=f"Adam step in pixel units 0..255 (default: {DEFAULT_LEARNING_RATE:g}; lbfgs has none)")
@@ -219,6 +227,10 @@ def _check_memory(settings, sizes, styles):
     budget.check_fits(height, width, style_pixels)
 
 
+def _total_steps(settings, sizes) -> int:
+    return sum(engine.scale_iterations(settings.iterations, len(sizes)))
+
+
 def check_outputs(args, output, total_steps) -> dict:
     """Every file the run will write, each checked writable (and absent unless --overwrite)."""
     from . import images
@@ -241,7 +253,7 @@ def _prepare(args):
     init_path = _read_init(args, settings)
     sizes = engine.scale_sizes(*content.shape[:2], settings.size, settings.multiscale, settings.min_size)
     _check_memory(settings, sizes, styles)
-    paths = check_outputs(args, args.output, settings.iterations * len(sizes))
+    paths = check_outputs(args, args.output, _total_steps(settings, sizes))
     weights = check_weights_path(args.weights or default_weights_path())
     inputs = {Path(p).resolve() for p in [args.content, *args.styles] + ([init_path] if init_path else [])}
     clash = [path for path in paths.values() if path.resolve() in inputs]
@@ -276,7 +288,7 @@ class _Reporter:
         self.bar.set_postfix_str(f"total {c['total']:.4g}, content {c['content']:.3g}, style {c['style']:.3g}",
                                  refresh=False)
         step, args = progress.step, self.args
-        if progress.iteration == 0 and len(progress.sizes) > 1:
+        if progress.iteration == 0 and len(progress.sizes) > 1 and not args.quiet:
             h, w = progress.sizes[progress.scale]
             self.bar.write(f"scale {progress.scale + 1}/{len(progress.sizes)}: {w}x{h}", file=sys.stderr)
         if args.print_every and progress.iteration > 0 and (step % args.print_every == 0 or step == self.total):
@@ -359,7 +371,8 @@ def _stage_results(staging, args, paths, result, content, styles, reporter) -> N
         title = f"{Path(args.content).name} + {', '.join(Path(p).name for p in args.styles)} ({s.optimizer})"
         weights = {"content": s.content_weight, "style": s.style_weight, "tv": s.tv_weight}
         staging.stage(paths["costs"], lambda name: pictures.save_cost_plot(
-            name, result.history, weights, result.sizes, title, s.iterations))
+            name, result.history, weights, result.sizes, title,
+            engine.scale_iterations(s.iterations, len(result.sizes))))
     if "gif" in paths and reporter.frames:
         staging.stage(paths["gif"], lambda name: pictures.save_gif(
             name, [frame for _, frame in reporter.frames] + [result.image]))
@@ -492,7 +505,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        check_outputs(args, args.output, prepared[0].iterations * len(prepared[6]))  # taken while we checked?
+        check_outputs(args, args.output, _total_steps(prepared[0], prepared[6]))  # taken while we checked?
         return _run(args, argv, *prepared, console=console)
     except (ArgumentError, FileProblem) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -523,7 +536,7 @@ def _optimise_and_write(args, argv, settings, content, styles, init_path, weight
     reporter = None
     try:
         weights = engine.get_weights(weights_path)
-        reporter = _Reporter(args, paths, settings.iterations * len(sizes))
+        reporter = _Reporter(args, paths, _total_steps(settings, sizes))
         started = time.perf_counter()
         result = engine.stylize(content, styles, settings, callback=reporter, weights=weights)
         signals.saving = True

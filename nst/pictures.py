@@ -34,12 +34,13 @@ def save_side_by_side(path, content, styles, result) -> Path:
     return save_rgb(path, side_by_side([content, *styles, result]))
 
 
-def save_cost_plot(path, history, weights: dict, sizes=None, title: str = "", per_scale: int | None = None) -> Path:
+def save_cost_plot(path, history, weights: dict, sizes=None, title: str = "", per_scale=None) -> Path:
     """Plot the weighted costs against the step (log scale) to ``path`` (PNG).
 
     ``history`` rows are ``(step, elapsed_s, total, content, style, tv)``;
     ``weights`` maps content/style/tv to their weights, so the curves show each
-    term's share of the total.
+    term's share of the total.  ``per_scale``: iterations at each scale (a list), to mark
+    where each scale starts.
     """
     import matplotlib
 
@@ -56,10 +57,11 @@ def save_cost_plot(path, history, weights: dict, sizes=None, title: str = "", pe
             if weight > 0:
                 axes.plot(steps, weight * rows[:, column], label=f"{weight:g} x {name}", color=colour, linewidth=1.2)
         if sizes and len(sizes) > 1:
-            per_scale = per_scale or (steps.max() / len(sizes) if len(steps) else 0)
-            for index, (h, w) in enumerate(sizes[1:], start=1):
-                axes.axvline(index * per_scale, color="gray", linestyle=":", linewidth=0.8)
-                axes.text(index * per_scale, 1, f" {w}x{h}", transform=axes.get_xaxis_transform(),
+            per_scale = per_scale or [steps.max() / len(sizes) if len(steps) else 0] * len(sizes)
+            starts = np.cumsum(per_scale)[:-1]
+            for start, (h, w) in zip(starts, sizes[1:]):
+                axes.axvline(start, color="gray", linestyle=":", linewidth=0.8)
+                axes.text(start, 1, f" {w}x{h}", transform=axes.get_xaxis_transform(),
                           va="top", fontsize=8, color="gray")
         positive = rows[:, 2:][rows[:, 2:] > 0]
         if positive.size:

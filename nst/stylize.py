@@ -81,6 +81,7 @@ DEFAULT_STYLE_LAYERS = (("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("
 DEFAULT_POOLING = "avg"
 POOLINGS = ("avg", "max")
 DEFAULT_STYLE_SCALE = 1.0
+DEFAULT_MULTISCALE = False
 DEFAULT_MIN_SIZE = 128  # smallest scale of --multiscale
 MIN_SIDE = 16  # VGG-19 pools four times before conv5_1: below 16 px the deep layers are empty
 
@@ -111,7 +112,7 @@ class Settings:
 
     size: int = DEFAULT_SIZE
     optimizer: str = DEFAULT_OPTIMIZER
-    iterations: Optional[int] = None  # None: DEFAULT_ITERATIONS[optimizer]
+    iterations: object = None  # per scale: an int, or one int per scale coarse to fine; None: the default
     learning_rate: float = DEFAULT_LEARNING_RATE
     init: object = DEFAULT_INIT  # "content" | "noise" | "style" | uint8 [h, w, 3] array
     noise_ratio: float = DEFAULT_NOISE_RATIO
@@ -125,7 +126,7 @@ class Settings:
     style_scale: float = DEFAULT_STYLE_SCALE
     pooling: str = DEFAULT_POOLING
     preserve_colors: bool = False
-    multiscale: bool = False
+    multiscale: bool = DEFAULT_MULTISCALE
     min_size: int = DEFAULT_MIN_SIZE
 
     def resolved(self, n_styles: int) -> "Settings":
@@ -137,7 +138,7 @@ class Settings:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {s.pooling!r}")
         if s.iterations is None:
             s.iterations = DEFAULT_ITERATIONS[s.optimizer]
-        _check_int("iterations", s.iterations, 1)
+        s.iterations = _check_iterations(s.iterations)
         _check_int("size", s.size, MIN_SIDE)
         _check_int("min_size", s.min_size, MIN_SIDE)
         for name in ("learning_rate", "style_scale"):
@@ -218,6 +219,27 @@ def _check_number(name, value, positive=False):
     if number < 0 or (positive and number == 0):
         raise ValueError(f"{name} must be {'positive' if positive else 'non-negative'}, not {value!r}")
     return number
+
+
+def _check_iterations(iterations):
+    """An int (every scale) or a non-empty sequence of ints (coarse to fine), each at least 1."""
+    if isinstance(iterations, (list, tuple)):
+        if not iterations:
+            raise ValueError("iterations must list at least one number")
+        return tuple(_check_int("iterations", value, 1) for value in iterations)
+    return _check_int("iterations", iterations, 1)
+
+
+def scale_iterations(iterations, n_scales: int) -> list:
+    """Iterations at each of ``n_scales`` scales (coarse to fine) from an int or a schedule.
+
+    A schedule longer than the scales gives its last (finest) entries; a shorter one
+    repeats its first entry at the extra coarse scales.
+    """
+    if not isinstance(iterations, (list, tuple)):
+        return [int(iterations)] * n_scales
+    schedule = list(iterations)[-n_scales:]
+    return [schedule[0]] * (n_scales - len(schedule)) + schedule
 
 
 def _check_int(name, value, minimum):
@@ -541,7 +563,7 @@ def stylize(content, styles, settings: Optional[Settings] = None, *, callback=No
     s = settings = settings.resolved(len(styles))
     weights = get_weights(weights)
     sizes = scale_sizes(*content.shape[:2], s.size, s.multiscale, s.min_size)
-    total_steps = s.iterations * len(sizes)
+    total_steps = sum(scale_iterations(s.iterations, len(sizes)))
     history: list = []
     # All targets first, then the feature graph is closed: its session's memory is
     # not needed while the (larger) optimisation graphs run.
@@ -623,6 +645,8 @@ class _Tracker:
         self.s, self.scale, self.sizes, self.total_steps = s, scale, sizes, total_steps
         self.started, self.history, self.state, self.callback, self.finish = started, history, state, callback, finish
         self.best = {"pixels": None, "costs": None, "iteration": -1, "finish": finish}
+        per_scale = scale_iterations(s.iterations, len(sizes))
+        self.iterations, self.offset = per_scale[scale], sum(per_scale[:scale])  # at this scale; steps before it
 
     def _nonfinite_message(self, iteration: int, costs_: dict) -> str:
         """Name the cost that is NaN or infinite: the total can still be finite (a huge style cost
@@ -642,13 +666,13 @@ class _Tracker:
         if is_best:
             self.best.update(pixels=np.array(pixels, dtype=np.float32), costs=dict(costs_), iteration=iteration)
         elapsed = time.perf_counter() - self.started
-        step = self.scale * self.s.iterations + iteration
+        step = self.offset + iteration
         self.history.append((step, elapsed, costs_["total"], costs_["content"], costs_["style"], costs_["tv"]))
         if iteration > 0:
             self.state["steps"] = step
         if self.callback is not None:
             self.callback(Progress(step=step, total_steps=self.total_steps, iteration=iteration,
-                                   iterations=self.s.iterations, scale=self.scale, sizes=self.sizes,
+                                   iterations=self.iterations, scale=self.scale, sizes=self.sizes,
                                    costs=dict(costs_), elapsed=elapsed, best=is_best,
                                    _pixels=pixels, _finish=self.finish))
 
@@ -679,11 +703,11 @@ def _run_adam(problem: Problem, s, start, scale, sizes, total_steps, started, hi
     session.run(problem.load, {problem.init_value: start[None]})
 
     def body():
-        for i in range(s.iterations):
+        for i in range(tracker.iterations):
             _, costs_, pixels = session.run([problem.train, problem.costs, problem.pixels])
             tracker.report(i, {k: float(v) for k, v in costs_.items()}, pixels[0])
         costs_, pixels = session.run([problem.costs, problem.pixels])
-        tracker.report(s.iterations, {k: float(v) for k, v in costs_.items()}, pixels[0])
+        tracker.report(tracker.iterations, {k: float(v) for k, v in costs_.items()}, pixels[0])
 
     return _guarded(tracker, state, body)
 
@@ -712,7 +736,7 @@ def _run_lbfgs(problem: Problem, s, start, scale, sizes, total_steps, started, h
         for iteration, x, _, costs_ in steps:
             last["iteration"] = iteration
             tracker.report(iteration, costs_, x.reshape(shape))
-            if iteration == s.iterations:
+            if iteration == tracker.iterations:
                 break
 
     return _guarded(tracker, state, body)

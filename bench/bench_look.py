@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Does the result look like the painting at every viewing size?  (issue 13)
+
+    python bench/bench_look.py [--runs before,now] [--pairs 4] [--size 512]
+
+For each content/style pair from ../shared/images and each named run (the
+command line as a user starts it, wall time including start-up), print:
+
+* the content cost (conv4_2, the course's normalisation) between the result
+  and the content image, both at the result's size;
+* the style cost as a viewer sees the picture: the result and the style image
+  resized so the result's long side is 512, 256 and 128 px, then the course's
+  style cost (0.2 x conv1_1..conv5_1) on per-position Gram matrices
+  (G / (n_H n_W)), average pooling, the project's VGG-19;
+* a sheet per pair and run in bench/out/: content | style | result | the same
+  64 px patch of the flattest region of the content, cut from the result and
+  enlarged 4x (where a lattice of specks would show).
+
+Runs: ``before`` is the command line's defaults before issue 13 (single scale,
+content 10 / style 40, 200 L-BFGS iterations); ``now`` is today's defaults (no
+flags).  Add your own with ``--extra NAME='--flag value ...'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED = ROOT.parent / "shared" / "images"
+PAIRS = (("tubingen.jpg", "starry_night.jpg"), ("golden_gate.jpg", "the_scream.jpg"),
+         ("tubingen.jpg", "shipwreck.jpg"), ("golden_gate.jpg", "woman-with-hat-matisse.jpg"))
+RUNS = {
+    "before": "--no-multiscale --content-weight 10 --style-weight 40 --iterations 200",
+    "now": "",
+}
+VIEW_SIDES = (512, 256, 128)
+# jcjohnson/neural-style's published tubingen x starry_night (1000 L-BFGS iterations), measured by
+# the issue's author with this metric: content, style at 512 / 256 / 128.
+REFERENCE = (0.217, 0.0127, 0.0042, 0.0083)
+PATCH = 64  # side of the flat patch, in result pixels
+ZOOM = 4
+
+
+def cpu_description() -> str:
+    model, flags = platform.processor() or "unknown", ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma")
+                flags = " ".join(flag for flag in line.split(":", 1)[1].split() if flag in wanted)
+                break
+    except OSError:
+        pass
+    return f"{model}; {os.cpu_count()} cores; flags: {flags or 'n/a'}"
+
+
+def run_cli(content: Path, style: Path, out: Path, flags: str, size: int) -> float:
+    """Run the `nst` command as a user would; return its wall time in seconds."""
+    command = [str(ROOT / ".venv" / "bin" / "nst"), str(content), str(style), "-o", str(out), "--overwrite",
+               "--size", str(size), "--seed", "0", "--no-pictures", "-q", *shlex.split(flags)]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"nst failed ({done.returncode}): {done.stderr.strip()}")
+    return seconds
+
+
+class Judge:
+    """The multi-scale look metric on one feature graph (the engine's, average pooling)."""
+
+    def __init__(self):
+        from nst import stylize
+
+        self.layers = [name for name, _ in stylize.DEFAULT_STYLE_LAYERS]
+        self.features = stylize.FeatureGraph(stylize.get_weights(), "avg", "conv4_2", self.layers)
+
+    def content_cost(self, result, content) -> float:
+        a_g, a_c = self.features.content_features(result), self.features.content_features(content)
+        return float(np.sum((a_g - a_c) ** 2) / (4.0 * a_g.size))
+
+    def style_cost(self, result, style) -> float:
+        """0.2 x sum over layers of sum((g_S - g_G)^2) / (4 n_C^2), g per position (G / (n_H n_W))."""
+        g_r, g_s = self.features.style_grams(result), self.features.style_grams(style)
+        return sum(0.2 * float(np.sum((g_r[n] - g_s[n]) ** 2)) / (4.0 * g_r[n].shape[0] ** 2) for n in self.layers)
+
+    def measure(self, result, content, style) -> tuple:
+        from nst.images import resize, size_for_long_side
+
+        h, w = result.shape[:2]
+        row = [self.content_cost(result, resize(content, w, h))]
+        for side in VIEW_SIDES:
+            rh, rw = size_for_long_side(h, w, side)
+            sh, sw = size_for_long_side(*style.shape[:2], round(side * max(style.shape[:2]) / max(h, w)))
+            row.append(self.style_cost(resize(result, rw, rh), resize(style, sw, sh)))
+        return tuple(row)
+
+
+def flattest_patch(image: np.ndarray) -> tuple:
+    """(top, left) of the PATCH x PATCH window of ``image`` with the least local variation."""
+    gray = image.astype(np.float64).mean(axis=2)
+    best, where = None, (0, 0)
+    for top in range(0, gray.shape[0] - PATCH + 1, PATCH // 4):
+        for left in range(0, gray.shape[1] - PATCH + 1, PATCH // 4):
+            window = gray[top:top + PATCH, left:left + PATCH]
+            busy = np.abs(np.diff(window, axis=0)).mean() + np.abs(np.diff(window, axis=1)).mean()
+            if best is None or busy < best:
+                best, where = busy, (top, left)
+    return where
+
+
+def save_sheet(path: Path, content, style, result) -> None:
+    from nst import pictures
+    from nst.images import resize
+
+    h, w = result.shape[:2]
+    content = resize(content, w, h)
+    top, left = flattest_patch(content)
+    crop = result[top:top + PATCH, left:left + PATCH]
+    zoomed = np.kron(crop, np.ones((ZOOM, ZOOM, 1), dtype=np.uint8))  # nearest neighbour: every speck shows
+    zoomed = resize(zoomed, round(zoomed.shape[1] * h / zoomed.shape[0]), h)
+    pictures.save_side_by_side(path, content, [style], np.concatenate(
+        [result, np.full((h, 8, 3), 255, np.uint8), zoomed], axis=1))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", default="before,now")
+    parser.add_argument("--extra", action="append", default=[], metavar="NAME='FLAGS'")
+    parser.add_argument("--pairs", type=int, default=len(PAIRS))
+    parser.add_argument("--size", type=int, default=512)
+    args = parser.parse_args(argv)
+    runs = {name: RUNS[name] for name in args.runs.split(",") if name}
+    runs.update(dict(item.split("=", 1) for item in args.extra))
+
+    from nst.images import read_rgb
+
+    out_dir = HERE / "out" / "look"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"host: {cpu_description()}")
+    print(f"{'pair':<40} {'run':<10} {'wall s':>7} {'content':>8} " + " ".join(f"{'style@' + str(s):>10}"
+                                                                               for s in VIEW_SIDES))
+    timings = {name: [] for name in runs}
+    judge = None
+    for content_name, style_name in PAIRS[:args.pairs]:
+        content, style = read_rgb(SHARED / content_name), read_rgb(SHARED / style_name)
+        label = f"{Path(content_name).stem} x {Path(style_name).stem}"
+        for name, flags in runs.items():  # side by side: every run of a pair before the next pair
+            result_path = out_dir / f"{Path(content_name).stem}_{Path(style_name).stem}_{name}.png"
+            seconds = run_cli(SHARED / content_name, SHARED / style_name, result_path, flags, args.size)
+            timings[name].append(seconds)
+            judge = judge or Judge()
+            result = read_rgb(result_path)
+            row = judge.measure(result, content, style)
+            print(f"{label:<40} {name:<10} {seconds:7.1f} {row[0]:8.3f} " + " ".join(f"{v:10.4f}" for v in row[1:]),
+                  flush=True)
+            save_sheet(result_path.with_name(result_path.stem + "_sheet.png"), content, style, result)
+    print(f"reference (jcjohnson, tubingen x starry_night): content {REFERENCE[0]}, style "
+          + " / ".join(str(v) for v in REFERENCE[1:]))
+    for name, values in timings.items():
+        print(f"median wall time, {name}: {statistics.median(values):.1f} s over {len(values)} pairs")
+    if "before" in timings and "now" in timings:
+        ratio = statistics.median(b / a for a, b in zip(timings["now"], timings["before"]))
+        print(f"median speed-up of now over before (same pair, same run of the bench): {ratio:.2f}x")
+    print(f"sheets: {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
