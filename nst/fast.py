@@ -75,7 +75,7 @@ def check_fits(height: int, width: int, what: str = "image", available: Optional
     need = estimated_peak_bytes(height, width)
     if available is not None and need > available:
         raise FastError(f"the {what} at {width}x{height} needs about {need / 1e9:.1f} GB but only "
-                        f"{available / 1e9:.1f} GB is free; give a smaller size")
+                        f"{available / 1e9:.1f} GB is free; give a smaller size (--size, --style-size)")
 
 
 def coral(source: np.ndarray, target: np.ndarray) -> np.ndarray:
