@@ -225,3 +225,71 @@ def test_conversion_refuses_a_tampered_decoder_in_the_wheel(tmp_path):
 def test_converted_decoder_has_the_released_architecture(fast_paths):
     decoder = weights.load_decoder(fast_paths[1])
     assert sum(k.size + b.size for k, b in zip(decoder.kernels, decoder.biases)) == 3_505_219  # FACTS.md section 5
+
+
+# --------------------------------------------------------------------------
+# The command line: nst ... --method fast
+
+def _nst(argv, capsys):
+    from nst import cli
+
+    status = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_cli_fast_folder_of_contents(tmp_path, capsys):
+    folder, out = tmp_path / "contents", tmp_path / "results"
+    folder.mkdir(), out.mkdir()
+    images.save_rgb(folder / "a.png", _fixture("tubingen_starry_content.png"))
+    images.save_rgb(folder / "b.jpg", _fixture("golden_gate_scream_content.png"))
+    status, stdout, stderr = _nst([folder, FIXTURES / "tubingen_starry_style0.png", "-o", out, "--method", "fast",
+                                   "--size", 96, "--alpha", 0.8], capsys)
+    assert status == 0, stderr
+    assert stdout.split() == [str(out / "a.png"), str(out / "b.png")]
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.png", "a_compare.png", "b.json", "b.png",
+                                                     "b_compare.png"]
+    assert max(images.read_rgb(out / "a.png").shape[:2]) == 96
+    record = json.loads((out / "b.json").read_text())
+    assert record["method"] == "fast" and record["settings"]["alpha"] == 0.8
+    assert record["content"] == str((folder / "b.jpg").resolve())
+
+
+def test_cli_fast_mask_and_original_size(tmp_path, capsys):
+    content = FIXTURES / "golden_gate_scream_content.png"  # 150x112
+    mask = tmp_path / "mask.png"
+    half = np.zeros((112, 150, 3), np.uint8)
+    half[:, :75] = 255
+    images.save_rgb(mask, half)
+    output = tmp_path / "out.png"
+    status, _, stderr = _nst([content, FIXTURES / "golden_gate_scream_style0.png",
+                              FIXTURES / "tubingen_starry_style0.png", "--mask", mask, "-o", output,
+                              "--method", "fast", "--size", 0, "--style-size", 0, "--no-pictures", "-q"], capsys)
+    assert status == 0, stderr
+    assert images.read_rgb(output).shape == (112, 150, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.png", "out.json", "out.png"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--alpha", "0.5"], "apply to --method fast only"),
+    (["--method", "fast", "--alpha", "1.5"], "must be at most 1"),
+    (["--method", "fast", "--mask", "m.png"], "--mask needs exactly two style images"),
+    (["--method", "fast", "--style-blend-weights", "1", "2"], "one weight per style image"),
+    (["--method", "fast", "--size", "100000"], "GB is free; give a smaller size"),
+])
+def test_cli_fast_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, message):
+    output = tmp_path / "out.png"
+    status, stdout, stderr = _nst([FIXTURES / "tubingen_starry_content.png", FIXTURES / "tubingen_starry_style0.png",
+                                   "-o", output, *extra], capsys)
+    assert status == 2 and stdout == ""
+    assert stderr.startswith("error: ") and message in stderr and stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_fast_missing_decoder_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(weights, "default_decoder_path", lambda: tmp_path / "gone.npz")
+    output = tmp_path / "out.png"
+    status, stdout, stderr = _nst([FIXTURES / "tubingen_starry_content.png", FIXTURES / "tubingen_starry_style0.png",
+                                   "-o", output, "--method", "fast"], capsys)
+    assert status == 2 and "gone.npz not found; run `python -m nst.weights`" in stderr and stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
