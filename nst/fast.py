@@ -35,11 +35,13 @@ UPSAMPLE_AFTER = (0, 4, 6)  # decoder conv indices followed by nearest 2x upsamp
 FEATURE_STRIDE = 8  # three poolings: features are [ceil(h/8), ceil(w/8), 512]
 FEATURE_CHANNELS = 512
 STYLE_CACHE_SIZE = 32  # style statistics kept (each is two 512-vectors)
-# Peak resident memory per pixel of the larger of content and style, measured
-# by bench/bench_fast.py (see bench/RESULTS.md, "fast mode"), plus the fixed
-# cost of TensorFlow and the weights.  Used to refuse sizes that cannot fit.
-BYTES_PER_PIXEL = 2600
-FIXED_BYTES = 1_200_000_000
+# Peak RSS of one process stylising one square image (style the same size),
+# `bench/bench_fast.py --worker fast --size N --repeats 1` on the AMD host:
+# 690 MiB with the networks loaded; peak 1028 MiB at 512, 1485 at 1024, 2413 at
+# 1536, i.e. about 740 bytes per pixel at the top.  The estimate below adds
+# about a third to both, and is used to refuse sizes that cannot fit.
+BYTES_PER_PIXEL = 1000
+FIXED_BYTES = 800_000_000
 
 
 class FastError(ValueError):
