@@ -24,6 +24,10 @@ from .cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, ArgumentError, _vers
 from .images import OUTPUT_EXTENSIONS, ImageError
 
 FAST_ONLY_FLAGS = "--alpha, --mask and --style-size"
+# Flags that steer the optimisation only; given with --method fast they are refused, not ignored.
+OPTIMISE_ONLY = ("iterations", "learning_rate", "optimizer", "init", "noise_ratio", "seed", "content_weight",
+                 "style_weight", "tv_weight", "content_layer", "style_layers", "pooling", "multiscale", "min_size",
+                 "print_every", "save_every", "gif")
 
 
 @dataclass
@@ -69,6 +73,13 @@ def _plan(args):
     """Check everything; return (jobs, styles, mask, style sizes) or raise ArgumentError / ImageError / FastError."""
     from . import images
 
+    from .cli import build_parser
+
+    defaults = build_parser()
+    changed = [name for name in OPTIMISE_ONLY if getattr(args, name) != defaults.get_default(name)]
+    if changed:
+        flag = "--" + changed[0].replace("_", "-")
+        raise ArgumentError(f"{flag} applies to --method optimise only; drop it or leave out --method fast")
     content_arg, output_arg = Path(args.content), Path(args.output)
     files = _content_files(content_arg)
     if content_arg.is_dir() and not output_arg.is_dir():
