@@ -156,6 +156,37 @@ def worker_optimise(size, repeats):
             "optimizer": default.optimizer}
 
 
+def worker_init(size, repeats):
+    """Cost history of the default optimisation from the content (the default start) and from the fast result.
+
+    ``repeats`` is the iteration count here.  Rows: (step, elapsed, total, content, style, tv).
+    """
+    from nst import fast, stylize
+
+    content, style = _images(size)
+    start = fast.FastStylizer().stylize(content, [style])
+    histories = {}
+    for name, init in (("content", "content"), ("fast", start)):
+        result = stylize.stylize(content, [style], stylize.Settings(size=size, iterations=repeats, init=init, seed=0))
+        histories[name] = [list(map(float, row)) for row in result.history]
+    return histories
+
+
+def _init_report(size, iterations):
+    histories = run_worker("init", size, iterations)
+    from_content, from_fast = histories["content"], histories["fast"]
+    print(f"--init probe at {size}x{size}, default optimisation, {iterations} iterations (total cost):")
+    for step in (0, 10, 25, 50, 100, 200):
+        rows = [(c, f) for c, f in zip(from_content, from_fast) if int(c[0]) == step]
+        if rows:
+            (c, f), = rows
+            print(f"  iteration {step}: from the content {c[2]:.4g}, from the fast result {f[2]:.4g}")
+    goal = from_content[-1][2]
+    reached = next((int(row[0]) for row in from_fast if row[2] <= goal), None)
+    print(f"  the content start's cost after {int(from_content[-1][0])} iterations ({goal:.4g}) is reached from "
+          f"the fast result after {reached if reached is not None else 'more than ' + str(iterations)} iterations")
+
+
 def run_worker(name, size, repeats):
     command = [sys.executable, __file__, "--worker", name, "--size", str(size), "--repeats", str(repeats)]
     result = subprocess.run(command, capture_output=True, text=True)
@@ -179,13 +210,18 @@ def _save_sheet(size):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--worker", choices=("fast", "torch", "sgemm", "optimise"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("fast", "torch", "sgemm", "optimise", "init"), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=512, help="square image side (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds of fresh processes")
     parser.add_argument("--repeats", type=int, default=3, help="timed images per process")
     parser.add_argument("--memory-size", type=int, default=1024, help="side for the peak-RSS run")
     parser.add_argument("--skip-optimise", action="store_true", help="skip the optimisation probe")
+    parser.add_argument("--init-probe", type=int, metavar="ITERATIONS", default=0,
+                        help="only compare the optimisation from the content and from the fast result")
     args = parser.parse_args(argv)
+    if args.init_probe and not args.worker:
+        _init_report(args.size, args.init_probe)
+        return 0
     if args.worker:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         output = globals()[f"worker_{args.worker}"](args.size, args.repeats)
