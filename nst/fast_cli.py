@@ -1,0 +1,195 @@
+"""``nst CONTENT STYLE [STYLE ...] -o OUT --method fast``: the feed-forward (AdaIN) mode of the CLI.
+
+:mod:`nst.cli` parses the arguments and hands them here.  As with the
+optimisation method, everything is checked before the networks are loaded
+(images, sizes against free memory, output paths), a user mistake prints one
+``error: ...`` line and exits with status 2, and every file is written
+atomically: the image, ``OUT_compare.png`` (content | style(s) | result) and
+``OUT.json`` (the settings, the time taken, the versions).
+
+CONTENT may be a folder: every image in it is stylised with the networks and
+the style statistics loaded once, and OUT must then be a folder too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentError, _versions, tune_malloc
+from .images import OUTPUT_EXTENSIONS, ImageError
+
+FAST_ONLY_FLAGS = "--alpha, --mask and --style-size"
+# Flags that steer the optimisation only; given with --method fast they are refused, not ignored.
+OPTIMISE_ONLY = ("iterations", "learning_rate", "optimizer", "init", "noise_ratio", "seed", "content_weight",
+                 "style_weight", "tv_weight", "content_layer", "style_layers", "pooling", "multiscale", "min_size",
+                 "print_every", "save_every", "gif")
+
+
+@dataclass
+class Job:
+    """One content image and the files its result goes to."""
+
+    content_path: Path
+    content: object  # uint8 [h, w, 3], resized
+    paths: dict  # "image", "json", optionally "compare"
+
+
+def _read_sized(path, long_side: int, what: str):
+    """Read an image and resize it to ``long_side`` (0: as it is), refusing first a size memory cannot hold."""
+    from . import images
+    from .fast import check_fits
+
+    image = images.read_rgb(path)
+    height, width = image.shape[:2]
+    if long_side:
+        height, width = images.size_for_long_side(height, width, long_side)
+    check_fits(height, width, what=f"{what} {Path(path).name}")
+    return images.resize(image, width, height)
+
+
+def _content_files(content: Path) -> list:
+    if not content.is_dir():
+        return [content]
+    files = sorted(p for p in content.iterdir() if p.is_file() and p.suffix.lower() in OUTPUT_EXTENSIONS)
+    if not files:
+        raise ArgumentError(f"folder {content} holds no images ({', '.join(OUTPUT_EXTENSIONS)})")
+    return files
+
+
+def _output_paths(output: Path, no_pictures: bool) -> dict:
+    stem = output.with_suffix("")
+    paths = {"image": output, "json": Path(f"{stem}.json")}
+    if not no_pictures:
+        paths["compare"] = Path(f"{stem}_compare.png")
+    return paths
+
+
+def _plan(args):
+    """Check everything; return (jobs, styles, mask, style sizes) or raise ArgumentError / ImageError / FastError."""
+    from . import images
+
+    from .cli import build_parser
+
+    defaults = build_parser()
+    changed = [name for name in OPTIMISE_ONLY if getattr(args, name) != defaults.get_default(name)]
+    if changed:
+        flag = "--" + changed[0].replace("_", "-")
+        raise ArgumentError(f"{flag} applies to --method optimise only; drop it or leave out --method fast")
+    content_arg, output_arg = Path(args.content), Path(args.output)
+    files = _content_files(content_arg)
+    if content_arg.is_dir() and not output_arg.is_dir():
+        raise ArgumentError(f"CONTENT is a folder, so OUT must be an existing folder; {output_arg} is not")
+    if args.mask and len(args.styles) != 2:
+        raise ArgumentError(f"--mask needs exactly two style images (white area, black area), not {len(args.styles)}")
+    if args.mask and args.style_blend_weights:
+        raise ArgumentError("--mask and --style-blend-weights cannot be combined; the mask chooses the style")
+    if args.style_blend_weights and len(args.style_blend_weights) != len(args.styles):
+        raise ArgumentError(f"--style-blend-weights needs one weight per style image ({len(args.styles)}), "
+                            f"not {len(args.style_blend_weights)}")
+    if args.style_blend_weights and sum(args.style_blend_weights) <= 0:
+        raise ArgumentError("--style-blend-weights must not all be zero")
+    inputs = {p.resolve() for p in [*files, *map(Path, args.styles)] + ([Path(args.mask)] if args.mask else [])}
+    jobs = []
+    for file in files:
+        content = _read_sized(file, args.size, "content")
+        output = output_arg / f"{file.stem}.png" if content_arg.is_dir() else output_arg
+        images.check_output_path(output, args.overwrite)
+        paths = _output_paths(output, args.no_pictures)
+        for path in paths.values():
+            images.check_output_path(path, args.overwrite, extensions=None)
+            if path.resolve() in inputs:
+                raise ArgumentError(f"output {path} is one of the input images; choose another name")
+        jobs.append(Job(file, content, paths))
+    long_side = max(jobs[0].content.shape[:2])
+    style_side = args.style_size if args.style_size is not None else max(16, round(long_side * args.style_scale))
+    styles = [_read_sized(path, style_side, "style") for path in args.styles]
+    mask = images.read_rgb(args.mask) if args.mask else None
+    return jobs, styles, mask
+
+
+def _record(args, argv, job, weights_path, decoder_path, seconds, style_shapes):
+    h, w = job.content.shape[:2]
+    return {
+        "command": ["nst", *argv],
+        "method": "fast",
+        "content": str(job.content_path.resolve()),
+        "styles": [str(Path(p).resolve()) for p in args.styles],
+        "mask": str(Path(args.mask).resolve()) if args.mask else None,
+        "output": str(job.paths["image"].resolve()),
+        "weights": str(Path(weights_path).resolve()),
+        "decoder": str(Path(decoder_path).resolve()),
+        "settings": {"alpha": args.alpha, "style_blend_weights": args.style_blend_weights,
+                     "preserve_colors": args.preserve_colors, "size": [w, h],
+                     "style_sizes": [[s[1], s[0]] for s in style_shapes]},
+        "status": "done",
+        "elapsed_s": round(seconds, 3),
+        "files": {key: str(path) for key, path in job.paths.items()},
+        "versions": _versions(),
+    }
+
+
+def _write(args, argv, job, result, styles, weights_path, decoder_path, seconds):
+    """The image, its side-by-side and its JSON record, published together or not at all."""
+    from . import images, pictures
+    from .files import Staging
+
+    record = _record(args, argv, job, weights_path, decoder_path, seconds, [s.shape for s in styles])
+    with Staging() as staging:
+        staging.stage(job.paths["image"], lambda name: images.save_rgb(name, result))
+        if "compare" in job.paths:
+            staging.stage(job.paths["compare"], lambda name: pictures.save_side_by_side(
+                name, job.content, styles, result))
+        staging.stage(job.paths["json"], lambda name: Path(name).write_text(json.dumps(record, indent=1) + "\n"))
+        staging.publish()
+
+
+def run(args, argv) -> int:
+    """Run ``--method fast`` with parsed ``args``; returns the exit status."""
+    from .fast import DEFAULT_ALPHA, FastError
+    from .weights import CONVERTED_NAME, WEIGHTS_DIR, WeightsError, default_decoder_path
+
+    if args.method != "fast":
+        print(f"error: {FAST_ONLY_FLAGS} apply to --method fast only", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    args.alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
+    try:
+        jobs, styles, mask = _plan(args)
+    except (ArgumentError, ImageError, FastError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    weights_path = Path(args.weights) if args.weights else WEIGHTS_DIR / CONVERTED_NAME
+    decoder_path = default_decoder_path()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tune_malloc()
+    done = []
+    try:
+        from .fast import FastStylizer
+
+        stylizer = FastStylizer(weights_path, decoder_path)
+        for job in jobs:
+            started = time.perf_counter()
+            result = stylizer.stylize(job.content, styles, alpha=args.alpha, style_weights=args.style_blend_weights,
+                                      mask=mask, preserve_colors=args.preserve_colors)
+            seconds = time.perf_counter() - started
+            _write(args, argv, job, result, styles, weights_path, decoder_path, seconds)
+            done.append(job)
+            if not args.quiet:
+                h, w = result.shape[:2]
+                print(f"{w}x{h} in {seconds:.2f} s: wrote {', '.join(map(str, job.paths.values()))}", file=sys.stderr)
+            print(job.paths["image"])
+    except (WeightsError, FastError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:  # a full disk or a vanished folder: what was published stays, nothing partial
+        print(f"error: could not write {job.paths['image']} ({error.strerror or error}); "
+              f"{len(done)} of {len(jobs)} images written", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {len(done)} of {len(jobs)} images written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK

