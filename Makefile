@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup weights images demo course-demo test test-fast bench-smoke clean
+.PHONY: setup weights images demo gallery course-demo test test-fast bench-smoke clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,13 @@ weights: $(STAMP)
 images: $(STAMP)
 	$(BIN)/python -m nst.images tubingen.jpg starry_night.jpg golden_gate.jpg
 
-# The main job: stylise the sample pair, result in output/.
+# The main job: stylise the sample pair with the defaults (512 px, coarse to fine), result in output/.
 demo: setup
-	$(BIN)/nst images/tubingen.jpg images/starry_night.jpg -o output/tubingen_starry_night.png --overwrite --size 384 --iterations 100
+	$(BIN)/nst images/tubingen.jpg images/starry_night.jpg -o output/tubingen_starry_night.png --overwrite
+
+# The README's gallery (docs/gallery/*.jpg): the defaults on four sample pairs, with the look measured.
+gallery: setup
+	$(BIN)/python bench/bench_look.py --runs now --gallery docs/gallery
 
 test: setup
 	$(BIN)/python -m pytest -q -ra

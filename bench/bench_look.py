@@ -3,13 +3,13 @@
 
     python bench/bench_look.py [--runs before,now] [--pairs 4] [--size 512]
 
-For each content/style pair from ../shared/images and each named run (the
+For each content/style pair of the project's samples (``nst.images.fetch_sample``) and each named run (the
 command line as a user starts it, wall time including start-up), print:
 
 * the content cost (conv4_2, the course's normalisation) between the result
   and the content image, both at the result's size;
 * the style cost as a viewer sees the picture: the result and the style image
-  resized so the result's long side is 512, 256 and 128 px, then the course's
+  each resized to a long side of 512, 256 and 128 px, then the course's
   style cost (0.2 x conv1_1..conv5_1) on per-position Gram matrices
   (G / (n_H n_W)), average pooling, the project's VGG-19;
 * a sheet per pair and run in bench/out/: content | style | result | the same
@@ -40,7 +40,6 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SHARED = ROOT.parent / "shared" / "images"
 PAIRS = (("tubingen.jpg", "starry_night.jpg"), ("golden_gate.jpg", "the_scream.jpg"),
          ("tubingen.jpg", "shipwreck.jpg"), ("golden_gate.jpg", "woman-with-hat-matisse.jpg"))
 RUNS = {
@@ -53,6 +52,7 @@ VIEW_SIDES = (512, 256, 128)
 REFERENCE = (0.217, 0.0127, 0.0042, 0.0083)
 PATCH = 64  # side of the flat patch, in result pixels
 ZOOM = 4
+GALLERY_SIDE = 384  # the README's gallery: small JPEGs, a few tens of kB each
 
 
 def cpu_description() -> str:
@@ -107,7 +107,7 @@ class Judge:
         row = [self.content_cost(result, resize(content, w, h))]
         for side in VIEW_SIDES:
             rh, rw = size_for_long_side(h, w, side)
-            sh, sw = size_for_long_side(*style.shape[:2], round(side * max(style.shape[:2]) / max(h, w)))
+            sh, sw = size_for_long_side(*style.shape[:2], side)  # viewed at the same size as the result
             row.append(self.style_cost(resize(result, rw, rh), resize(style, sw, sh)))
         return tuple(row)
 
@@ -139,17 +139,29 @@ def save_sheet(path: Path, content, style, result) -> None:
         [result, np.full((h, 8, 3), 255, np.uint8), zoomed], axis=1))
 
 
+def save_gallery_jpeg(path: Path, result, long_side: int = GALLERY_SIDE) -> None:
+    from PIL import Image
+
+    from nst.images import resize, size_for_long_side
+
+    h, w = size_for_long_side(*result.shape[:2], long_side)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(resize(result, w, h)).save(path, quality=85, optimize=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default="before,now")
     parser.add_argument("--extra", action="append", default=[], metavar="NAME='FLAGS'")
     parser.add_argument("--pairs", type=int, default=len(PAIRS))
     parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--gallery", type=Path, default=None, metavar="DIR",
+                        help="also save the 'now' results as small JPEGs in DIR (the README's gallery: docs/gallery)")
     args = parser.parse_args(argv)
     runs = {name: RUNS[name] for name in args.runs.split(",") if name}
     runs.update(dict(item.split("=", 1) for item in args.extra))
 
-    from nst.images import read_rgb
+    from nst.images import fetch_sample, read_rgb
 
     out_dir = HERE / "out" / "look"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,11 +171,12 @@ def main(argv=None) -> int:
     timings = {name: [] for name in runs}
     judge = None
     for content_name, style_name in PAIRS[:args.pairs]:
-        content, style = read_rgb(SHARED / content_name), read_rgb(SHARED / style_name)
+        content_path, style_path = fetch_sample(content_name), fetch_sample(style_name)  # hash-checked
+        content, style = read_rgb(content_path), read_rgb(style_path)
         label = f"{Path(content_name).stem} x {Path(style_name).stem}"
         for name, flags in runs.items():  # side by side: every run of a pair before the next pair
             result_path = out_dir / f"{Path(content_name).stem}_{Path(style_name).stem}_{name}.png"
-            seconds = run_cli(SHARED / content_name, SHARED / style_name, result_path, flags, args.size)
+            seconds = run_cli(content_path, style_path, result_path, flags, args.size)
             timings[name].append(seconds)
             judge = judge or Judge()
             result = read_rgb(result_path)
@@ -171,6 +184,8 @@ def main(argv=None) -> int:
             print(f"{label:<40} {name:<10} {seconds:7.1f} {row[0]:8.3f} " + " ".join(f"{v:10.4f}" for v in row[1:]),
                   flush=True)
             save_sheet(result_path.with_name(result_path.stem + "_sheet.png"), content, style, result)
+            if args.gallery and name == "now":
+                save_gallery_jpeg(args.gallery / f"{result_path.stem[:-len('_now')]}.jpg", result)
     print(f"reference (jcjohnson, tubingen x starry_night): content {REFERENCE[0]}, style "
           + " / ".join(str(v) for v in REFERENCE[1:]))
     for name, values in timings.items():

@@ -86,6 +86,10 @@ def _number(kind, minimum=None, positive=False, maximum=None):
     return parse
 
 
+def _schedule_text(optimizer: str) -> str:
+    return ",".join(map(str, engine.DEFAULT_SCHEDULE[optimizer]))
+
+
 def _iterations(text):
     """``N`` (every scale) or ``N,N,...`` (one per scale, coarse to fine)."""
     parse = _number(int, minimum=1)
@@ -122,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--content-weight", type=_number(float, minimum=0), default=DEFAULT_CONTENT_WEIGHT,
                    help="weight of the content cost (default: %(default)s)")
     g.add_argument("--style-weight", type=_number(float, minimum=0), default=DEFAULT_STYLE_WEIGHT,
-                   help="weight of the style cost (default: %(default)s)")
+                   help="the strength of the style against the content (weight 10): the default paints the "
+                        "photo over; halve it to keep more of the photo, double it for more of the painting; "
+                        "the course's 40 leaves a textured photo (default: %(default)s)")
     g.add_argument("--tv-weight", type=_number(float, minimum=0), default=DEFAULT_TV_WEIGHT,
                    help="weight of the total-variation cost (mean squared difference of neighbouring "
                         "pixels, 0..255 units): smooths noise; on the 512 px sample the raw TV is about "
@@ -145,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--iterations", type=_iterations, default=None, metavar="N[,N...]",
                    help="iterations at each scale: one number for every scale, or one per scale from coarse to "
                         "fine with --multiscale, e.g. 100,40,10 (where iterations are cheap) "
-                        f"(default: {DEFAULT_ITERATIONS['adam']} with adam, {DEFAULT_ITERATIONS['lbfgs']} with lbfgs)")
+                        f"(default: {_schedule_text('lbfgs')} with lbfgs, {_schedule_text('adam')} with adam; "
+                        f"{DEFAULT_ITERATIONS['lbfgs']} and {DEFAULT_ITERATIONS['adam']} with --no-multiscale)")
     g.add_argument("--learning-rate", type=_number(float, positive=True), default=None,
                    help=f"Adam step in pixel units 0..255 (default: {DEFAULT_LEARNING_RATE:g}; lbfgs has none)")
     g.add_argument("--init", default=DEFAULT_INIT, metavar="{" + ",".join(INITS) + "} or PATH",

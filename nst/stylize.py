@@ -57,7 +57,12 @@ OPTIMIZERS = ("adam", "lbfgs")
 # about 1.1 gradient evaluations, an Adam iteration one.  Sample pair at 160 px,
 # total cost at 25/50/100/150 iterations: L-BFGS 1.02/0.76/0.60/0.56, Adam (lr 10)
 # 1.02/0.70/0.59/0.58: by 150-200 the curve has flattened (about 7% per 50 more).
-DEFAULT_ITERATIONS = {"adam": 300, "lbfgs": 200}
+DEFAULT_ITERATIONS = {"adam": 300, "lbfgs": 200}  # a single scale (--no-multiscale)
+# Coarse to fine (the default): most iterations where they are cheap.  A 128 px iteration
+# costs 1/16 of a 512 px one, so (120, 60, 20) costs about as much as 43 iterations at
+# 512 px.  (The Adam schedule is scaled from L-BFGS's by the measured 1.4x; its look is not measured.)  The coarse scales lay out the large shapes (swirls, bands); the last one only
+# refines the brush strokes.  Measured with bench/bench_look.py, see README "Defaults".
+DEFAULT_SCHEDULE = {"adam": (180, 80, 25), "lbfgs": (120, 60, 20)}
 # Adam step in 0..255 pixel units.  On the sample pair at 160 px, total cost after 50/150
 # iterations: lr 2 (the course's) 0.956/0.665, lr 5 0.766/0.593, lr 10 0.703/0.580.
 DEFAULT_LEARNING_RATE = 10.0
@@ -74,14 +79,17 @@ DEFAULT_INIT = "content"
 INITS = ("content", "noise", "style")  # or a path to an image
 DEFAULT_NOISE_RATIO = 0.6  # the course's: noise_ratio * U(-20, 20) + (1 - noise_ratio) * content
 DEFAULT_CONTENT_WEIGHT = 10.0  # the course's alpha
-DEFAULT_STYLE_WEIGHT = 40.0  # the course's beta
+# The course's beta is 40; with the normalised VGG-19 that leaves the photo under a fine texture.
+# On tubingen x starry_night at 512 px (bench/bench_look.py), with the default schedule:
+# style weight 400: content cost 0.189, 500: 0.202 (the ceiling is 0.2); 450 sits between.
+DEFAULT_STYLE_WEIGHT = 450.0
 DEFAULT_TV_WEIGHT = 0.0
 DEFAULT_CONTENT_LAYER = "conv4_2"
 DEFAULT_STYLE_LAYERS = (("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2))
 DEFAULT_POOLING = "avg"
 POOLINGS = ("avg", "max")
 DEFAULT_STYLE_SCALE = 1.0
-DEFAULT_MULTISCALE = False
+DEFAULT_MULTISCALE = True  # coarse to fine: the large shapes of a painting come from the coarse scales
 DEFAULT_MIN_SIZE = 128  # smallest scale of --multiscale
 MIN_SIDE = 16  # VGG-19 pools four times before conv5_1: below 16 px the deep layers are empty
 
@@ -137,7 +145,7 @@ class Settings:
         if s.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {s.pooling!r}")
         if s.iterations is None:
-            s.iterations = DEFAULT_ITERATIONS[s.optimizer]
+            s.iterations = (DEFAULT_SCHEDULE if s.multiscale else DEFAULT_ITERATIONS)[s.optimizer]
         s.iterations = _check_iterations(s.iterations)
         _check_int("size", s.size, MIN_SIDE)
         _check_int("min_size", s.min_size, MIN_SIDE)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst import cli
+from nst import cli, stylize
 
 ROOT = Path(__file__).resolve().parent.parent
 NST = ROOT / ".venv" / "bin" / "nst"
@@ -231,7 +231,11 @@ def test_help_shows_defaults(capsys):
     assert exit_.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
     for expected in ("default: 512", "default: conv4_2", "conv1_1:0.2", "default: avg", "--preserve-colors",
-                     "--multiscale", "default: lbfgs", "300 with adam", "--style-blend-weights", "--seed"):
+                     "--multiscale", "default: lbfgs", "--style-blend-weights", "--seed",
+                     # the defaults come from the engine's constants, so --help cannot drift from them
+                     f"default: {stylize.DEFAULT_STYLE_WEIGHT}", "--no-multiscale",
+                     ",".join(map(str, stylize.DEFAULT_SCHEDULE["lbfgs"])) + " with lbfgs",
+                     f"{stylize.DEFAULT_ITERATIONS['lbfgs']} and {stylize.DEFAULT_ITERATIONS['adam']} with --no-multiscale"):
         assert expected in text, expected
 
 

@@ -421,3 +421,32 @@ def test_live_preview_updates_in_place(tiny_weights, pictures, monkeypatch):
     assert shown[0].data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(updates) == 4  # steps 2 and 4: image and text each
     assert "step 4/4" in updates[-1].data
+
+
+def test_schedule_gives_each_scale_its_own_iterations(tiny_weights, pictures):
+    events = []
+    result = run(tiny_weights, pictures, size=64, multiscale=True, min_size=32, iterations=(5, 2),
+                 callback=lambda p: events.append((p.scale, p.iteration, p.step, p.iterations, p.total_steps)))
+    assert result.sizes == [(24, 32), (48, 64)] and result.steps == 7
+    assert [e[:2] for e in events] == [(0, i) for i in range(6)] + [(1, i) for i in range(3)]
+    assert [e[2] for e in events] == [0, 1, 2, 3, 4, 5, 5, 6, 7]  # steps count on across scales
+    assert {e[3] for e in events if e[0] == 0} == {5} and {e[3] for e in events if e[0] == 1} == {2}
+    assert {e[4] for e in events} == {7}
+    assert result.settings.iterations == (5, 2)
+
+
+def test_scale_iterations_fits_a_schedule_to_the_scales():
+    assert st.scale_iterations(7, 3) == [7, 7, 7]
+    assert st.scale_iterations((100, 50, 20), 3) == [100, 50, 20]
+    assert st.scale_iterations((100, 50, 20), 1) == [20]  # a small image: the finest entry
+    assert st.scale_iterations((50, 20), 4) == [50, 50, 50, 20]  # more scales: the coarsest repeats
+    for bad in ((), (3, 0), (2.5,), "10"):
+        with pytest.raises(ValueError):
+            Settings(iterations=bad).resolved(1)
+
+
+def test_default_iterations_follow_multiscale():
+    multi = Settings(multiscale=True).resolved(1)
+    single = Settings(multiscale=False).resolved(1)
+    assert multi.iterations == st.DEFAULT_SCHEDULE["lbfgs"] and isinstance(single.iterations, int)
+    assert single.iterations == st.DEFAULT_ITERATIONS["lbfgs"]
