@@ -220,7 +220,8 @@ def test_exif_rotation_honoured(inputs, out):
 
 
 def test_prepare_lists_every_file(inputs, out):
-    *_, paths, sizes = _prepared(inputs, out, "content", "--save-every", "4", "--iterations", "10", "--gif")
+    *_, paths, sizes = _prepared(inputs, out, "content", "--save-every", "4", "--iterations", "10", "--gif",
+                                 "--no-multiscale")
     names = sorted(p.name for p in paths.values())
     assert names == ["r.gif", "r.json", "r.png", "r_0004.png", "r_0008.png", "r_compare.png", "r_costs.png"]
 
