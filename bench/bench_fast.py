@@ -68,12 +68,11 @@ def _images(size):
 
 
 def _timed(step, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
+    """Seconds per call of ``step``, ``repeats`` times, no warm-up (bench_speed's timer)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_speed import _time_steps
+
+    return _time_steps(step, 0, repeats)
 
 
 def _peak_rss_mib() -> float:
