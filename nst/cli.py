@@ -300,8 +300,6 @@ class _Reporter:
         self.written = []
 
     def __call__(self, progress):
-        from . import images
-
         c = progress.costs
         if self.bar is None:
             self.bar = self._make_bar()
