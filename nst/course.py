@@ -151,13 +151,13 @@ def main(argv=None) -> int:
     import argparse
     import sys
 
-    from . import images, weights
+    from . import files, images, weights
 
     parser = argparse.ArgumentParser(prog="python -m nst.course", description=main.__doc__)
     parser.add_argument("--content", default=None, help="content image (default: the sample tubingen.jpg)")
     parser.add_argument("--style", default=None, help="style image (default: the sample starry_night.jpg)")
     parser.add_argument("--iterations", type=int, default=200, help="Adam iterations (default: %(default)s)")
-    parser.add_argument("--output-dir", default=str(weights.PROJECT_ROOT / "output"), help="default: %(default)s")
+    parser.add_argument("--output-dir", default=str(files.PROJECT_ROOT / "output"), help="default: %(default)s")
     parser.add_argument("--seed", type=int, default=None, help="NumPy seed for the noise image")
     args = parser.parse_args(argv)
     try:

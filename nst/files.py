@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 import tempfile
 from pathlib import Path
+
+# The checkout's root: sample images, weights and outputs are found relative to it.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class FileProblem(Exception):
@@ -76,6 +80,19 @@ def check_regular_file(path, what: str = "file", hint: str = "check the path", e
     if not os.access(path, os.R_OK):
         raise error(f"{what} {shown(path)} is not readable (permission denied); fix its permissions or {hint}")
     return path
+
+
+def sha256_of_handle(handle, chunk=1 << 20) -> str:
+    """Hex SHA-256 of everything left to read in a binary ``handle``, read in ``chunk``-byte blocks."""
+    digest = hashlib.sha256()
+    while block := handle.read(chunk):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_of(path) -> str:
+    with open(path, "rb") as handle:
+        return sha256_of_handle(handle)
 
 
 def _publish(temporary, target) -> None:

