@@ -143,6 +143,17 @@ def _feature_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     return (np.asarray(small) > 0.5).astype(np.float32)
 
 
+def _eager():
+    """Eager execution for this block, whatever the process's global setting.
+
+    The classroom's ``nst_utils`` switches eager execution off for the whole process
+    (the course is TF 1 graph code); the fast mode's ``tf.function``s need it on.
+    """
+    from tensorflow.python.eager import context
+
+    return context.eager_mode()
+
+
 class FastStylizer:
     """VGG-19 encoder (to relu4_1), AdaIN and decoder, loaded once, reused for every image.
 
@@ -163,14 +174,16 @@ class FastStylizer:
                                f"use {CONVERTED_NAME} (run `python -m nst.weights`)")
         dec = decoder if isinstance(decoder, DecoderWeights) else load_decoder(decoder or default_decoder_path())
         layers = CONV_LAYERS[:CONV_LAYERS.index(ENCODER_LAST) + 1]
-        self._encoder = [(name, tf.constant(vgg.kernels[name]), tf.constant(vgg.biases[name])) for name in layers]
-        self._decoder = [(tf.constant(k), tf.constant(b)) for k, b in zip(dec.kernels, dec.biases)]
-        self._mean = tf.constant(MEAN_RGB.reshape(1, 1, 1, 3))
         self._style_cache: OrderedDict = OrderedDict()
-        image_spec = tf.TensorSpec([None, None, None, 3], tf.float32)
-        feature_spec = tf.TensorSpec([None, None, None, FEATURE_CHANNELS], tf.float32)
-        self._encode_fn = tf.function(self._encode_graph, input_signature=[image_spec])
-        self._decode_fn = tf.function(self._decode_graph, input_signature=[feature_spec])
+        with _eager():
+            self._encoder = [(name, tf.constant(vgg.kernels[name]), tf.constant(vgg.biases[name]))
+                             for name in layers]
+            self._decoder = [(tf.constant(k), tf.constant(b)) for k, b in zip(dec.kernels, dec.biases)]
+            self._mean = tf.constant(MEAN_RGB.reshape(1, 1, 1, 3))
+            image_spec = tf.TensorSpec([None, None, None, 3], tf.float32)
+            feature_spec = tf.TensorSpec([None, None, None, FEATURE_CHANNELS], tf.float32)
+            self._encode_fn = tf.function(self._encode_graph, input_signature=[image_spec])
+            self._decode_fn = tf.function(self._decode_graph, input_signature=[feature_spec])
 
     # ------------------------------------------------------------------
     # The networks (TensorFlow, NHWC)
@@ -212,11 +225,13 @@ class FastStylizer:
 
     def encode(self, image: np.ndarray) -> np.ndarray:
         """relu4_1 features [ceil(h/8), ceil(w/8), 512] of an RGB image (uint8, or float 0..1)."""
-        return self._encode_fn(_to_unit_float(image, "image")[None])[0].numpy()
+        with _eager():
+            return self._encode_fn(_to_unit_float(image, "image")[None])[0].numpy()
 
     def decode(self, features: np.ndarray, height: Optional[int] = None, width: Optional[int] = None) -> np.ndarray:
         """Features [fh, fw, 512] -> uint8 RGB, cropped to ``height`` x ``width`` (default 8fh x 8fw)."""
-        decoded = self._decode_fn(np.asarray(features, dtype=np.float32)[None])[0].numpy()
+        with _eager():
+            decoded = self._decode_fn(np.asarray(features, dtype=np.float32)[None])[0].numpy()
         decoded = decoded[:height, :width]
         # Round half up, as torchvision's save_image does.
         return np.clip(decoded * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -295,3 +295,22 @@ def test_cli_fast_missing_decoder_is_refused(tmp_path, capsys, monkeypatch):
                                    "-o", output, "--method", "fast"], capsys)
     assert status == 2 and "gone.npz not found; run `python -m nst.weights`" in stderr and stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_works_after_the_classroom_turned_eager_execution_off():
+    # nst_utils (the course's module) disables eager execution for the whole process; a later
+    # FastStylizer in the same process (a notebook, the test suite) must still work.
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, nst_utils, tensorflow as tf\n"
+            "assert not tf.executing_eagerly()\n"
+            "from nst.fast import FastStylizer\n"
+            "rng = np.random.default_rng(0)\n"
+            "out = FastStylizer().stylize(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8),"
+            " [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)])\n"
+            "assert out.shape == (40, 56, 3) and out.dtype == np.uint8\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]

@@ -30,10 +30,13 @@ BINARY_GRAM = ("    GA = tf.matmul(A, tf.transpose(A))",
                "    GA = tf.matmul(A, tf.transpose(A))")
 
 # Runs the grader and reports its own peak resident memory (not its workers'), in KiB on Linux.
-PEAK_WRAPPER = ("import resource, sys\n"
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and exec, so a grader started from a
+# pytest process that already holds TensorFlow and VGG-19 would report the parent's 2 GB.
+PEAK_WRAPPER = ("import re, sys\n"
                 "from nst.grade import main\n"
                 "code = main(sys.argv[1:])\n"
-                "print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)\n"
+                "status = open('/proc/self/status').read()\n"
+                "print('PEAK_RSS_KIB', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), flush=True)\n"
                 "sys.exit(code)\n")
 
 
