@@ -43,14 +43,15 @@ examples:
   nst images/tubingen.jpg images/starry_night.jpg -o out.png
   nst photo.jpg a.jpg b.jpg --style-blend-weights 3 1 -o out.png      # 75% a, 25% b
   nst photo.jpg art.jpg --preserve-colors --optimizer adam -o out.png
-  nst photo.jpg art.jpg --multiscale --size 1024 --iterations 150 -o big.png
+  nst photo.jpg art.jpg --size 1024 --iterations 120,60,30,10 -o big.png   # one count per scale
   nst photo.jpg art.jpg --style-layers relu1_1:0.1,relu2_1:0.2,relu3_1:0.7 -o out.png
 
 Beside OUT it writes OUT_compare.png (content | style(s) | result),
 OUT_costs.png (costs against iteration) and OUT.json (the full configuration,
 the seed, final costs and cost history: enough to reproduce the run).
 Weights: the normalised VGG-19 (Gatys et al. 2016) gives small costs; the
-default weights (content 10, style 40) are the course's alpha and beta.
+default weights (content 10, style 450) paint the photo over, where the
+course's alpha and beta (10, 40) leave a textured photo.
 """
 
 
