@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -38,6 +37,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PAIRS = (("tubingen.jpg", "starry_night.jpg"), ("golden_gate.jpg", "the_scream.jpg"),
@@ -53,21 +53,6 @@ REFERENCE = (0.217, 0.0127, 0.0042, 0.0083)
 PATCH = 64  # side of the flat patch, in result pixels
 ZOOM = 4
 GALLERY_SIDE = 384  # the README's gallery: small JPEGs, a few tens of kB each
-
-
-def cpu_description() -> str:
-    model, flags = platform.processor() or "unknown", ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma")
-                flags = " ".join(flag for flag in line.split(":", 1)[1].split() if flag in wanted)
-                break
-    except OSError:
-        pass
-    return f"{model}; {os.cpu_count()} cores; flags: {flags or 'n/a'}"
 
 
 def run_cli(content: Path, style: Path, out: Path, flags: str, size: int) -> float:
@@ -165,6 +150,8 @@ def main(argv=None) -> int:
 
     out_dir = HERE / "out" / "look"
     out_dir.mkdir(parents=True, exist_ok=True)
+    from bench_fast import cpu_description
+
     print(f"host: {cpu_description()}")
     print(f"{'pair':<40} {'run':<10} {'wall s':>7} {'content':>8} " + " ".join(f"{'style@' + str(s):>10}"
                                                                                for s in VIEW_SIDES))

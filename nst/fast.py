@@ -54,18 +54,6 @@ def _hash_array(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def available_memory_bytes() -> Optional[int]:
-    """MemAvailable from /proc/meminfo (Linux), or None where it cannot be read."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def estimated_peak_bytes(height: int, width: int) -> int:
     """Peak resident memory of one image of ``height`` x ``width`` through the network."""
     return FIXED_BYTES + BYTES_PER_PIXEL * height * width
@@ -73,9 +61,11 @@ def estimated_peak_bytes(height: int, width: int) -> int:
 
 def check_fits(height: int, width: int, what: str = "image", available: Optional[int] = None) -> None:
     """Raise :class:`FastError` before any work if ``height`` x ``width`` cannot fit in memory."""
-    available = available_memory_bytes() if available is None else available
+    from .budget import available_bytes
+
+    available = available_bytes() if available is None else available
     need = estimated_peak_bytes(height, width)
-    if available is not None and need > available:
+    if need > available:
         raise FastError(f"the {what} at {width}x{height} needs about {need / 1e9:.1f} GB but only "
                         f"{available / 1e9:.1f} GB is free; give a smaller size (--size, --style-size)")
 

@@ -12,7 +12,6 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,8 +25,7 @@ from nst import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 NST = ROOT / ".venv" / "bin" / "nst"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tiny_vgg import write_tiny_vgg  # noqa: E402
+from tiny_vgg import write_tiny_vgg
 
 
 @pytest.fixture(scope="module")
