@@ -260,8 +260,8 @@ def check_outputs(args, output, total_steps) -> dict:
 
     output = images.check_output_path(output, args.overwrite)
     paths = companion_paths(output, args, total_steps)
-    for path in paths.values():
-        images.check_output_path(path, args.overwrite, extensions=None)
+    for path in paths.values():  # all beside the output, whose folder was just probed
+        images.check_output_path(path, args.overwrite, extensions=None, probe=False)
     return paths
 
 

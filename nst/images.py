@@ -222,8 +222,12 @@ def size_for_long_side(height: int, width: int, long_side: int) -> tuple[int, in
 OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def check_output_path(path, overwrite: bool = False, extensions=OUTPUT_EXTENSIONS) -> Path:
-    """Fail early (before any work) if ``path`` cannot be written (``extensions=None``: any name)."""
+def check_output_path(path, overwrite: bool = False, extensions=OUTPUT_EXTENSIONS, probe: bool = True) -> Path:
+    """Fail early (before any work) if ``path`` cannot be written (``extensions=None``: any name).
+
+    ``probe=False`` skips creating a probe file in the folder, for a companion of an output
+    whose folder was just probed.
+    """
     path = Path(path)
     try:
         info = stat_path(path, "output")
@@ -239,7 +243,7 @@ def check_output_path(path, overwrite: bool = False, extensions=OUTPUT_EXTENSION
         raise ImageError(f"output {path} already exists; pass --overwrite or choose another name")
     if folder_info is None or not stat.S_ISDIR(folder_info.st_mode):
         raise ImageError(f"output folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK) or not _can_create_in(folder):
+    if not os.access(folder, os.W_OK) or (probe and not _can_create_in(folder)):
         raise ImageError(f"output folder {folder} is not writable; choose another folder")
     if extensions is not None and path.suffix.lower() not in extensions:
         raise ImageError(f"output {path} has no image extension; end it in .png or .jpg")
