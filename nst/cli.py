@@ -34,6 +34,9 @@ DEFAULT_GIF_FRAMES = 60  # frames in the --gif animation (about)
 # Intermediate images (--save-every) a run may write: beyond this, a typo such as
 # --save-every 1 with a billion iterations is refused instead of filling the disk.
 MAX_INTERMEDIATE_IMAGES = 10_000
+# Front ends beside the one-image command: the first argument names a module whose
+# main(argv, console) runs it, imported only when asked for (each pulls its own libraries).
+SUBCOMMANDS: dict = {}
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 DEFAULT_STYLE_LAYERS_SPEC = ",".join(f"{name}:{weight:g}" for name, weight in DEFAULT_STYLE_LAYERS)
@@ -512,6 +515,10 @@ def main(argv=None) -> int:
     so it ignores late signals after finishing); a list: called from Python, signals untouched after."""
     console = argv is None
     argv = list(sys.argv[1:] if console else argv)
+    if argv and argv[0] in SUBCOMMANDS:  # `nst video ...`, `nst batch ...`, `nst serve ...`
+        import importlib
+
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:], console=console)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
