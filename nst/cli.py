@@ -476,6 +476,7 @@ class _Signals:
 
     def _handle(self, signum, frame):
         if self.stopping or self.saving:
+            self.stopping = True  # a loop between saves (the fast mode's folder) ends after this one
             if not self.told:
                 print("\nstopping: saving the best image so far, please wait", file=sys.stderr)
                 self.told = True
@@ -526,7 +527,7 @@ def main(argv=None) -> int:
         return int(exit_.code or 0)
     if args.method == "fast" or args.alpha is not None or args.mask or args.style_size is not None:
         from . import fast_cli
-        return fast_cli.run(args, argv)
+        return fast_cli.run(args, argv, console=console)
     from .files import FileProblem, OutputClaim
 
     try:

@@ -52,10 +52,26 @@ def _read_sized(path, long_side: int, what: str):
     return images.resize(image, width, height)
 
 
+def _is_folder(path: Path, what: str) -> bool:
+    """Like ``Path.is_dir``, but a path that cannot be looked at raises a one-line FileProblem."""
+    import stat
+
+    from .files import stat_path
+
+    info = stat_path(path, what)
+    return info is not None and stat.S_ISDIR(info.st_mode)
+
+
 def _content_files(content: Path) -> list:
-    if not content.is_dir():
+    from .files import shown
+
+    if not _is_folder(content, "content image"):
         return [content]
-    files = sorted(p for p in content.iterdir() if p.is_file() and p.suffix.lower() in OUTPUT_EXTENSIONS)
+    try:
+        files = sorted(p for p in content.iterdir() if p.is_file() and p.suffix.lower() in OUTPUT_EXTENSIONS)
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise ArgumentError(f"cannot list folder {shown(content)} ({reason}); check its permissions") from None
     if not files:
         raise ArgumentError(f"folder {content} holds no images ({', '.join(OUTPUT_EXTENSIONS)})")
     return files
@@ -82,7 +98,8 @@ def _plan(args):
         raise ArgumentError(f"{flag} applies to --method optimise only; drop it or leave out --method fast")
     content_arg, output_arg = Path(args.content), Path(args.output)
     files = _content_files(content_arg)
-    if content_arg.is_dir() and not output_arg.is_dir():
+    from_folder = _is_folder(content_arg, "content folder")
+    if from_folder and not _is_folder(output_arg, "output folder"):
         raise ArgumentError(f"CONTENT is a folder, so OUT must be an existing folder; {output_arg} is not")
     if args.mask and len(args.styles) != 2:
         raise ArgumentError(f"--mask needs exactly two style images (white area, black area), not {len(args.styles)}")
@@ -97,7 +114,7 @@ def _plan(args):
     jobs = []
     for file in files:
         content = _read_sized(file, args.size, "content")
-        output = output_arg / f"{file.stem}.png" if content_arg.is_dir() else output_arg
+        output = output_arg / f"{file.stem}.png" if from_folder else output_arg
         images.check_output_path(output, args.overwrite)
         paths = _output_paths(output, args.no_pictures)
         for path in paths.values():
@@ -148,20 +165,50 @@ def _write(args, argv, job, result, styles, weights_path, decoder_path, seconds)
         staging.publish()
 
 
-def run(args, argv) -> int:
-    """Run ``--method fast`` with parsed ``args``; returns the exit status."""
+def run(args, argv, console: bool = False) -> int:
+    """Run ``--method fast`` with parsed ``args``; returns the exit status.
+
+    As the optimisation does, it claims every output name for the length of the run
+    (a second run on the same names is refused) and lets Ctrl-C or SIGTERM end it
+    between images, never inside a write.
+    """
     from .fast import DEFAULT_ALPHA, FastError
-    from .weights import CONVERTED_NAME, WEIGHTS_DIR, WeightsError, default_decoder_path
+    from .files import FileProblem, OutputClaim
 
     if args.method != "fast":
         print(f"error: {FAST_ONLY_FLAGS} apply to --method fast only", file=sys.stderr)
         return EXIT_BAD_INPUT
     args.alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
+    claims = []
     try:
         jobs, styles, mask = _plan(args)
-    except (ArgumentError, ImageError, FastError) as error:
+        for job in jobs:
+            claims.append(OutputClaim(job.paths["image"]).acquire())
+    except (ArgumentError, ImageError, FastError, FileProblem) as error:
+        for claim in claims:
+            claim.release()
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from .cli import _ignore_late_signals, _Signals
+
+    signals = _Signals()
+    signals.install()
+    try:
+        return _stylize_all(args, argv, jobs, styles, mask, signals)
+    finally:
+        for claim in claims:
+            claim.release()
+        if console:
+            _ignore_late_signals()
+        else:
+            signals.restore()
+
+
+def _stylize_all(args, argv, jobs, styles, mask, signals) -> int:
+    """Load the networks once, then stylise and publish each job in turn."""
+    from .fast import FastError
+    from .weights import CONVERTED_NAME, WEIGHTS_DIR, WeightsError, default_decoder_path
+
     weights_path = Path(args.weights) if args.weights else WEIGHTS_DIR / CONVERTED_NAME
     decoder_path = default_decoder_path()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -176,12 +223,16 @@ def run(args, argv) -> int:
             result = stylizer.stylize(job.content, styles, alpha=args.alpha, style_weights=args.style_blend_weights,
                                       mask=mask, preserve_colors=args.preserve_colors)
             seconds = time.perf_counter() - started
+            signals.saving = True  # a signal now waits for this image's files to be published
             _write(args, argv, job, result, styles, weights_path, decoder_path, seconds)
+            signals.saving = False
             done.append(job)
             if not args.quiet:
                 h, w = result.shape[:2]
                 print(f"{w}x{h} in {seconds:.2f} s: wrote {', '.join(map(str, job.paths.values()))}", file=sys.stderr)
             print(job.paths["image"])
+            if signals.stopping:  # a signal arrived during the write
+                raise KeyboardInterrupt
     except (WeightsError, FastError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -314,3 +314,92 @@ def test_works_after_the_classroom_turned_eager_execution_off():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------
+# The fast mode keeps the optimisation's promises: one run per output name, signals between images
+
+def test_cli_fast_refuses_an_output_another_run_is_writing(tmp_path, capsys):
+    from nst.files import OutputClaim
+
+    output = tmp_path / "out.png"
+    with OutputClaim(output):  # as a running `nst` holds it
+        status, stdout, stderr = _nst([FIXTURES / "tubingen_starry_content.png",
+                                       FIXTURES / "tubingen_starry_style0.png", "-o", output, "--method", "fast"],
+                                      capsys)
+    assert status == 2 and stdout == "" and stderr.count("\n") == 1
+    assert "another nst run is writing" in stderr and str(output) in stderr
+    assert list(tmp_path.iterdir()) == []  # the claim was released, nothing written
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_cli_fast_folder_stops_between_images_on_a_signal(tmp_path, signum):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder, out = tmp_path / "contents", tmp_path / "results"
+    folder.mkdir(), out.mkdir()
+    content = _fixture("tubingen_starry_content.png")
+    for index in range(200):  # far more than are done before the signal
+        images.save_rgb(folder / f"c{index:03d}.png", np.roll(content, index, axis=1))
+    process = subprocess.Popen([sys.executable, "-m", "nst", str(folder), str(FIXTURES / "tubingen_starry_style0.png"),
+                                "-o", str(out), "--method", "fast", "--size", "64", "-q"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 240
+        while not (out / "c001.json").exists() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        while process.poll() is None:  # a storm: some signals land inside a write
+            process.send_signal(getattr(signal, signum))
+            time.sleep(0.01)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted:" in stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert not [name for name in names if name.startswith(".")], names  # no temporary file, no lock left
+    stems = sorted({name.split("_")[0].split(".")[0] for name in names})
+    assert 2 <= len(stems) < 200 and stdout.split() == [str(out / f"{stem}.png") for stem in stems]
+    for stem in stems:  # every image that was started was published whole, with its companions
+        assert {f"{stem}.png", f"{stem}.json", f"{stem}_compare.png"} <= set(names)
+        assert images.read_rgb(out / f"{stem}.png").shape[:2] == (48, 64)
+        json.loads((out / f"{stem}.json").read_text())
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["the-folder", "a-file-in-it"])
+def test_cli_fast_content_folder_that_cannot_be_searched(tmp_path, capsys, inside):
+    import os
+    import subprocess
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="nst-fast-perm-"))
+    try:
+        base.chmod(0o755)
+        locked = base / "contents"
+        locked.mkdir()
+        images.save_rgb(locked / "a.png", _fixture("tubingen_starry_content.png"))
+        (base / "out").mkdir(mode=0o777)
+        (base / "out").chmod(0o777)
+        locked.chmod(0o700 if os.geteuid() == 0 else 0o000)  # root's folder: `nobody` cannot search it
+        content, output = (locked / "a.png", base / "out" / "a.png") if inside else (locked, base / "out")
+        argv = [content, FIXTURES / "tubingen_starry_style0.png", "-o", output, "--method", "fast"]
+        if os.geteuid() == 0:
+            os.setegid(65534)
+            os.seteuid(65534)
+        try:
+            status, stdout, stderr = _nst(argv, capsys)
+        finally:
+            if os.geteuid() != os.getuid():
+                os.seteuid(0)
+                os.setegid(0)
+        assert status == 2 and stdout == "" and stderr.count("\n") == 1, stderr
+        assert "permission denied" in stderr and str(locked) in stderr
+        assert list((base / "out").iterdir()) == []
+    finally:
+        subprocess.run(["chmod", "-R", "u+rwx", str(base)], check=False)
+        subprocess.run(["rm", "-rf", str(base)], check=False)
