@@ -153,10 +153,16 @@ class FastStylizer:
     :class:`nst.weights.WeightsError` and nothing is kept.
     """
 
-    def __init__(self, weights=None, decoder=None):
+    def __init__(self, weights=None, decoder=None, precision: str = "auto"):
         import tensorflow as tf
 
+        from . import precision as precisions
         from .weights import DecoderWeights, VGGWeights
+
+        # "auto": bf16 where the CPU has bfloat16 units; "fp32" / "bf16": as asked (bf16 is emulated,
+        # slowly, elsewhere: front ends pass the user's request through precision.choose first).
+        self.precision = precisions.choose("auto")[0] if precision == "auto" else precision
+        dtype = tf.as_dtype(precisions.compute_dtype(self.precision))
 
         vgg = weights if isinstance(weights, VGGWeights) else load_vgg19(weights or WEIGHTS_DIR / CONVERTED_NAME)
         if not vgg.normalised:
@@ -166,9 +172,13 @@ class FastStylizer:
         layers = CONV_LAYERS[:CONV_LAYERS.index(ENCODER_LAST) + 1]
         self._style_cache: OrderedDict = OrderedDict()
         with _eager():
-            self._encoder = [(name, tf.constant(vgg.kernels[name]), tf.constant(vgg.biases[name]))
-                             for name in layers]
-            self._decoder = [(tf.constant(k), tf.constant(b)) for k, b in zip(dec.kernels, dec.biases)]
+            self._dtype = dtype  # of the convolutions; features and images cross the boundary as float32
+
+            def constant(array):
+                return tf.cast(tf.constant(array), dtype)
+
+            self._encoder = [(name, constant(vgg.kernels[name]), constant(vgg.biases[name])) for name in layers]
+            self._decoder = [(constant(k), constant(b)) for k, b in zip(dec.kernels, dec.biases)]
             self._mean = tf.constant(MEAN_RGB.reshape(1, 1, 1, 3))
             image_spec = tf.TensorSpec([None, None, None, 3], tf.float32)
             feature_spec = tf.TensorSpec([None, None, None, FEATURE_CHANNELS], tf.float32)
@@ -189,19 +199,19 @@ class FastStylizer:
         """RGB 0..1 [n, h, w, 3] -> relu4_1 features [n, ceil(h/8), ceil(w/8), 512]."""
         import tensorflow as tf
 
-        x = images * 255.0 - self._mean
+        x = tf.cast(images * 255.0 - self._mean, self._dtype)
         for name, kernel, bias in self._encoder:
             x = self._padded_conv(tf, x, kernel, bias)
             if name in POOL_AFTER:
                 # 'SAME' pads odd sizes at the end only: the output is ceil(h/2), as torch's ceil_mode.
                 x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="SAME")
-        return x
+        return tf.cast(x, tf.float32)
 
     def _decode_graph(self, features):
         """Features [n, h, w, 512] -> RGB [n, 8h, 8w, 3], not yet clipped."""
         import tensorflow as tf
 
-        x = features
+        x = tf.cast(features, self._dtype)
         last = len(self._decoder) - 1
         for index, (kernel, bias) in enumerate(self._decoder):
             x = self._padded_conv(tf, x, kernel, bias, relu=index != last)
@@ -211,7 +221,7 @@ class FastStylizer:
                 x = tf.reshape(x, [shape[0], shape[1], 1, shape[2], 1, shape[3]])
                 x = tf.tile(x, [1, 1, 2, 1, 2, 1])
                 x = tf.reshape(x, [shape[0], 2 * shape[1], 2 * shape[2], shape[3]])
-        return x
+        return tf.cast(x, tf.float32)
 
     def encode(self, image: np.ndarray) -> np.ndarray:
         """relu4_1 features [ceil(h/8), ceil(w/8), 512] of an RGB image (uint8, or float 0..1)."""

@@ -60,12 +60,14 @@ def _input_only_conv_gradients():
 
 
 def build_vgg19(weights: VGGWeights, image, pooling: str = "avg", last_layer: str = "conv5_4",
-                pool_key: str = "{pooling}pool{block}") -> dict:
+                pool_key: str = "{pooling}pool{block}", dtype: str = "float32") -> dict:
     """Run ``image`` ([1, h, w, 3], RGB 0..255 minus the mean) through VGG-19.
 
     Returns ``{layer name: tensor}`` with ``conv*_*`` after the ReLU (as in the
     course) and pooling outputs under ``pool_key`` (``avgpool1`` ... by default).
     Layers after ``last_layer`` are not built, so their cost is never paid.
+    ``dtype`` "bfloat16" runs the convolutions in bfloat16 (:mod:`nst.precision`);
+    the returned tensors are float32 either way, so Grams and costs stay float32.
     """
     import tensorflow as tf
 
@@ -74,25 +76,32 @@ def build_vgg19(weights: VGGWeights, image, pooling: str = "avg", last_layer: st
     graph = {}
     current = image
     with _input_only_conv_gradients():
-        _build_layers(weights, current, pooling, last_layer, pool_key, graph)
+        _build_layers(weights, current, pooling, last_layer, pool_key, graph, dtype)
     return graph
 
 
-def _build_layers(weights, current, pooling, last_layer, pool_key, graph):
+def _build_layers(weights, current, pooling, last_layer, pool_key, graph, dtype="float32"):
     import tensorflow as tf
 
     pool = tf.nn.avg_pool2d if pooling == "avg" else tf.nn.max_pool2d
     pool_op_name = "AvgPool" if pooling == "avg" else "MaxPool"  # the course's TF 1 op names
+    mixed = dtype != "float32"
+    if mixed:
+        current = tf.cast(current, dtype)
+
+    def exposed(tensor):  # what callers see: float32, whatever the convolutions ran in
+        return tf.cast(tensor, tf.float32) if mixed else tensor
+
     for name in VGG19_LAYERS:
         if name.startswith("conv"):
-            kernel = tf.constant(weights.kernels[name])  # [3, 3, in, out]
-            bias = tf.constant(weights.biases[name])  # [out]
+            kernel = tf.cast(tf.constant(weights.kernels[name]), dtype)  # [3, 3, in, out]
+            bias = tf.cast(tf.constant(weights.biases[name]), dtype)  # [out]
             # BiasAdd (not "+"), so that grappler's remapper fuses Conv2D + BiasAdd + Relu
             # into one _FusedConv2D kernel: one pass over the activation instead of three.
             current = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(current, kernel, strides=1, padding="SAME"), bias))
-            graph[name] = current
+            graph[name] = exposed(current)
         elif name.startswith("pool"):
             current = pool(current, ksize=2, strides=2, padding="SAME", name=pool_op_name)
-            graph[pool_key.format(pooling=pooling, block=name[-1])] = current
+            graph[pool_key.format(pooling=pooling, block=name[-1])] = exposed(current)
         if name == last_layer:
             break

@@ -1,0 +1,105 @@
+"""Mixed precision (issue 15): which precision a CPU gets, and bfloat16 convolutions that stay finite.
+
+The speed and the look of bf16 against fp32 are measured in bench/bench_precision.py
+on a host with bfloat16 units; here only behaviour is checked, on any CPU
+(bf16 is emulated, slowly, where the units are missing).
+"""
+
+import numpy as np
+import pytest
+
+from nst import precision
+
+# First flags lines of /proc/cpuinfo on the project's two kinds of machine (trimmed).
+XEON_AMX = ("fpu vme de pse tsc msr pae mce cx8 apic sep mtrr avx2 fma avx512f avx512bw avx512_bf16 "
+            "amx_bf16 amx_tile amx_int8")
+XEON_AVX512_BF16 = "fpu vme avx2 fma avx512f avx512bw avx512_bf16"
+EPYC = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr fma avx2 sha_ni"
+
+
+@pytest.mark.parametrize("requested, flags, chosen, notice", [
+    ("auto", XEON_AMX, "bf16", False),
+    ("auto", XEON_AVX512_BF16, "bf16", False),
+    ("auto", EPYC, "fp32", False),
+    ("auto", "", "fp32", False),  # no /proc/cpuinfo
+    ("fp32", XEON_AMX, "fp32", False),
+    ("bf16", XEON_AMX, "bf16", False),
+    ("bf16", EPYC, "fp32", True),  # explicit bf16 without units: falls back, and says so
+])
+def test_precision_is_chosen_from_the_cpu_flags(requested, flags, chosen, notice):
+    used, message = precision.choose(requested, flags)
+    assert used == chosen
+    assert bool(message) == notice
+    if notice:
+        assert "\n" not in message and "fp32" in message and "amx_bf16" in message
+
+
+def test_flags_that_merely_contain_the_name_do_not_count():
+    assert not precision.has_bf16_units("avx512_bf16x amx_bf16_like")  # whole flags only
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="auto, fp32, bf16"):
+        precision.choose("fp16", EPYC)
+
+
+def test_cpu_flags_reads_a_cpuinfo_file(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Test\nflags\t\t: {XEON_AMX}\n\nprocessor\t: 1\nflags\t: sse\n")
+    assert precision.cpu_flags(str(cpuinfo)) == XEON_AMX
+    assert precision.cpu_flags(str(tmp_path / "missing")) == ""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from tiny_vgg import write_tiny_vgg
+
+    from nst.weights import load_vgg19
+
+    return load_vgg19(write_tiny_vgg(tmp_path_factory.mktemp("tiny") / "tiny-vgg.mat"))
+
+
+def _features_and_gradient(weights, image, dtype):
+    import tensorflow as tf
+
+    from nst.vgg import build_vgg19
+
+    with tf.Graph().as_default() as graph:
+        pixels = tf.constant(image[None])
+        net = build_vgg19(weights, pixels, last_layer="conv5_1", dtype=dtype)
+        cost = sum(tf.reduce_mean(tf.square(net[name])) for name in ("conv1_1", "conv3_1", "conv5_1"))
+        gradient = tf.gradients(cost, pixels)[0]
+        dtypes = {net[name].dtype for name in net}
+        with tf.compat.v1.Session(graph=graph) as session:
+            values = session.run({"conv3_1": net["conv3_1"], "cost": cost, "gradient": gradient})
+    return values, dtypes
+
+
+def test_bf16_convolutions_give_finite_float32_results_close_to_fp32(tiny):
+    rng = np.random.default_rng(0)
+    image = rng.uniform(-120, 120, (48, 64, 3)).astype(np.float32)
+    full, full_dtypes = _features_and_gradient(tiny, image, "float32")
+    mixed, mixed_dtypes = _features_and_gradient(tiny, image, "bfloat16")
+    import tensorflow as tf
+
+    assert full_dtypes == mixed_dtypes == {tf.float32}  # callers (Grams, costs) see float32 either way
+    for key in ("conv3_1", "cost", "gradient"):
+        assert np.all(np.isfinite(mixed[key])), key
+    # bfloat16 keeps 8 bits of mantissa: about 2-3 significant digits through 9 layers.
+    assert mixed["cost"] == pytest.approx(full["cost"], rel=0.05)
+    cosine = np.sum(mixed["gradient"] * full["gradient"]) / (
+        np.linalg.norm(mixed["gradient"]) * np.linalg.norm(full["gradient"]))
+    assert cosine > 0.98
+
+
+def test_fast_mode_in_bf16_matches_fp32_closely():
+    from nst.fast import FastStylizer
+
+    rng = np.random.default_rng(1)
+    content = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    style = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    full = FastStylizer(precision="fp32")
+    mixed = FastStylizer(precision="bf16")
+    assert (full.precision, mixed.precision) == ("fp32", "bf16")
+    difference = np.abs(full.stylize(content, [style]).astype(int) - mixed.stylize(content, [style])).mean()
+    assert 0 < difference < 3  # grey levels of 255: visibly the same picture, yet really computed in bf16
