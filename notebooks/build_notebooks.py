@@ -1022,8 +1022,16 @@ def _metadata():
     }
 
 
+def _check_graded_cells() -> None:
+    """The cells tagged "graded" define the classroom's graded cost functions, in its order (the grader's list)."""
+    names = [source.split("def ", 1)[1].split("(", 1)[0] for _kind, source, tags, _names in CELLS if "graded" in tags]
+    if tuple(names) != GRADED_FUNCTIONS:
+        raise ValueError(f"the graded cells define {names}, not nst.classroom's {list(GRADED_FUNCTIONS)}")
+
+
 def build(exercise: bool = False) -> nbformat.NotebookNode:
     """The notebook (solution or exercise), without outputs; cell ids are stable."""
+    _check_graded_cells()
     notebook = nbformat.v4.new_notebook(metadata=_metadata())
     pictures = diagrams()
     for index, (kind, source, tags, names) in enumerate(CELLS):
