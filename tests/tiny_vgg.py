@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from nst.weights import CONV_LAYERS
-
 from nst.weights_fetch import write_matconvnet_mat
 
 
