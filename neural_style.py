@@ -63,12 +63,15 @@ therefore not reproduced, and no test pretends they are.
 import numpy as np
 import tensorflow as tf
 
+from nst.weights import MEAN_RGB
+
 # Long side of every scaled image, in pixels.
 MAX_SIDE = 512
 # Adam's epsilon (the same default as tf.keras.optimizers.Adam).
 ADAM_EPSILON = 1e-7
-# Caffe-mode preprocessing (vgg19.preprocess_input): mean per BGR channel.
-_BGR_MEAN = (103.939, 116.779, 123.68)
+# Caffe-mode preprocessing (vgg19.preprocess_input): mean per BGR channel,
+# the project's RGB mean pixel in reverse order.
+_BGR_MEAN = tuple(float(value) for value in MEAN_RGB[::-1])
 # Constructor defaults (the spec's): weights of the content, style and
 # variational costs.
 DEFAULT_ALPHA = 1e4
@@ -105,8 +108,6 @@ TASK_OF_METHOD = {
     'generate_image': 9, '_build_step': 9, '_current_step_key': 9,
     'variational_cost': 10,
 }
-
-_WEIGHTS_CACHE = {}
 
 
 def _is_integer(value):
@@ -184,16 +185,6 @@ def adam_update(variable, m, v, t, gradients, lr, beta1, beta2):
         lr * tf.sqrt(1.0 - tf.pow(beta2, t)) * m,
         (1.0 - tf.pow(beta1, t)) * (tf.sqrt(v) + ADAM_EPSILON))
     return variable.assign_sub(update)
-
-
-def _load_weights(path):
-    """Load (and cache per path) the project's VGG-19 weights."""
-    from nst.weights import load_vgg19
-
-    key = str(path)
-    if key not in _WEIGHTS_CACHE:
-        _WEIGHTS_CACHE[key] = load_vgg19(path)
-    return _WEIGHTS_CACHE[key]
 
 
 def _keras_name_to_vgg(name):
@@ -374,11 +365,9 @@ class NST:
         Its outputs are the ``style_layers`` outputs followed by the
         ``content_layer`` output.
         """
-        path = self.weights_path
-        if path is None:
-            from nst.weights import default_weights_path
-            path = default_weights_path()
-        weights = _load_weights(path)
+        from nst.weights import cached_vgg19
+
+        weights = cached_vgg19(self.weights_path)
         base = tf.keras.applications.VGG19(include_top=False, weights=None)
         x = base.input  # (None, None, None, 3), Caffe-preprocessed BGR
         outputs = {}

@@ -3,7 +3,7 @@
 
     python bench/bench_quality.py [--iterations 200] [--size 400x300]
 
-1. The course's recipe (``nst.course`` graph, Adam at 2.0, noise start with
+1. The course's recipe (``nst.classroom.course`` graph, Adam at 2.0, noise start with
    ``np.random.seed(1)``, alpha 10, beta 40) runs 200 iterations on
    tubingen.jpg / starry_night.jpg, both resized to 400x300; its final total
    cost is the target.
@@ -32,36 +32,23 @@ def course_reference(content, style, iterations):
     """Run the course's recipe; returns (start image in 0..255, final total cost, seconds)."""
     import numpy as np
 
-    import nst_utils
-    from nst import course
+    import nst_utils  # the course's process: graph mode, as in the notebook
+    from nst.classroom import course
 
-    tf = nst_utils.tf
-    height, width = content.shape[:2]
     started = time.perf_counter()
-    tf.reset_default_graph()
-    sess = tf.InteractiveSession()
     content_n = nst_utils.reshape_and_normalize_image(content)
     np.random.seed(1)
     start = nst_utils.generate_noise_image(content_n)
     start_rgb = (start[0] + nst_utils.CONFIG.MEANS[0]).astype(np.float32)
     if not iterations:  # the start only (a target was given)
-        sess.close()
         return start_rgb, None, 0.0
-    model = nst_utils.load_vgg_model(height=height, width=width)
-    sess.run(model["input"].assign(content_n))
-    J_content = course.compute_content_cost(sess.run(model["conv4_2"]), model["conv4_2"])
-    sess.run(model["input"].assign(nst_utils.reshape_and_normalize_image(style)))
-    J_style = course.compute_style_cost(model, course.STYLE_LAYERS)
-    J = course.total_cost(J_content, J_style, alpha=10, beta=40)
-    train_step = tf.train.AdamOptimizer(2.0).minimize(J)
-    sess.run(tf.global_variables_initializer())
-    sess.run(model["input"].assign(start))
-    for _ in range(iterations):
-        sess.run(train_step)
-    final = float(sess.run(J))
-    seconds = time.perf_counter() - started
-    sess.close()
-    return start_rgb, final, seconds
+    with course.course_session() as sess:
+        recipe = course.build_course_graph(sess, content_n, nst_utils.reshape_and_normalize_image(style))
+        recipe.start_from(sess, start)
+        for _ in range(iterations):
+            sess.run(recipe.train_step)
+        final = float(sess.run(recipe.J))
+    return start_rgb, final, time.perf_counter() - started
 
 
 def time_to_target(content, style, start, target, **settings):

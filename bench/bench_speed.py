@@ -9,7 +9,7 @@ with graph-mode code), alternated round by round so that a busy machine slows
 them alike; the figure per path is the median over rounds of each round's
 median step time, after warm-up.  Paths:
 
-* ``course``: the notebook's graph (``nst_utils`` + ``nst.course``, Adam 2.0);
+* ``course``: the notebook's graph (``nst_utils`` + ``nst.classroom.course``, Adam 2.0);
 * ``engine``: the command line's engine (``nst.stylize``), Adam;
 * ``eager``: the eager ``NST`` class's ``tf.function`` step (second course;
   content layer conv5_2, so its FLOP count is a little higher);
@@ -66,25 +66,16 @@ def _time_steps(step, warmup, repeats):
 def worker_course(height, width, warmup, repeats):
     import numpy as np
 
-    import nst_utils
-    from nst import course
+    import nst_utils  # the course's process: graph mode, as in the notebook
+    from nst.classroom import course
 
-    tf = nst_utils.tf
     content, style = _images(height, width)
-    tf.reset_default_graph()
-    sess = tf.InteractiveSession()
-    model = nst_utils.load_vgg_model(height=height, width=width)
-    sess.run(model["input"].assign(nst_utils.reshape_and_normalize_image(content)))
-    a_C = sess.run(model[course.CONTENT_LAYER])
-    J_content = course.compute_content_cost(a_C, model[course.CONTENT_LAYER])
-    sess.run(model["input"].assign(nst_utils.reshape_and_normalize_image(style)))
-    J_style = course.compute_style_cost(model, course.STYLE_LAYERS)
-    J = course.total_cost(J_content, J_style, alpha=10, beta=40)
-    train_step = tf.train.AdamOptimizer(2.0).minimize(J)
-    sess.run(tf.global_variables_initializer())
-    np.random.seed(1)
-    sess.run(model["input"].assign(nst_utils.generate_noise_image(nst_utils.reshape_and_normalize_image(content))))
-    return _time_steps(lambda: sess.run(train_step), warmup, repeats)
+    content_n = nst_utils.reshape_and_normalize_image(content)
+    with course.course_session() as sess:
+        recipe = course.build_course_graph(sess, content_n, nst_utils.reshape_and_normalize_image(style))
+        np.random.seed(1)
+        recipe.start_from(sess, nst_utils.generate_noise_image(content_n))
+        return _time_steps(lambda: sess.run(recipe.train_step), warmup, repeats)
 
 
 def worker_engine(height, width, warmup, repeats):

@@ -25,20 +25,23 @@ from pathlib import Path
 import nbformat
 
 HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:  # the checkout's nst package, when run as a script
+    sys.path.insert(0, str(HERE.parent))
+
+from nst.classroom import GRADED_COST_FUNCTIONS as GRADED_FUNCTIONS  # noqa: E402  (the cells tagged "graded")
 NAME = "Art_Generation_with_Neural_Style_Transfer.ipynb"
 SOLUTION = HERE / NAME
 EXERCISE = HERE / "exercise" / NAME
 ITERATIONS_ENV = "NST_NOTEBOOK_ITERATIONS"
 OUTPUT_DIR_ENV = "NST_NOTEBOOK_OUTPUT_DIR"
 START, END = "### START CODE HERE ###", "### END CODE HERE ###"
-GRADED_FUNCTIONS = ("compute_content_cost", "gram_matrix", "compute_layer_style_cost", "total_cost")
 
 # (kind, source, tags, names of the diagrams the cell embeds as attachments)
 CELLS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = []
 
 
 def md(text, *tags, diagrams=()):
-    """A markdown cell; ``diagrams`` names nst.notebook_diagrams figures it shows as attachments."""
+    """A markdown cell; ``diagrams`` names nst.classroom.notebook_diagrams figures it shows as attachments."""
     source = textwrap.dedent(text).strip("\n")
     for name in diagrams:
         if f"(attachment:{name})" not in source:
@@ -1002,13 +1005,11 @@ _DIAGRAMS: dict[str, str] = {}
 
 
 def diagrams() -> dict[str, str]:
-    """The notebook's diagrams (nst.notebook_diagrams), base64 PNG by attachment name, drawn once."""
+    """The notebook's diagrams (nst.classroom.notebook_diagrams), base64 PNG by attachment name, drawn once."""
     if not _DIAGRAMS:
         import base64
 
-        if str(HERE.parent) not in sys.path:
-            sys.path.insert(0, str(HERE.parent))
-        from nst.notebook_diagrams import render_all
+        from nst.classroom.notebook_diagrams import render_all
 
         _DIAGRAMS.update({name: base64.b64encode(png).decode("ascii") for name, png in render_all().items()})
     return _DIAGRAMS
@@ -1021,8 +1022,16 @@ def _metadata():
     }
 
 
+def _check_graded_cells() -> None:
+    """The cells tagged "graded" define the classroom's graded cost functions, in its order (the grader's list)."""
+    names = [source.split("def ", 1)[1].split("(", 1)[0] for _kind, source, tags, _names in CELLS if "graded" in tags]
+    if tuple(names) != GRADED_FUNCTIONS:
+        raise ValueError(f"the graded cells define {names}, not nst.classroom's {list(GRADED_FUNCTIONS)}")
+
+
 def build(exercise: bool = False) -> nbformat.NotebookNode:
     """The notebook (solution or exercise), without outputs; cell ids are stable."""
+    _check_graded_cells()
     notebook = nbformat.v4.new_notebook(metadata=_metadata())
     pictures = diagrams()
     for index, (kind, source, tags, names) in enumerate(CELLS):

@@ -20,21 +20,6 @@ def content_cost(a_C, a_G):
     return tf.reduce_sum(tf.square(a_C - a_G)) / (4.0 * n_H * n_W * n_C)
 
 
-def unroll(activation):
-    """[1, n_H, n_W, n_C] -> [n_C, n_H * n_W]: one row per filter."""
-    import tensorflow as tf
-
-    n_H, n_W, n_C = _dims(activation)
-    return tf.transpose(tf.reshape(activation, [n_H * n_W, n_C]))
-
-
-def gram_matrix(A):
-    """G_A = A A^T for A of shape [n_C, n_H * n_W] -> [n_C, n_C]."""
-    import tensorflow as tf
-
-    return tf.matmul(A, A, transpose_b=True)
-
-
 def style_gram(activation):
     """Gram matrix of an activation [1, n_H, n_W, n_C] -> [n_C, n_C], computed as F^T F.
 
@@ -86,7 +71,3 @@ def total_variation(image):
     pixels = float(image.shape[1] * image.shape[2])
     return (tf.reduce_sum(tf.square(dy)) + tf.reduce_sum(tf.square(dx))) / pixels
 
-
-def total_cost(J_content, J_style, alpha=10, beta=40):
-    """J = alpha J_content + beta J_style   (course, section 3.3)."""
-    return alpha * J_content + beta * J_style

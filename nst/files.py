@@ -126,6 +126,30 @@ def atomic_path(path):
         Path(name).unlink(missing_ok=True)
 
 
+def write_atomically(target, write) -> Path:
+    """Call ``write(temporary name)`` beside ``target``; the result replaces ``target`` only if it returns."""
+    with atomic_path(target) as temporary:
+        write(temporary)
+    return Path(target)
+
+
+def publish_verified(target, sha256: str, write) -> bool:
+    """Like :func:`write_atomically`, but ``target`` is replaced only if what was written has SHA-256 ``sha256``.
+
+    Returns False, leaving ``target`` as it was and no temporary file behind, on
+    a mismatch (a truncated download, a damaged mirror copy).
+    """
+    name = _temporary_beside(Path(target))
+    try:
+        write(name)
+        if sha256_of(name) != sha256:
+            return False
+        _publish(name, target)
+        return True
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
 class Staging:
     """Write several outputs to temporary files, then publish them all together (or none).
 

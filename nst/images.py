@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import PROJECT_ROOT, FileProblem, atomic_path, check_regular_file, sha256_of, stat_path
+from .files import (PROJECT_ROOT, FileProblem, atomic_path, check_regular_file, publish_verified, sha256_of,
+                    stat_path)
 
 IMAGES_DIR = PROJECT_ROOT / "images"
 SAMPLE_URL = "https://raw.githubusercontent.com/jcjohnson/neural-style/master/examples/inputs/{name}"
@@ -49,9 +50,9 @@ class ImageError(FileProblem):
 # --------------------------------------------------------------------------
 # Sample images
 
-def _atomic_copy(source: Path, target: Path) -> None:
-    with atomic_path(target) as name:
-        shutil.copyfile(source, name)
+def _download(url: str, target: str, timeout: float) -> None:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        Path(target).write_bytes(response.read())
 
 
 def fetch_sample(name: str, images_dir=IMAGES_DIR, mirror_dir=None, timeout: float = 10.0) -> Path:
@@ -64,25 +65,16 @@ def fetch_sample(name: str, images_dir=IMAGES_DIR, mirror_dir=None, timeout: flo
     target = images_dir / name
     if target.is_file() and sha256_of(target) == expected:
         return target
-    handle, scratch = tempfile.mkstemp(prefix="." + name + ".", dir=images_dir)
-    os.close(handle)
-    scratch = Path(scratch)
-    try:
-        if os.environ.get("NST_OFFLINE") != "1":
-            try:
-                with urllib.request.urlopen(SAMPLE_URL.format(name=name), timeout=timeout) as response:
-                    scratch.write_bytes(response.read())
-                if sha256_of(scratch) == expected:
-                    os.replace(scratch, target)
-                    return target
-            except OSError:
-                pass  # offline or blocked: fall through to the mirror
-        mirror = Path(mirror_dir or MIRROR_DIR) / name
-        if mirror.is_file() and sha256_of(mirror) == expected:
-            _atomic_copy(mirror, target)
-            return target
-    finally:
-        scratch.unlink(missing_ok=True)
+    if os.environ.get("NST_OFFLINE") != "1":
+        try:
+            url = SAMPLE_URL.format(name=name)
+            if publish_verified(target, expected, lambda temporary: _download(url, temporary, timeout)):
+                return target
+        except OSError:
+            pass  # offline or blocked: fall through to the mirror
+    mirror = Path(mirror_dir or MIRROR_DIR) / name
+    if mirror.is_file() and publish_verified(target, expected, lambda temporary: shutil.copyfile(mirror, temporary)):
+        return target
     raise ImageError(f"could not fetch sample {name} (no network and no verified copy in {mirror.parent}); "
                      f"set NST_IMAGE_MIRROR to a folder holding it")
 

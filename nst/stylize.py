@@ -42,7 +42,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from . import costs
-from .weights import CONV_LAYERS, MEAN_RGB, VGGWeights, load_vgg19
+from .weights import CONV_LAYERS, MEAN_RGB, VGGWeights
 
 # --------------------------------------------------------------------------
 # Defaults: defined once here; the CLI shows them in --help.
@@ -402,21 +402,11 @@ def make_session(graph):
     return tf.compat.v1.Session(graph=graph, config=config)
 
 
-_WEIGHTS_CACHE: dict = {}
-
-
 def get_weights(weights=None) -> VGGWeights:
     """``VGGWeights`` as given, or loaded (once per process) from a path or the default file."""
-    from .weights import check_weights_path, default_weights_path
+    from .weights import cached_vgg19
 
-    if isinstance(weights, VGGWeights):
-        return weights
-    path = check_weights_path(weights if weights is not None else default_weights_path())
-    key = (os.path.abspath(path), os.stat(path).st_mtime)
-    if key not in _WEIGHTS_CACHE:
-        _WEIGHTS_CACHE.clear()
-        _WEIGHTS_CACHE[key] = load_vgg19(path)
-    return _WEIGHTS_CACHE[key]
+    return weights if isinstance(weights, VGGWeights) else cached_vgg19(weights)
 
 
 def _deepest(layers) -> str:

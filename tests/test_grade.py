@@ -154,7 +154,7 @@ def test_wrong_type_and_not_a_tensor_hint(tmp_path):
 
 
 def test_extraction_keeps_only_top_level_defs(tmp_path):
-    from nst.grade import extract
+    from nst.classroom.grade_extraction import extract
 
     marker = tmp_path / "marker"
     notebook = nbformat.v4.new_notebook()

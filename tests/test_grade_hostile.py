@@ -139,7 +139,7 @@ def test_bad_options_are_refused_before_grading(student, options):
 
 
 def test_json_is_replaced_whole_or_not_at_all(tmp_path):
-    from nst.grade import write_json_atomically
+    from nst.classroom.grade_report import write_json_atomically
 
     class Unprintable:
         def __str__(self):
@@ -161,7 +161,7 @@ def test_json_is_replaced_whole_or_not_at_all(tmp_path):
 
 
 def test_an_unforeseen_failure_costs_one_notebook(tmp_path, monkeypatch, capsys):
-    from nst import grade as grader
+    from nst.classroom import grade_report as grader
 
     # Notebooks without graded functions need no worker: grading them is instant.
     for name in ("a_fine.ipynb", "b_trips_a_bug.ipynb"):
@@ -183,7 +183,7 @@ def test_an_unforeseen_failure_costs_one_notebook(tmp_path, monkeypatch, capsys)
 
 
 def test_model_nn_prints_are_kept_only_up_to_a_bound():
-    from nst.grade import PRINTED_KEPT_CHARS, _PrintedStart
+    from nst.classroom.grade_cases import PRINTED_KEPT_CHARS, _PrintedStart
 
     printed = _PrintedStart()
     with contextlib.redirect_stdout(printed):

