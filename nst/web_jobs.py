@@ -212,18 +212,27 @@ class _Watcher:
         from .stylize import scale_iterations
 
         self.job, self.settings, self.between_steps, self.changed = job, settings, between_steps, changed
-        self.paused = 0.0
+        self.paused = 0.0  # seconds spent on other jobs inside the callback
+        self.scale_start = None  # (scale, active seconds) at this scale's first event
+        self.seconds_per_pixel_step = None  # measured at the current (or last) scale
         self.last_preview_step = None
         self.scale_iterations = scale_iterations
 
     def _eta(self, progress, active: float) -> Optional[float]:
-        # Work is counted in pixel-steps: a step at 128 px costs 1/16 of one at 512 px.
-        per_scale = self.scale_iterations(self.settings.iterations, len(progress.sizes))
+        """Seconds left: the rate of the current scale (graph building left out) times the work left.
+
+        Work is counted in pixel-steps: a step at 128 px costs 1/16 of one at 512 px."""
         pixels = [h * w for h, w in progress.sizes]
-        total = sum(n * p for n, p in zip(per_scale, pixels))
-        done = sum(n * p for n, p in zip(per_scale[:progress.scale], pixels[:progress.scale]))
-        done += progress.iteration * pixels[progress.scale]
-        return None if done <= 0 else active / done * (total - done)
+        if self.scale_start is None or self.scale_start[0] != progress.scale:
+            self.scale_start = (progress.scale, active)
+        elif progress.iteration > 0:
+            self.seconds_per_pixel_step = (active - self.scale_start[1]) / (progress.iteration * pixels[progress.scale])
+        if self.seconds_per_pixel_step is None:
+            return None
+        per_scale = self.scale_iterations(self.settings.iterations, len(progress.sizes))
+        left = (per_scale[progress.scale] - progress.iteration) * pixels[progress.scale]
+        left += sum(n * p for n, p in zip(per_scale[progress.scale + 1:], pixels[progress.scale + 1:]))
+        return self.seconds_per_pixel_step * left
 
     def __call__(self, progress) -> None:
         from .stylize import Stop
