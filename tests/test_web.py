@@ -40,7 +40,8 @@ if not (CHROMIUM and CHROMEDRIVER):
                            "apt-get install chromium chromium-driver")
     pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
                 allow_module_level=True)
-selenium = pytest.importorskip("selenium")
+if os.environ.get("NST_REQUIRE_BROWSER") != "1":
+    pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
