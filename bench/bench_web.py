@@ -1,0 +1,137 @@
+"""Load test of the web page: N concurrent fast requests from one local client.
+
+Starts `nst serve --port 0` (or uses --url), opens a session, sends one warm-up
+request, then N requests at once (one thread each) and checks that every one is
+served: HTTP 200, state "done", a distinct job id, and a result PNG that decodes
+at the requested size.  Prints the CPU, median and 95th-percentile latency (the
+client's wall time per request, queueing included) and the server's own
+seconds per image.
+
+    python bench/bench_web.py                 # 20 requests at 256 px
+    python bench/bench_web.py --requests 20 --size 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+CONTENT, STYLE = "sample-tubingen.jpg", "sample-starry_night.jpg"
+
+
+def start_server():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    process = subprocess.Popen([str(ROOT / ".venv" / "bin" / "nst"), "serve", "--port", "0"],
+                               stdout=subprocess.PIPE, text=True, env=env)
+    line = process.stdout.readline()
+    if "http://" not in line:
+        process.kill()
+        raise SystemExit(f"the server did not start: {line!r}")
+    return process, line.split("open ", 1)[1].split()[0].rstrip("/")
+
+
+def open_session(url: str) -> str:
+    with urllib.request.urlopen(url + "/", timeout=60) as response:
+        return response.headers["Set-Cookie"].split(";", 1)[0]
+
+
+def call(url, cookie, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, headers={"Cookie": cookie,
+                                                                     "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=600) as response:
+        return response.status, response.read()
+
+
+def fast_request(url, cookie, size, strength):
+    """One request: (latency s, job description, result PNG size) or an exception's text."""
+    started = time.perf_counter()
+    status, body = call(url, cookie, "/api/fast", {"content": CONTENT, "styles": [{"id": STYLE, "weight": 1}],
+                                                   "size": size, "strength": strength})
+    latency = time.perf_counter() - started
+    job = json.loads(body)
+    _, png = call(url, cookie, f"/api/jobs/{job['id']}/result.png")
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        image.load()
+        return latency, status, job, image.size
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    rank = fraction * (len(ordered) - 1)  # linear interpolation between closest ranks
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def main(argv=None) -> int:
+    from bench_fast import cpu_description
+    from nst.images import size_for_long_side
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--url", help="a running server (default: start one)")
+    args = parser.parse_args(argv)
+    print(f"CPU: {cpu_description()}")
+    process = None
+    if args.url:
+        url = args.url.rstrip("/")
+    else:
+        process, url = start_server()
+    try:
+        cookie = open_session(url)
+        fast_request(url, cookie, args.size, 1.0)  # warm-up: the first call traces the networks
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=args.requests) as pool:
+            # Strengths differ so that no two requests are the same job.
+            futures = [pool.submit(fast_request, url, cookie, args.size, (i + 1) / args.requests)
+                       for i in range(args.requests)]
+            outcomes = []
+            for future in futures:
+                try:
+                    outcomes.append(future.result())
+                except Exception as error:  # a lost request: counted, not fatal
+                    outcomes.append(error)
+        wall = time.perf_counter() - started
+    finally:
+        if process is not None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    expected = size_for_long_side(768, 1024, args.size)[::-1]  # tubingen.jpg is 1024x768
+    served = [o for o in outcomes if not isinstance(o, Exception) and o[1] == 200 and o[2]["state"] == "done"
+              and o[3] == expected]
+    ids = {o[2]["id"] for o in served}
+    latencies = [o[0] for o in served]
+    engine = [o[2]["progress"]["elapsed_s"] for o in served]
+    print(f"{args.requests} concurrent fast requests at {args.size} px: {len(served)} served, "
+          f"{args.requests - len(served)} lost, {len(ids)} distinct jobs, all done in {wall:.1f} s")
+    for outcome in outcomes:
+        if outcome not in served:
+            print(f"  not served: {outcome!r:.300}")
+    if latencies:
+        print(f"latency: median {statistics.median(latencies):.2f} s, 95th percentile "
+              f"{percentile(latencies, 0.95):.2f} s, min {min(latencies):.2f} s, max {max(latencies):.2f} s")
+        print(f"engine time per image: median {statistics.median(engine):.2f} s "
+              f"(requests wait in one queue: one image at a time)")
+    return 0 if len(served) == args.requests == len(ids) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
