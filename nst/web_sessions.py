@@ -29,7 +29,8 @@ from .images import IMAGES_DIR, MAX_PIXELS, SAMPLE_SHA256, ImageError
 UPLOAD_LIMIT_BYTES = 20 * 2 ** 20  # one uploaded file; a phone photo is 3-12 MB
 WORKING_SIDE = 2048  # uploads are kept at most this long side: the largest size the page offers
 SESSION_IDLE_S = 3600  # a session unused this long is deleted with its files and jobs
-IMAGES_PER_SESSION = 24  # beyond this the session's oldest upload is forgotten
+IMAGES_PER_SESSION = 12  # beyond this the session's oldest upload is forgotten (a job uses at most 5)
+SESSIONS = 200  # beyond this the least recently used session is forgotten (each may hold 12 images)
 NAME_LENGTH = 80  # a file name as shown on the page
 SAMPLE_PREFIX = "sample-"  # ids of the shared sample images; uploads get random ids
 
@@ -133,6 +134,11 @@ class SessionStore:
         session = Session(token, folder)
         with self._lock:
             self._sessions[token] = session
+            excess = sorted(self._sessions.values(), key=lambda s: s.last_seen)[:max(0, len(self._sessions) - SESSIONS)]
+            for old in excess:
+                del self._sessions[old.token]
+        for old in excess:
+            self._forget(old)
         return session
 
     def get(self, token: Optional[str]) -> Optional[Session]:

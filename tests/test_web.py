@@ -124,6 +124,12 @@ def result_state(driver) -> dict:
         "        document.getElementById('message').textContent};")
 
 
+def screenshot(driver, path: Path) -> None:
+    """The browser's window as a JPEG (a quarter of the PNG's bytes, for the README)."""
+    with Image.open(io.BytesIO(driver.get_screenshot_as_png())) as image:
+        image.convert("RGB").save(path, quality=85)
+
+
 def fetch_bytes(driver, path: str) -> bytes:
     """GET ``path`` inside the page (with its session cookie); the body's bytes."""
     encoded = driver.execute_async_script(
@@ -182,13 +188,13 @@ def test_fast_result_appears_and_the_strength_slider_renders_again(server, brows
     browser.find_element(By.ID, "style-file").send_keys(str(style))
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#style-list li")) == 1
          and d.find_element(By.ID, "content-thumb").is_displayed(), "both uploads to be shown")
-    browser.save_screenshot(str(shots / "0-before.png"))
+    screenshot(browser, shots / "0-before.jpg")
     browser.find_element(By.ID, "run").click()
     wait(browser, lambda d: result_state(d)["state"] == "done" and result_state(d)["width"] > 0, "the fast result")
     first = result_state(browser)
     assert first["method"] == "fast" and first["message"] == ""
     assert (first["width"], first["height"]) == expected_size(content, 512)  # the page's default size
-    browser.save_screenshot(str(shots / "1-fast.png"))
+    screenshot(browser, shots / "1-fast.jpg")
     first_png = fetch_bytes(browser, f"/api/jobs/{first['job']}/result.png")
 
     slider = browser.find_element(By.ID, "strength")
@@ -227,13 +233,13 @@ def test_optimisation_previews_stop_and_download(server, browser, sample_pair, s
         time.sleep(0.1)
     progress = browser.find_element(By.ID, "progress-text").text
     assert "Step" in progress and "left" in progress and "cost" in progress, progress
-    browser.save_screenshot(str(shots / "2-during.png"))
+    screenshot(browser, shots / "2-during.jpg")
 
     browser.find_element(By.ID, "stop").click()
     wait(browser, lambda d: result_state(d)["state"] in ("stopped", "done", "failed"), "the run to stop")
     assert result_state(browser)["state"] == "stopped"
     wait(browser, lambda d: d.find_element(By.ID, "download-png").is_displayed(), "the download links")
-    browser.save_screenshot(str(shots / "3-after.png"))
+    screenshot(browser, shots / "3-after.jpg")
     browser.find_element(By.ID, "download-png").click()
     png = downloaded(downloads, ".png")
     with Image.open(png) as image:
@@ -285,5 +291,5 @@ def test_bad_uploads_get_a_message_and_the_server_stays_up(server, browser, samp
         assert "/tmp" not in message and "\n" not in message  # the visitor's name, not the server's path
         assert server["process"].poll() is None
         assert http_status(server["url"]) == 200
-    browser.save_screenshot(str(shots / "4-bad-upload.png"))
+    screenshot(browser, shots / "4-bad-upload.jpg")
     assert not browser.find_element(By.ID, "content-thumb").is_displayed()  # nothing was taken as the photo

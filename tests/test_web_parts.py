@@ -96,6 +96,22 @@ def test_idle_sessions_are_forgotten_with_their_jobs(tmp_path):
         store.close()
 
 
+def test_the_least_recently_used_session_goes_beyond_the_cap(tmp_path, monkeypatch):
+    from nst import web_sessions
+
+    monkeypatch.setattr(web_sessions, "SESSIONS", 2)
+    store = SessionStore(images_dir=tmp_path)
+    try:
+        first, second = store.new_session(), store.new_session()
+        time.sleep(0.01)
+        assert store.get(first.token) is first  # used: now the second is the oldest
+        third = store.new_session()
+        assert store.get(second.token) is None and not second.folder.exists()
+        assert store.get(first.token) is first and store.get(third.token) is third
+    finally:
+        store.close()
+
+
 # ------------------------------------------------------------------ the queue
 
 def _job(session, method, slot=None):

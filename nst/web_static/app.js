@@ -264,6 +264,11 @@ function finished(job) {
     return;
   }
   const what = job.state === "stopped" ? "Stopped; this is the best image so far" : "Done";
+  const p = job.progress || {};
+  if (p.total_steps !== undefined) {
+    $("progress-text").textContent = `${job.state === "stopped" ? "Stopped" : "Finished"} at step ${p.step}/` +
+      `${p.total_steps} after ${clock(p.elapsed_s)}.`;
+  }
   showResult(job, `/api/jobs/${encodeURIComponent(job.id)}/result.png`,
              `${what}: ${job.size[0]}×${job.size[1]}, ${job.progress.step || 0} steps.`);
   showDownloads(job);
@@ -291,6 +296,9 @@ function changed() {
 function methodChanged() {
   document.body.classList.toggle("fast", method() === "fast");
   $("run").textContent = method() === "fast" ? "Stylise" : "Start";
+  $("strength-help").textContent = method() === "fast"
+    ? "How much of the style's statistics the photo takes (0: the photo as the decoder sees it)."
+    : "The style weight, as a fraction of the default (0: the photo reconstructed, 1: a painting).";
 }
 
 async function start() {
