@@ -184,3 +184,23 @@ def test_a_newer_request_of_the_same_slot_replaces_a_queued_one(monkeypatch):
     finally:
         gate.set()
         queue.close()
+
+
+# ------------------------------------------------------------------ the command
+
+def test_serve_refuses_a_bad_or_busy_port_in_one_line():
+    import socket
+    import subprocess
+    from pathlib import Path
+
+    nst = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "nst"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        for port, expected in ((70000, "--port must be between 0 and 65535"),
+                               (busy.getsockname()[1], "cannot listen on 127.0.0.1")):
+            done = subprocess.run([str(nst), "serve", "--port", str(port)], capture_output=True, text=True,
+                                  timeout=120)
+            assert done.returncode == 2 and done.stdout == ""
+            assert done.stderr.startswith("error: ") and expected in done.stderr
+            assert done.stderr.count("\n") == 1
