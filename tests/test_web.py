@@ -130,6 +130,19 @@ def screenshot(driver, path: Path) -> None:
         image.convert("RGB").save(path, quality=85)
 
 
+def drop_file(driver, zone_id: str, path: Path) -> None:
+    """Drop a file on an element as a drag and drop would: dragover, then drop with a DataTransfer holding it."""
+    driver.execute_script(
+        "const [zoneId, name, encoded] = arguments;"
+        "const bytes = Uint8Array.from(atob(encoded), c => c.charCodeAt(0));"
+        "const transfer = new DataTransfer();"
+        "transfer.items.add(new File([bytes], name, {type: 'image/jpeg'}));"
+        "const zone = document.getElementById(zoneId);"
+        "for (const kind of ['dragover', 'drop'])"
+        "  zone.dispatchEvent(new DragEvent(kind, {dataTransfer: transfer, bubbles: true, cancelable: true}));",
+        zone_id, Path(path).name, base64.b64encode(Path(path).read_bytes()).decode())
+
+
 def fetch_bytes(driver, path: str) -> bytes:
     """GET ``path`` inside the page (with its session cookie); the body's bytes."""
     encoded = driver.execute_async_script(
@@ -145,6 +158,12 @@ def fetch_bytes(driver, path: str) -> bytes:
 def pixels(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image.convert("RGB"))
+
+
+def sha256_of(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def expected_size(path, long_side):
@@ -185,7 +204,7 @@ def test_fast_result_appears_and_the_strength_slider_renders_again(server, brows
     content, style = sample_pair
     open_page(browser, server)
     browser.find_element(By.ID, "content-file").send_keys(str(content))
-    browser.find_element(By.ID, "style-file").send_keys(str(style))
+    drop_file(browser, "style-drop", style)  # the style by drag and drop, the photo through the file chooser
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#style-list li")) == 1
          and d.find_element(By.ID, "content-thumb").is_displayed(), "both uploads to be shown")
     screenshot(browser, shots / "0-before.jpg")
@@ -204,7 +223,8 @@ def test_fast_result_appears_and_the_strength_slider_renders_again(server, brows
     second = result_state(browser)
     record = json.loads(fetch_bytes(browser, f"/api/jobs/{second['job']}/record.json"))
     assert record["method"] == "fast" and record["settings"]["alpha"] == pytest.approx(0.95)
-    assert record["content"]["name"] == Path(content).name
+    assert record["content"]["name"] == Path(content).name and record["styles"][0]["name"] == Path(style).name
+    assert record["styles"][0]["sha256"] == sha256_of(style)  # the dropped bytes arrived whole
     changed = np.abs(pixels(fetch_bytes(browser, f"/api/jobs/{second['job']}/result.png")).astype(int)
                      - pixels(first_png).astype(int))
     assert changed.mean() > 0.5  # less style: a different picture, not the same bytes again
