@@ -7,7 +7,6 @@ another session answers 404, as if it did not exist.  Errors are JSON
 ``{"error": "one line"}``, which the page shows as they are.
 """
 
-import argparse
 import asyncio
 import json
 import os

@@ -62,6 +62,8 @@ def _number(payload, key, default, low, high, kind=float):
 
 def parse_request(payload: dict, method: str) -> Request:
     """Check a JSON request from the page (raises JobError)."""
+    if method not in METHODS:
+        raise JobError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if not isinstance(payload, dict):
         raise JobError("the request must be a JSON object")
     content = payload.get("content")
