@@ -49,12 +49,12 @@ def _bind(host: str, port: int) -> socket.socket:
 def _load_stylizer():
     """The fast method's networks, and the optimisation's VGG-19 loaded now (the first job starts sooner);
     one copy of the VGG-19 serves both when the optimisation uses the normalised weights too."""
-    from .fast import FastStylizer
     from .stylize import get_weights
+    from .web_jobs import caching_stylizer
     from .weights import default_decoder_path
 
     vgg = get_weights()
-    return FastStylizer(vgg if vgg.normalised else None, default_decoder_path())
+    return caching_stylizer(vgg if vgg.normalised else None, default_decoder_path())
 
 
 def main(argv=None, console: bool = False) -> int:

@@ -31,6 +31,9 @@ PREVIEW_EVERY = 5  # optimisation steps between two live previews (and one at ea
 FINISHED = ("done", "stopped", "failed", "cancelled")
 
 
+CONTENT_FEATURES_KEPT = 8  # encoded photos kept for re-renders (6 MB each at 512x384)
+
+
 class JobError(ValueError):
     """A request the page sent that cannot run (one line, says what to do)."""
 
@@ -149,6 +152,30 @@ def _inputs_record(job: Job) -> dict:
     content, styles = job.images["content"], job.images["styles"]
     return {"content": content.describe(),
             "styles": [dict(style.describe(), weight=weight) for style, (_, weight) in zip(styles, job.request.styles)]}
+
+
+def caching_stylizer(*args, **kwargs):
+    """A :class:`nst.fast.FastStylizer` that also keeps the last few photos' encodings, so moving the
+    strength slider (or a style weight) re-runs only AdaIN and the decoder, about half the work."""
+    from collections import OrderedDict
+
+    from .fast import FastStylizer, _hash_array
+
+    class CachingStylizer(FastStylizer):
+        def __init__(self):
+            super().__init__(*args, **kwargs)
+            self._encoded = OrderedDict()
+
+        def encode(self, image):
+            key = _hash_array(np.asarray(image))
+            if key not in self._encoded:
+                self._encoded[key] = super().encode(image)
+                while len(self._encoded) > CONTENT_FEATURES_KEPT:
+                    self._encoded.popitem(last=False)
+            self._encoded.move_to_end(key)
+            return self._encoded[key]
+
+    return CachingStylizer()
 
 
 def run_fast(job: Job, stylizer) -> None:

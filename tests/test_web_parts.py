@@ -204,3 +204,23 @@ def test_serve_refuses_a_bad_or_busy_port_in_one_line():
             assert done.returncode == 2 and done.stdout == ""
             assert done.stderr.startswith("error: ") and expected in done.stderr
             assert done.stderr.count("\n") == 1
+
+
+def test_the_caching_stylizer_gives_the_same_pictures_and_encodes_a_photo_once(sample_pair, monkeypatch):
+    from nst import images, weights
+    from nst.fast import FastStylizer
+
+    content = images.resize(images.read_rgb(sample_pair[0]), 96, 72)
+    style = images.resize(images.read_rgb(sample_pair[1]), 96, 60)
+    vgg, decoder = weights.ensure_fast_weights()
+    plain = FastStylizer(vgg, decoder)
+    cached = web_jobs.caching_stylizer(vgg, decoder)
+    encoded = []
+    original = FastStylizer.encode
+    monkeypatch.setattr(FastStylizer, "encode",
+                        lambda self, image: encoded.append(image.shape) or original(self, image))
+    for alpha in (1.0, 0.5, 0.2):
+        np.testing.assert_array_equal(cached.stylize(content, [style], alpha=alpha),
+                                      plain.stylize(content, [style], alpha=alpha))
+    # plain: the photo 3 times and the style once; cached: each once (the style's statistics are cached anyway)
+    assert encoded.count((72, 96, 3)) == 3 + 1 and len(encoded) == 4 + 2
