@@ -9,6 +9,7 @@ seconds per image.
 
     python bench/bench_web.py                 # 20 requests at 256 px
     python bench/bench_web.py --requests 20 --size 512
+    python bench/bench_web.py --rerender --size 512   # a slider move: with and without the photo's encoding kept
 """
 
 from __future__ import annotations
@@ -80,6 +81,36 @@ def percentile(values, fraction):
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+def rerender(size: int) -> int:
+    """Seconds for three strength changes at ``size`` with a plain FastStylizer and the page's caching one."""
+    from nst import images, web_jobs
+    from nst.fast import FastStylizer
+    from nst.stylize import get_weights
+    from nst.weights import default_decoder_path
+
+    vgg = get_weights()
+    plain = FastStylizer(vgg, default_decoder_path())
+    cached = web_jobs.caching_stylizer(vgg, default_decoder_path())
+    content = images.read_rgb(ROOT / "images" / "tubingen.jpg")
+    style = images.read_rgb(ROOT / "images" / "starry_night.jpg")
+    height, width = images.size_for_long_side(*content.shape[:2], size)
+    content = images.resize(content, width, height)
+    style = images.resize(style, *images.size_for_long_side(*style.shape[:2], size)[::-1])
+    for stylizer in (plain, cached):
+        stylizer.stylize(content, [style], alpha=1.0)  # warm-up: tracing, the style's statistics
+    results = {}
+    for name, stylizer in (("plain", plain), ("caching", cached)):
+        times = []
+        for alpha in (0.9, 0.8, 0.7):
+            started = time.perf_counter()
+            results[name] = stylizer.stylize(content, [style], alpha=alpha)
+            times.append(time.perf_counter() - started)
+        print(f"{name:8s} re-render at {width}x{height}: " + ", ".join(f"{t:.2f} s" for t in times))
+    same = (results["plain"] == results["caching"]).all()
+    print(f"same pixels: {same}; load average {os.getloadavg()[0]:.1f}")
+    return 0 if same else 1
+
+
 def main(argv=None) -> int:
     from bench_fast import cpu_description
     from nst.images import size_for_long_side
@@ -88,8 +119,11 @@ def main(argv=None) -> int:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--url", help="a running server (default: start one)")
+    parser.add_argument("--rerender", action="store_true", help="time slider re-renders in-process instead")
     args = parser.parse_args(argv)
     print(f"CPU: {cpu_description()}")
+    if args.rerender:
+        return rerender(args.size)
     process = None
     if args.url:
         url = args.url.rstrip("/")
