@@ -110,6 +110,9 @@ function dropZone(zone, input, forContent) {
     takeFiles(Array.from(e.dataTransfer.files), forContent);
   });
   input.addEventListener("change", () => { takeFiles(Array.from(input.files), forContent); input.value = ""; });
+  zone.addEventListener("keydown", (e) => {  // the zone is focusable: Enter or Space opens the file chooser
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); }
+  });
 }
 
 function drawSamples() {
