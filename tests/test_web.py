@@ -274,8 +274,15 @@ def test_optimisation_previews_stop_and_download(server, browser, sample_pair, s
 
 
 def test_jobs_are_private_to_their_session(server, browser):
-    job = result_state(browser)["job"]  # the previous test's run, in the browser's session
-    assert job
+    open_page(browser, server)
+    answer = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch('/api/fast', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify("
+        "  {content: 'sample-tubingen.jpg', styles: [{id: 'sample-starry_night.jpg', weight: 1}], size: 64})})"
+        ".then(r => r.json()).then(done).catch(e => done({error: String(e)}));")
+    assert answer.get("state") == "done", answer
+    job = answer["id"]
+    assert fetch_bytes(browser, f"/api/jobs/{job}/result.png")[:8] == b"\x89PNG\r\n\x1a\n"  # its owner sees it
     for path in (f"/api/jobs/{job}", f"/api/jobs/{job}/result.png", f"/api/jobs/{job}/record.json"):
         assert http_status(server["url"].rstrip("/") + path) == 401  # no session
         assert http_status(server["url"].rstrip("/") + path, new_session_cookie(server)) == 404  # someone else
