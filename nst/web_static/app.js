@@ -273,7 +273,8 @@ function finished(job) {
       `${p.total_steps} after ${clock(p.elapsed_s)}.`;
   }
   showResult(job, `/api/jobs/${encodeURIComponent(job.id)}/result.png`,
-             `${what}: ${job.size[0]}×${job.size[1]}, ${job.progress.step || 0} steps.`);
+             `${what}: ${job.size[0]}×${job.size[1]}, ${job.progress.step || 0} steps.` +
+             (job.state === "done" && job.message ? ` ${job.message}` : ""));
   showDownloads(job);
 }
 
