@@ -1,7 +1,10 @@
 """Load test of the web page: N concurrent fast requests from one local client.
 
-Starts `nst serve --port 0` (or uses --url), opens a session, sends one warm-up
-request, then N requests at once (one thread each) and checks that every one is
+Starts `nst serve --port 0` (or uses --url), opens N sessions (N visitors) and
+uploads a different photo into each (crops of the sample, so no request reuses
+another's encoding; --same-photo sends the sample N times from one session
+instead, as slider moves do), sends one warm-up request, then the N requests at
+once (one thread each) and checks that every one is
 served: HTTP 200, state "done", a distinct job id, and a result PNG that decodes
 at the requested size.  Prints the CPU, median and 95th-percentile latency (the
 client's wall time per request, queueing included) and the server's own
@@ -58,10 +61,23 @@ def call(url, cookie, path, body=None):
         return response.status, response.read()
 
 
-def fast_request(url, cookie, size, strength):
+def upload_crop(url, cookie, index):
+    """Upload a 960x720 crop of the sample photo, ``4 * index`` px from the left; its image id."""
+    from PIL import Image
+
+    with Image.open(ROOT / "images" / "tubingen.jpg") as photo:
+        buffer = io.BytesIO()
+        photo.crop((4 * index, 0, 4 * index + 960, 720)).save(buffer, format="PNG")
+    request = urllib.request.Request(url + "/api/images", data=buffer.getvalue(),
+                                     headers={"Cookie": cookie, "X-File-Name": f"crop{index}.png"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())["id"]
+
+
+def fast_request(url, cookie, size, strength, content):
     """One request: (latency s, job description, result PNG size) or an exception's text."""
     started = time.perf_counter()
-    status, body = call(url, cookie, "/api/fast", {"content": CONTENT, "styles": [{"id": STYLE, "weight": 1}],
+    status, body = call(url, cookie, "/api/fast", {"content": content, "styles": [{"id": STYLE, "weight": 1}],
                                                    "size": size, "strength": strength})
     latency = time.perf_counter() - started
     job = json.loads(body)
@@ -120,6 +136,7 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--url", help="a running server (default: start one)")
     parser.add_argument("--rerender", action="store_true", help="time slider re-renders in-process instead")
+    parser.add_argument("--same-photo", action="store_true", help="every request stylises the same sample photo")
     args = parser.parse_args(argv)
     print(f"CPU: {cpu_description()}")
     if args.rerender:
@@ -130,13 +147,17 @@ def main(argv=None) -> int:
     else:
         process, url = start_server()
     try:
-        cookie = open_session(url)
-        fast_request(url, cookie, args.size, 1.0)  # warm-up: the first call traces the networks
+        if args.same_photo:
+            visitors = [(open_session(url), CONTENT)] * args.requests
+        else:
+            visitors = [(cookie, upload_crop(url, cookie, i)) for i, cookie in
+                        enumerate(open_session(url) for _ in range(args.requests))]
+        fast_request(url, open_session(url), args.size, 1.0, CONTENT)  # warm-up: the first call traces the networks
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=args.requests) as pool:
-            # Strengths differ so that no two requests are the same job.
-            futures = [pool.submit(fast_request, url, cookie, args.size, (i + 1) / args.requests)
-                       for i in range(args.requests)]
+            # Strengths differ too, so that no two requests are the same job.
+            futures = [pool.submit(fast_request, url, cookie, args.size, (i + 1) / args.requests, photo)
+                       for i, (cookie, photo) in enumerate(visitors)]
             outcomes = []
             for future in futures:
                 try:
@@ -148,13 +169,15 @@ def main(argv=None) -> int:
         if process is not None:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
-    expected = size_for_long_side(768, 1024, args.size)[::-1]  # tubingen.jpg is 1024x768
+    expected = size_for_long_side(768, 1024, args.size)[::-1]  # tubingen.jpg is 1024x768, the crops 960x720
     served = [o for o in outcomes if not isinstance(o, Exception) and o[1] == 200 and o[2]["state"] == "done"
               and o[3] == expected]
     ids = {o[2]["id"] for o in served}
     latencies = [o[0] for o in served]
     engine = [o[2]["progress"]["elapsed_s"] for o in served]
-    print(f"{args.requests} concurrent fast requests at {args.size} px: {len(served)} served, "
+    print(f"{args.requests} concurrent fast requests at {args.size} px, "
+          f"{'one visitor, one photo' if args.same_photo else 'each from its own visitor and photo'}: "
+          f"{len(served)} served, "
           f"{args.requests - len(served)} lost, {len(ids)} distinct jobs, all done in {wall:.1f} s")
     for outcome in outcomes:
         if outcome not in served:
