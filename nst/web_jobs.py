@@ -157,9 +157,10 @@ def _inputs_record(job: Job) -> dict:
 def caching_stylizer(*args, **kwargs):
     """A :class:`nst.fast.FastStylizer` that also keeps the last few photos' encodings, so moving the
     strength slider (or a style weight) re-runs only AdaIN and the decoder, about half the work."""
+    import hashlib
     from collections import OrderedDict
 
-    from .fast import FastStylizer, _hash_array
+    from .fast import FastStylizer
 
     class CachingStylizer(FastStylizer):
         def __init__(self):
@@ -167,7 +168,8 @@ def caching_stylizer(*args, **kwargs):
             self._encoded = OrderedDict()
 
         def encode(self, image):
-            key = _hash_array(np.asarray(image))
+            image = np.ascontiguousarray(image)
+            key = hashlib.sha256(image.tobytes() + repr((image.shape, image.dtype.str)).encode()).hexdigest()
             if key not in self._encoded:
                 self._encoded[key] = super().encode(image)
                 while len(self._encoded) > CONTENT_FEATURES_KEPT:
