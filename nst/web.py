@@ -8,6 +8,7 @@ folder on the way out.  FastAPI and uvicorn are imported only here and in
 :mod:`nst.web_app`, so the rest of the tool does not need them.
 """
 
+import argparse
 import importlib.util
 import os
 import signal
@@ -22,9 +23,15 @@ DEFAULT_PORT = 8000
 WEB_PACKAGES = ("fastapi", "uvicorn")
 
 
-def build_parser():
-    from .cli import _Parser
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line ``error: ...`` and exit status 2, as the main command's parser."""
 
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser():
     parser = _Parser(prog="nst serve", description="Start the web page: stylise in the browser, "
                      "fast or optimised with a live preview.")
     parser.add_argument("--host", default=DEFAULT_HOST,
