@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup weights images demo gallery course-demo test test-fast bench-smoke clean
+.PHONY: setup weights images demo gallery course-demo test test-fast bench-smoke clean serve
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ demo: setup
 # The README's gallery (docs/gallery/*.jpg): the defaults on four sample pairs, with the look measured.
 gallery: setup
 	$(BIN)/python bench/bench_look.py --runs now --gallery docs/gallery
+
+# The web page on http://127.0.0.1:8000/ (README "Web page"); Ctrl-C stops it.
+serve: setup
+	$(BIN)/nst serve
 
 test: setup
 	$(BIN)/python -m pytest -q -ra
