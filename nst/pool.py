@@ -204,7 +204,10 @@ class RayPool:
         cpus = cpus_per_worker or self._default_cpus(workers)
         self._check_capacity(workers, cpus)
         actor_class = ray.remote(num_cpus=cpus, max_restarts=WORKER_RESTARTS, max_task_retries=1)(_PoolActor)
-        self.actors = [actor_class.remote(work, threads or cpus) for _ in range(workers)]
+        # One copy of the work (styles included) in the object store, kept referenced for the
+        # pool's life: a restarted worker is built from it again.
+        self._work_ref = ray.put(work)
+        self.actors = [actor_class.remote(self._work_ref, threads or cpus) for _ in range(workers)]
         self._figures = [WorkerFigures(f"ray-{index}") for index in range(workers)]
         try:
             infos = ray.get([actor.describe.remote() for actor in self.actors])
