@@ -330,8 +330,9 @@ def _run(args, the_plan: Plan, manifest) -> int:
 
 def _consume(pool, the_plan: Plan, manifest, progress) -> None:
     """Write each result as it arrives and record it in the manifest."""
-    from . import images
-    from .files import sha256_of
+    import hashlib
+
+    from .files import atomic_path
 
     by_key = {item.output.name: item for item in the_plan.todo}
     method = the_plan.settings["method"]
@@ -339,13 +340,12 @@ def _consume(pool, the_plan: Plan, manifest, progress) -> None:
     for outcome in pool.results(work_items):
         item = by_key[outcome.key]
         if outcome.ok:
-            image, info = outcome.result
-            manifest.forget(outcome.key)  # an old entry must not vouch for a half-replaced file
-            images.save_rgb(item.output, image)
+            png, info = outcome.result  # the file's bytes, encoded by the worker
+            with atomic_path(item.output) as name:
+                Path(name).write_bytes(png)
             manifest.record(outcome.key, {
                 "input": str(item.source.resolve()), "input_sha256": item.sha256,
-                "output_sha256": sha256_of(item.output), "size": [image.shape[1], image.shape[0]],
-                "worker": outcome.worker, "attempts": outcome.attempts, "compute_s": round(outcome.compute_s, 3),
+                "output_sha256": hashlib.sha256(png).hexdigest(), "worker": outcome.worker, "attempts": outcome.attempts, "compute_s": round(outcome.compute_s, 3),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info})
         progress.add(outcome, item)
 

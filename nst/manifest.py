@@ -78,9 +78,6 @@ class Manifest:
         entry = self.items.get(output_name)
         return bool(entry) and entry["input_sha256"] != input_sha256 and (self.path.parent / output_name).is_file()
 
-    def forget(self, output_name: str) -> None:
-        self.items.pop(output_name, None)
-
     def record(self, output_name: str, entry: dict) -> None:
         """Add a finished item and rewrite the manifest atomically."""
         self.items[output_name] = entry

@@ -3,7 +3,10 @@
 Each class is picklable (settings, paths and the style images as arrays), so it
 travels to Ray actors as it is; ``load(threads)`` runs in the worker, loads the
 networks once and returns the function that stylises one item:
-``run(content uint8 [h, w, 3]) -> (image uint8 [h', w', 3], info dict)``.
+``run(content uint8 [h, w, 3]) -> (image, info dict)``, the image as the bytes of a
+PNG file (``encode=".png"``, the default: encoding is then spread over the workers
+instead of queueing in the driver, and fewer bytes travel back) or, with
+``encode=None``, as ``uint8 [h', w', 3]``.
 Weights paths of None mean the worker's own project files, so the nodes of a
 cluster need not share a filesystem with the driver.
 """
@@ -12,6 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
+
+
+def encoded(image, extension: Optional[str]):
+    """``image`` (uint8 [h, w, 3]) as the bytes of an image file, or as it is when ``extension`` is None."""
+    if extension is None:
+        return image
+    import imageio.v3 as iio
+
+    return iio.imwrite("<bytes>", image, extension=extension)  # the writer nst.images.save_rgb uses
 
 
 def limit_threads(threads: Optional[int]) -> None:
@@ -43,6 +55,7 @@ class FastWork:
     preserve_colors: bool = False
     weights: Optional[str] = None  # normalised VGG-19 .mat; None: the worker's own (fetched if missing)
     decoder: Optional[str] = None
+    encode: Optional[str] = ".png"
 
     def load(self, threads: Optional[int] = None):
         limit_threads(threads)
@@ -57,7 +70,7 @@ class FastWork:
 
         def run(content):
             image = stylizer.stylize(content, self.styles, alpha=self.alpha, preserve_colors=self.preserve_colors)
-            return image, {}
+            return encoded(image, self.encode), {"size": [image.shape[1], image.shape[0]]}
 
         return run
 
@@ -69,6 +82,7 @@ class OptimiseWork:
     styles: list  # uint8 [h, w, 3] each, at their own size (the engine scales them)
     settings: object  # nst.stylize.Settings, unresolved: a seed of None draws one per item
     weights: Optional[str] = None  # .mat path; None: the worker's own (fetched if missing)
+    encode: Optional[str] = ".png"
 
     def load(self, threads: Optional[int] = None):
         limit_threads(threads)
@@ -81,7 +95,8 @@ class OptimiseWork:
             result = engine.stylize(content, self.styles, self.settings, weights=vgg)
             if result.status != "done":
                 raise RuntimeError(result.message or f"the optimisation ended with status {result.status}")
-            return result.image, {"seed": result.settings.seed, "steps": result.steps,
-                                  "final_costs": result.costs}
+            image = result.image
+            return encoded(image, self.encode), {"size": [image.shape[1], image.shape[0]], "seed": result.settings.seed,
+                                                 "steps": result.steps, "final_costs": result.costs}
 
         return run
