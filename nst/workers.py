@@ -81,15 +81,14 @@ class OptimiseWork:
 
     styles: list  # uint8 [h, w, 3] each, at their own size (the engine scales them)
     settings: object  # nst.stylize.Settings, unresolved: a seed of None draws one per item
-    weights: Optional[str] = None  # .mat path; None: the worker's own (fetched if missing)
+    weights: Optional[str] = None  # .mat path; None: the worker's own (`python -m nst.weights` fetches it)
     encode: Optional[str] = ".png"
 
     def load(self, threads: Optional[int] = None):
         limit_threads(threads)
         from . import stylize as engine
-        from .weights import ensure_weights
 
-        vgg = engine.get_weights(self.weights or ensure_weights())
+        vgg = engine.get_weights(self.weights)  # None: the project's file, as the one-image command finds it
 
         def run(content):
             result = engine.stylize(content, self.styles, self.settings, weights=vgg)

@@ -88,6 +88,21 @@ def test_changed_setting_is_refused_without_overwrite(one_process_run, batch_inp
     assert _outputs(out) == before
 
 
+def test_optimise_method_runs_each_item_with_its_own_recorded_seed(batch_inputs, tmp_path, capsys):
+    out = tmp_path / "optimise"
+    argv = [str(batch_inputs / "in" / "img0.png"), str(batch_inputs / "in" / "img1.png"),
+            str(batch_inputs / "style.png"), "-o", str(out), "--size", "32", "--iterations", "2",
+            "--no-multiscale", "-q"]
+    assert batch_cli.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["method"] == "optimise" and summary["written"] == 2
+    entries = json.loads((out / MANIFEST_NAME).read_text())["items"]
+    assert sorted(entries) == ["img0.png", "img1.png"]
+    for name, entry in entries.items():
+        assert entry["steps"] == 2 and isinstance(entry["seed"], int)
+        assert max(images.read_rgb(out / name).shape[:2]) == 32
+
+
 def _one_line_refusal(capsys, argv):
     assert batch_cli.main(argv) == 2
     captured = capsys.readouterr()
