@@ -1,0 +1,108 @@
+"""Batch throughput: the one-process pool against Ray with 1 and 2 workers, and Ray's overhead per item.
+
+    PYTHONPATH=$PWD .venv/bin/python bench/bench_batch.py [--size 256] [--items 8]
+
+All in one run, side by side, with the fast method on ``--items`` crops of the
+sample content (``--size`` px squares, so every item costs the same).  Each pool
+first runs one item per worker (TensorFlow traces its functions then), then the
+timed items; throughput is timed items over the time they took.  Ray's overhead
+per item is measured twice: inside the stylising runs (time from handing an item
+over to having its result, minus the time the worker spent on it) and with a work
+that returns its input at once (the bare cost of sending an image and back).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_fast import cpu_description  # noqa: E402
+
+
+class EchoWork:
+    """Returns its payload: what is left is Ray's cost of moving an item there and back."""
+
+    def load(self, threads=None):
+        return lambda payload: payload
+
+
+def _items(size: int, count: int):
+    from nst import images
+
+    content = images.read_rgb(images.fetch_sample("tubingen.jpg"))
+    style = images.resize(images.read_rgb(images.fetch_sample("starry_night.jpg")), size, size)
+    crops = []
+    for index in range(count):
+        top, left = (index * 37) % (content.shape[0] // 3), (index * 53) % (content.shape[1] // 3)
+        side = min(content.shape[0] - top, content.shape[1] - left)
+        crops.append(images.resize(content[top:top + side, left:left + side], size, size))
+    return crops, style
+
+
+def _measure(make_pool, crops, warmup: int) -> dict:
+    started = time.perf_counter()
+    pool = make_pool()
+    loaded = time.perf_counter() - started
+    with pool:
+        list(pool.results([(f"warm{i}", lambda c=crops[0]: c) for i in range(warmup)]))
+        before = {w["name"]: (w["items"], w["compute_s"], w["mean_overhead_s"] or 0.0) for w in pool.workers()}
+        started = time.perf_counter()
+        outcomes = list(pool.results([(f"item{i}", lambda c=crop: c) for i, crop in enumerate(crops)]))
+        wall = time.perf_counter() - started
+        overheads = [o.latency_s - o.compute_s for o in outcomes]
+        per_worker = {w["name"]: w["items"] - before[w["name"]][0] for w in pool.workers()}
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
+    return {"start_s": loaded, "wall_s": wall, "throughput": len(crops) / wall,
+            "compute_s": sum(o.compute_s for o in outcomes) / len(outcomes),
+            "overhead_ms": 1000 * sum(overheads) / len(overheads), "per_worker": per_worker}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=256, help="side of the square items (default: 256)")
+    parser.add_argument("--items", type=int, default=8, help="timed items per pool (default: 8)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import logging
+
+    import ray
+
+    from nst import pool, weights
+    from nst.workers import FastWork
+
+    print(f"CPU: {cpu_description()}; load average {os.getloadavg()[0]:.2f}; ray {ray.__version__}", flush=True)
+    print(f"fast method, {args.items} items of {args.size}x{args.size}, one warm-up item per worker", flush=True)
+    weights.ensure_fast_weights()
+    crops, style = _items(args.size, args.items)
+    work = FastWork([style], 1.0)
+    rows = [("one process (default)", _measure(lambda: pool.LocalPool(work), crops, 1))]
+    started = time.perf_counter()
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    ray_start = time.perf_counter() - started
+    try:
+        for workers in (1, 2):
+            rows.append((f"Ray, {workers} worker{'s' * (workers > 1)}",
+                         _measure(lambda: pool.RayPool(work, workers), crops, workers)))
+        echo = _measure(lambda: pool.RayPool(EchoWork(), 1), crops * 4, 1)
+    finally:
+        ray.shutdown()
+    base = rows[0][1]["throughput"]
+    print(f"{'pool':24} {'start s':>8} {'items/s':>8} {'vs default':>10} {'s/item in worker':>17} "
+          f"{'overhead ms/item':>17}  items per worker")
+    for name, row in rows:
+        print(f"{name:24} {row['start_s']:8.1f} {row['throughput']:8.3f} {row['throughput'] / base:9.2f}x "
+              f"{row['compute_s']:17.3f} {row['overhead_ms']:17.1f}  {row['per_worker']}")
+    print(f"Ray start (ray.init, local instance): {ray_start:.1f} s; an item that does nothing, "
+          f"{args.size}x{args.size} RGB there and back: {echo['overhead_ms']:.1f} ms overhead, "
+          f"{1000 * echo['wall_s'] / len(crops * 4):.1f} ms per item end to end")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
