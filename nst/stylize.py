@@ -32,9 +32,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
@@ -44,55 +42,13 @@ import numpy as np
 from . import costs
 from .weights import CONV_LAYERS, MEAN_RGB, VGGWeights, load_vgg19
 
-# --------------------------------------------------------------------------
-# Defaults: defined once here; the CLI shows them in --help.
-# Measured on the sample pair (tubingen / starry_night) with the normalised
-# VGG-19, see README "Command line" for the figures behind them.
-
-DEFAULT_SIZE = 512  # long side of the result, pixels
-DEFAULT_OPTIMIZER = "lbfgs"
-OPTIMIZERS = ("adam", "lbfgs")
-# Iterations per optimiser (per scale with multiscale).  An L-BFGS iteration costs
-# about 1.1 gradient evaluations, an Adam iteration one.  Sample pair at 160 px,
-# total cost at 25/50/100/150 iterations: L-BFGS 1.02/0.76/0.60/0.56, Adam (lr 10)
-# 1.02/0.70/0.59/0.58: by 150-200 the curve has flattened (about 7% per 50 more).
-DEFAULT_ITERATIONS = {"adam": 300, "lbfgs": 200}  # a single scale (--no-multiscale)
-# Coarse to fine (the default): most iterations where they are cheap.  A 128 px iteration
-# costs 1/16 of a 512 px one, so (120, 60, 20) costs about as much as 43 iterations at
-# 512 px.  (The Adam schedule is scaled from L-BFGS's by the measured 1.4x; its look is not measured.)  The coarse scales lay out the large shapes (swirls, bands); the last one only
-# refines the brush strokes.  Measured with bench/bench_look.py, see README "Defaults".
-DEFAULT_SCHEDULE = {"adam": (180, 80, 25), "lbfgs": (120, 60, 20)}
-# Adam step in 0..255 pixel units.  On the sample pair at 160 px, total cost after 50/150
-# iterations: lr 2 (the course's) 0.956/0.665, lr 5 0.766/0.593, lr 10 0.703/0.580.
-DEFAULT_LEARNING_RATE = 10.0
-# L-BFGS correction pairs kept.  Each pair holds two float32 copies of the image, 19 MB at
-# 1024x768.  Sample pair at 256 px (measured with SciPy's L-BFGS-B, which nst.lbfgs replaced),
-# total cost after 50/100/150 iterations: 20 pairs 0.814/0.687/0.637, 10 pairs
-# 0.822/0.691/0.640, 5 pairs 0.852/0.705/0.654.
-LBFGS_HISTORY = 10
-# Largest pixel change of L-BFGS's first trial step (0..255 units), before it knows any
-# curvature; its line search doubles or shrinks it.  From the course's noisy start at 400x300
-# the first step settled at 128: starting at 1 cost 8 evaluations, at 32 three.
-LBFGS_FIRST_STEP = 32.0
-DEFAULT_INIT = "content"
-INITS = ("content", "noise", "style")  # or a path to an image
-DEFAULT_NOISE_RATIO = 0.6  # the course's: noise_ratio * U(-20, 20) + (1 - noise_ratio) * content
-DEFAULT_CONTENT_WEIGHT = 10.0  # the course's alpha
-# The course's beta is 40; with the normalised VGG-19 that leaves the photo under a fine texture.
-# On tubingen x starry_night at 512 px (bench/bench_look.py), with the default schedule:
-# style weight 400: content cost 0.189, 500: 0.202 (the issue's ceiling is 0.2); 450 sits between.
-DEFAULT_STYLE_WEIGHT = 450.0
-DEFAULT_TV_WEIGHT = 0.0
-DEFAULT_CONTENT_LAYER = "conv4_2"
-DEFAULT_STYLE_LAYERS = (("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2))
-DEFAULT_POOLING = "avg"
-POOLINGS = ("avg", "max")
-DEFAULT_STYLE_SCALE = 1.0
-DEFAULT_MULTISCALE = True  # coarse to fine: the large shapes of a painting come from the coarse scales
-DEFAULT_MIN_SIZE = 128  # smallest scale of --multiscale
-MIN_SIDE = 16  # VGG-19 pools four times before conv5_1: below 16 px the deep layers are empty
-
-PIXEL_MIN, PIXEL_MAX = 0.0, 255.0
+from .settings import (DEFAULT_CONTENT_LAYER, DEFAULT_CONTENT_WEIGHT, DEFAULT_INIT,  # noqa: F401 (re-exported)
+                       DEFAULT_ITERATIONS, DEFAULT_LEARNING_RATE, DEFAULT_MIN_SIZE, DEFAULT_MULTISCALE,
+                       DEFAULT_NOISE_RATIO, DEFAULT_OPTIMIZER, DEFAULT_POOLING, DEFAULT_SCHEDULE, DEFAULT_SIZE,
+                       DEFAULT_STYLE_LAYERS, DEFAULT_STYLE_SCALE, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, INITS,
+                       LBFGS_FIRST_STEP, LBFGS_HISTORY, MIN_SIDE, OPTIMIZERS, PIXEL_MAX, PIXEL_MIN, POOLINGS,
+                       LayerError, Settings, normalise_blend_weights, parse_layer, parse_style_layers,
+                       scale_iterations)
 
 # Luminance-only transfer (Gatys et al. 2016, "Preserving Color in Neural
 # Artistic Style Transfer", section 3): YIQ, Y being the luminance.
@@ -102,76 +58,12 @@ RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
 YIQ_TO_RGB = np.linalg.inv(RGB_TO_YIQ)
 
 
-class LayerError(ValueError):
-    """An unknown layer name or a malformed layer list (message suggests valid names)."""
-
-
 class Stop(Exception):
     """Raise from a callback to end the optimisation early; the best image so far is returned."""
 
 
 # --------------------------------------------------------------------------
 # Settings and results
-
-@dataclass
-class Settings:
-    """Everything that decides the result (all JSON-serialisable but ``init`` given as an array)."""
-
-    size: int = DEFAULT_SIZE
-    optimizer: str = DEFAULT_OPTIMIZER
-    iterations: object = None  # per scale: an int, or one int per scale coarse to fine; None: the default
-    learning_rate: float = DEFAULT_LEARNING_RATE
-    init: object = DEFAULT_INIT  # "content" | "noise" | "style" | uint8 [h, w, 3] array
-    noise_ratio: float = DEFAULT_NOISE_RATIO
-    seed: Optional[int] = None  # None: drawn at random and recorded in the result
-    content_weight: float = DEFAULT_CONTENT_WEIGHT
-    style_weight: float = DEFAULT_STYLE_WEIGHT
-    tv_weight: float = DEFAULT_TV_WEIGHT
-    content_layer: str = DEFAULT_CONTENT_LAYER
-    style_layers: Sequence = DEFAULT_STYLE_LAYERS  # ((name, weight), ...) or "conv1_1:0.5,conv2_1"
-    style_blend_weights: Optional[Sequence[float]] = None  # None: equal
-    style_scale: float = DEFAULT_STYLE_SCALE
-    pooling: str = DEFAULT_POOLING
-    preserve_colors: bool = False
-    multiscale: bool = DEFAULT_MULTISCALE
-    min_size: int = DEFAULT_MIN_SIZE
-
-    def resolved(self, n_styles: int) -> "Settings":
-        """A checked copy with every choice made explicit (raises ValueError / LayerError)."""
-        s = dataclasses.replace(self)
-        if s.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {s.optimizer!r}")
-        if s.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {s.pooling!r}")
-        if s.iterations is None:
-            s.iterations = (DEFAULT_SCHEDULE if s.multiscale else DEFAULT_ITERATIONS)[s.optimizer]
-        s.iterations = _check_iterations(s.iterations)
-        _check_int("size", s.size, MIN_SIDE)
-        _check_int("min_size", s.min_size, MIN_SIDE)
-        for name in ("learning_rate", "style_scale"):
-            _check_number(name, getattr(s, name), positive=True)
-        for name in ("content_weight", "style_weight", "tv_weight", "noise_ratio"):
-            _check_number(name, getattr(s, name))
-        if s.noise_ratio > 1:
-            raise ValueError(f"noise_ratio must be between 0 and 1, not {s.noise_ratio}")
-        if isinstance(s.init, str) and s.init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(INITS)} or an image array, not {s.init!r}")
-        s.content_layer = parse_layer(s.content_layer)
-        s.style_layers = parse_style_layers(s.style_layers)
-        s.style_blend_weights = normalise_blend_weights(s.style_blend_weights, n_styles)
-        if s.seed is None:
-            s.seed = int(np.random.SeedSequence().entropy % (2 ** 31))
-        _check_int("seed", s.seed, 0)
-        return s
-
-    def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
-        if not isinstance(self.init, str):
-            data["init"] = "array"
-        data["style_layers"] = [list(pair) for pair in self.style_layers] if not isinstance(
-            self.style_layers, str) else self.style_layers
-        return data
-
 
 @dataclass
 class Progress:
@@ -211,120 +103,6 @@ class Result:
     history: list  # [(step, elapsed_s, total, content, style, tv), ...] one row per event
     elapsed: float
     best_iteration: int  # iteration (at the last scale) of the returned image
-
-
-# --------------------------------------------------------------------------
-# Argument parsing helpers (shared with the CLI)
-
-def _check_number(name, value, positive=False):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, not {value!r}") from None
-    if not np.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, not {value!r}")
-    if number < 0 or (positive and number == 0):
-        raise ValueError(f"{name} must be {'positive' if positive else 'non-negative'}, not {value!r}")
-    return number
-
-
-def _check_iterations(iterations):
-    """An int (every scale) or a non-empty sequence of ints (coarse to fine), each at least 1."""
-    if isinstance(iterations, (list, tuple)):
-        if not iterations:
-            raise ValueError("iterations must list at least one number")
-        return tuple(_check_int("iterations", value, 1) for value in iterations)
-    return _check_int("iterations", iterations, 1)
-
-
-def scale_iterations(iterations, n_scales: int) -> list:
-    """Iterations at each of ``n_scales`` scales (coarse to fine) from an int or a schedule.
-
-    A schedule longer than the scales gives its last (finest) entries; a shorter one
-    repeats its first entry at the extra coarse scales.
-    """
-    if not isinstance(iterations, (list, tuple)):
-        return [int(iterations)] * n_scales
-    schedule = list(iterations)[-n_scales:]
-    return [schedule[0]] * (n_scales - len(schedule)) + schedule
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value}")
-    return int(value)
-
-
-def parse_layer(name: str) -> str:
-    """Check one layer name; ``reluX_Y`` (jcjohnson/neural-style's names) means ``convX_Y`` after its ReLU."""
-    name = str(name).strip()
-    if name.startswith("relu"):
-        name = "conv" + name[4:]
-    if name not in CONV_LAYERS:
-        close = difflib.get_close_matches(name, CONV_LAYERS, n=3, cutoff=0.5)
-        # Typos difflib cannot rank: look-alike characters (conv3_l) and a missing underscore (conv42).
-        fixed = re.sub(r"^(?:conv|relu)?_?(\d)_?(\d)$", r"conv\1_\2",
-                       name.lower().translate(str.maketrans("lio", "110")).replace("c0nv", "conv"))
-        if fixed in CONV_LAYERS:
-            close = [fixed] + [c for c in close if c != fixed][:2]
-        hint = f"did you mean {' or '.join(close)}?" if close else f"valid names: {', '.join(CONV_LAYERS)}"
-        raise LayerError(f"unknown layer {name!r}; {hint}")
-    return name
-
-
-def parse_style_layers(spec) -> tuple:
-    """``"conv1_1:0.2,conv2_1"`` or ``[("conv1_1", 0.2), "conv2_1"]`` -> ``(("conv1_1", 0.2), ...)``.
-
-    Layers without a weight share what the given weights leave of 1 equally
-    (all of 1 when none is given): ``conv1_1,conv2_1`` gives 0.5 each.
-    Given weights are used as they are (not renormalised).
-    """
-    items = [part for part in spec.split(",")] if isinstance(spec, str) else list(spec)
-    if not items or all(str(item).strip() == "" for item in items):
-        raise LayerError("no style layers given; e.g. conv1_1,conv2_1,conv3_1,conv4_1,conv5_1")
-    pairs = []
-    for item in items:
-        if isinstance(item, str):
-            name, _, weight = item.partition(":")
-            weight = weight.strip() or None
-        else:
-            name, weight = item
-        name = parse_layer(name)
-        if weight is not None:
-            try:
-                weight = _check_number(f"weight of style layer {name}", weight)
-            except ValueError as error:
-                raise LayerError(str(error)) from None
-        pairs.append([name, weight])
-    names = [name for name, _ in pairs]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise LayerError(f"style layer {repeated[0]} is listed twice")
-    unset = [pair for pair in pairs if pair[1] is None]
-    if unset:
-        left = max(0.0, 1.0 - sum(w for _, w in pairs if w is not None))
-        for pair in unset:
-            pair[1] = left / len(unset)
-    if sum(w for _, w in pairs) <= 0:
-        raise LayerError("the style layer weights are all zero")
-    return tuple((name, float(weight)) for name, weight in pairs)
-
-
-def normalise_blend_weights(weights, n_styles: int) -> tuple:
-    """Blend weights for ``n_styles`` styles, scaled to sum to 1 (equal when None)."""
-    if weights is None:
-        return tuple([1.0 / n_styles] * n_styles)
-    weights = [_check_number("style blend weight", w) for w in weights]
-    if len(weights) != n_styles:
-        raise ValueError(f"got {len(weights)} style blend weights for {n_styles} style image(s); give one per style")
-    largest = max(weights)
-    if largest <= 0:
-        raise ValueError("the style blend weights are all zero")
-    weights = [w / largest for w in weights]  # in 0..1 first, so that 1e308 + 1e308 cannot overflow
-    total = sum(weights)
-    return tuple(w / total for w in weights)
 
 
 # --------------------------------------------------------------------------

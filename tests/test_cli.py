@@ -150,10 +150,10 @@ def test_output_is_an_input(capsys, inputs, out):
 
 @pytest.mark.parametrize("flag, value, words", [
     ("--style-weight", "-1", ["--style-weight", "at least 0"]),
-    ("--content-weight", "abc", ["--content-weight", "expected a number", "'abc'"]),
+    ("--content-weight", "abc", ["--content-weight", "must be a number", "'abc'"]),
     ("--tv-weight", "nan", ["--tv-weight", "finite"]),
     ("--learning-rate", "0", ["positive"]),
-    ("--iterations", "2.5", ["expected an integer"]),
+    ("--iterations", "2.5", ["must be an integer"]),
     ("--size", "8", ["at least 16"]),
     ("--noise-ratio", "2", ["at most 1"]),
     ("--style-blend-weights", "-1", ["at least 0"]),

@@ -76,7 +76,7 @@ def test_style_layers_syntax():
 @pytest.mark.parametrize("spec, words", [
     ("conv1_1,conv9_1", ["conv9_1", "did you mean"]),
     ("conv1_1,conv2_2:abc", ["must be a number"]),
-    ("conv1_1:-1", ["non-negative"]),
+    ("conv1_1:-1", ["at least 0"]),
     ("conv1_1,conv1_1", ["twice"]),
     ("", ["no style layers"]),
 ])
