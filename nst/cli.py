@@ -215,8 +215,8 @@ def _record(args, paths, result, init_path, weights, files, argv) -> dict:
         "elapsed_s": round(result.elapsed, 3),
         "files": {key: str(path) for key, path in paths.items() if path in files},
         "versions": _versions(),
-        "history": [{"step": int(r[0]), "elapsed_s": round(r[1], 3), "total": r[2], "content": r[3], "style": r[4],
-                     "tv": r[5]} for r in result.history],
+        "history": [{"step": int(row.step), "elapsed_s": round(row.elapsed, 3), "total": row.total,
+                     "content": row.content, "style": row.style, "tv": row.tv} for row in result.history],
     }
 
 
