@@ -24,7 +24,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentError, _number, build_parser
+from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentError, build_parser
+from .cli_args import number
+from .settings import Number
 from .images import OUTPUT_EXTENSIONS, ImageError
 
 OUTPUT_SUFFIX = ".png"  # lossless, so a rerun or another worker gives the same bytes
@@ -47,14 +49,14 @@ def build_batch_parser():
                           "style image. -o is the output folder (created if missing). A rerun skips what is done.")
     parser.epilog = None
     group = parser.add_argument_group("batch")
-    group.add_argument("--workers", type=_number(int, minimum=1), default=1, metavar="N",
+    group.add_argument("--workers", type=number(Number(int, minimum=1)), default=1, metavar="N",
                        help="workers, each with the networks loaded once; more than 1 needs --ray (default: 1)")
     group.add_argument("--ray", nargs="?", const=LOCAL_RAY, default=None, metavar="ADDRESS|auto",
                        help="run the workers as Ray actors: alone, on a Ray instance started on this machine; "
                             "'auto' or an address, on that cluster (needs `pip install nst[ray]`)")
-    group.add_argument("--cpus-per-worker", type=_number(int, minimum=1), default=None, metavar="C",
+    group.add_argument("--cpus-per-worker", type=number(Number(int, minimum=1)), default=None, metavar="C",
                        help="--ray: CPUs reserved per worker (default: the cluster's CPUs shared out)")
-    group.add_argument("--threads", type=_number(int, minimum=1), default=None, metavar="T",
+    group.add_argument("--threads", type=number(Number(int, minimum=1)), default=None, metavar="T",
                        help="TensorFlow threads per worker (default: every core; with --ray, the worker's CPUs)")
     return parser
 
