@@ -65,7 +65,18 @@ def _settings_from(args) -> Settings:
     given = {option.field: getattr(args, option.field) for option in OPTIONS if option.field != "init"}
     if given["learning_rate"] is None:
         given["learning_rate"] = DEFAULT_LEARNING_RATE
+    given["precision"] = chosen_precision(args.precision)
     return Settings(**given)
+
+
+def chosen_precision(requested: str) -> str:
+    """The precision a run uses for ``--precision`` on this CPU; a fallback is said in one line."""
+    from .precision import choose
+
+    used, notice = choose(requested)
+    if notice:
+        print(f"note: {notice}", file=sys.stderr)
+    return used
 
 
 def _read_init(args, settings):

@@ -141,7 +141,7 @@ def _record(args, argv, job, weights_path, decoder_path, seconds, style_shapes):
         "weights": str(Path(weights_path).resolve()),
         "decoder": str(Path(decoder_path).resolve()),
         "settings": {"alpha": args.alpha, "style_blend_weights": args.style_blend_weights,
-                     "preserve_colors": args.preserve_colors, "size": [w, h],
+                     "preserve_colors": args.preserve_colors, "precision": args.precision, "size": [w, h],
                      "style_sizes": [[s[1], s[0]] for s in style_shapes]},
         "status": "done",
         "elapsed_s": round(seconds, 3),
@@ -217,7 +217,10 @@ def _stylize_all(args, argv, jobs, styles, mask, signals) -> int:
     try:
         from .fast import FastStylizer
 
-        stylizer = FastStylizer(weights_path, decoder_path)
+        from .cli import chosen_precision
+
+        args.precision = chosen_precision(args.precision)
+        stylizer = FastStylizer(weights_path, decoder_path, precision=args.precision)
         for job in jobs:
             started = time.perf_counter()
             result = stylizer.stylize(job.content, styles, alpha=args.alpha, style_weights=args.style_blend_weights,

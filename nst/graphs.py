@@ -116,7 +116,12 @@ class Problem:
         from .vgg import build_vgg19
 
         layers = [s.content_layer] + [name for name, _ in s.style_layers]
-        net = build_vgg19(weights, self.pixels - MEAN_RGB, pooling=s.pooling, last_layer=deepest(layers))
+        from .precision import compute_dtype
+
+        # Mixed precision (nst.precision): bf16 convolutions, float32 activations out, so the
+        # Grams, the costs, the gradient and the optimisers' state stay float32.
+        net = build_vgg19(weights, self.pixels - MEAN_RGB, pooling=s.pooling, last_layer=deepest(layers),
+                          dtype=compute_dtype(s.precision))
         content = self._target(net[s.content_layer].shape, "content")  # [1, n_H, n_W, n_C]
         self.J_content = costs.content_cost(content.value(), net[s.content_layer])
         J_style = 0.0

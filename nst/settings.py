@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .precision import DEFAULT_PRECISION, PRECISIONS
 from .vgg import POOLINGS  # noqa: F401 (defined once, beside the pooling code; re-exported)
 from .weights import CONV_LAYERS
 
@@ -53,7 +54,10 @@ LBFGS_HISTORY = 10
 # the first step settled at 128: starting at 1 cost 8 evaluations, at 32 three.
 LBFGS_FIRST_STEP = 32.0
 DEFAULT_INIT = "content"
-INITS = ("content", "noise", "style")  # or a path to an image
+# "fast": the feed-forward (AdaIN) result.  Measured on tubingen x starry_night (bench/bench_look.py,
+# README "Defaults"): it reaches the same look as "content" with the default schedule, and a worse one
+# with a third of it, so it saves no iterations and is not the default.
+INITS = ("content", "noise", "style", "fast")  # or a path to an image
 DEFAULT_NOISE_RATIO = 0.6  # the course's: noise_ratio * U(-20, 20) + (1 - noise_ratio) * content
 DEFAULT_CONTENT_WEIGHT = 10.0  # the course's alpha
 # The course's beta is 40; with the normalised VGG-19 that leaves the photo under a fine texture.
@@ -270,13 +274,18 @@ class Settings:
     preserve_colors: bool = False
     multiscale: bool = DEFAULT_MULTISCALE
     min_size: int = DEFAULT_MIN_SIZE
+    precision: str = DEFAULT_PRECISION  # "auto" | "fp32" | "bf16": the convolutions' number format (nst.precision)
 
     def resolved(self, n_styles: int) -> "Settings":
         """A checked copy with every choice made explicit (raises ValueError / LayerError)."""
         s = dataclasses.replace(self)
-        for name, allowed in (("optimizer", OPTIMIZERS), ("pooling", POOLINGS)):
+        for name, allowed in (("optimizer", OPTIMIZERS), ("pooling", POOLINGS), ("precision", PRECISIONS)):
             if getattr(s, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(s, name)!r}")
+        if s.precision == "auto":  # explicit fp32 / bf16 are honoured (front ends ask precision.choose first)
+            from .precision import choose
+
+            s.precision = choose("auto")[0]
         if s.iterations is None:
             s.iterations = (DEFAULT_SCHEDULE if s.multiscale else DEFAULT_ITERATIONS)[s.optimizer]
         s.iterations = check_iterations(s.iterations)
@@ -369,10 +378,13 @@ OPTIONS = (
            metavar="N[,N...]"),
     Option("learning_rate", "optimisation",
            f"Adam step in pixel units 0..255 (default: {DEFAULT_LEARNING_RATE:g}; lbfgs has none)", default=None),
-    Option("init", "optimisation", "starting image: the content, the course's noisy content, the style, or an "
-           "image file (default: %(default)s)", metavar="{" + ",".join(INITS) + "} or PATH"),
+    Option("init", "optimisation", "starting image: the content, the course's noisy content, the style, the fast "
+           "mode's result, or an image file (default: %(default)s)", metavar="{" + ",".join(INITS) + "} or PATH"),
     Option("noise_ratio", "optimisation", "share of U(-20,20) noise in --init noise; 1 is pure noise "
            "(default: %(default)s)"),
     Option("seed", "optimisation", "random seed (noise init); the same seed repeats a run bit for bit "
            "(default: drawn at random and recorded in OUT.json)"),
+    Option("precision", "optimisation", "number format of the convolutions: auto takes bf16 where the CPU has "
+           "bfloat16 units (amx_bf16, avx512_bf16), fp32 elsewhere; bf16 on a CPU without them runs fp32 and says "
+           "so; costs, Grams and the image stay float32 (default: %(default)s)", choices=PRECISIONS),
 )

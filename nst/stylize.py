@@ -115,6 +115,7 @@ class Stylizer:
         self.settings = settings
         self.keep_graphs = keep_graphs  # False: free each graph once used (the one-call stylize())
         self._weights, self._features, self._problems = weights, None, {}
+        self._fast = None  # the FastStylizer of init="fast", loaded at its first use
 
     def run(self, content, styles, callback=None, init=None, temporal: Optional[Temporal] = None) -> Result:
         """Stylise ``content`` (uint8 [h, w, 3] or a path) with ``styles`` (a list of the same).
@@ -143,19 +144,37 @@ class Stylizer:
         finally:
             if not self.keep_graphs:
                 self._close_features()
+        first = self._fast_start(content, styles, s, sizes[-1]) if isinstance(s.init, str) and s.init == "fast" else None
         run = Run(s, sizes, callback, started=started)
-        best, scale = self._optimise(run, targets)
+        best, scale = self._optimise(run, targets, first)
         found = best is not None and best["pixels"] is not None  # not when the very first cost is NaN
         return Result(image=best["finish"](best["pixels"]) if found else None, costs=best["costs"] if found else None,
                       status=run.status, message=run.message, settings=s, sizes=sizes[:scale + 1], steps=run.steps,
                       history=run.history, elapsed=time.perf_counter() - started, best_iteration=best["iteration"])
 
-    def _optimise(self, run: Run, targets: list) -> tuple:
-        """Each scale in turn, coarse to fine; returns (the last scale's best, the last scale's index)."""
+    def _fast_start(self, content, styles, s: Settings, size) -> np.ndarray:
+        """``init="fast"``: the feed-forward (AdaIN) result at the final size, uint8 [h, w, 3]."""
+        from .fast import FastStylizer
+        from .images import resize, size_for_long_side
+
+        if self._fast is None:
+            self._fast = FastStylizer(precision=s.precision)
+        height, width = size
+        style_side = max(MIN_SIDE, round(max(height, width) * s.style_scale))
+        styles = [resize(style, *size_for_long_side(*style.shape[:2], style_side)[::-1]) for style in styles]
+        return self._fast.stylize(resize(content, width, height), styles, style_weights=s.style_blend_weights,
+                                  preserve_colors=s.preserve_colors)
+
+    def _optimise(self, run: Run, targets: list, first: Optional[np.ndarray] = None) -> tuple:
+        """Each scale in turn, coarse to fine; returns (the last scale's best, the last scale's index).
+
+        ``first``: the starting image when it is computed per run (``init="fast"``); else ``settings.init``.
+        """
         s, previous, best = run.settings, None, None  # previous: float32 [h, w, 3] result of the scale before
         for scale, ((height, width), target) in enumerate(zip(run.sizes, targets)):
             if previous is None:
-                start = prepare_init(s.init, target["content_in"], target["style_in"], s.noise_ratio, s.seed)
+                kind = first if first is not None else s.init
+                start = prepare_init(kind, target["content_in"], target["style_in"], s.noise_ratio, s.seed)
             else:
                 start = resize_float(previous, height, width)
             try:

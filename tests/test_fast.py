@@ -403,3 +403,17 @@ def test_cli_fast_content_folder_that_cannot_be_searched(tmp_path, capsys, insid
     finally:
         subprocess.run(["chmod", "-R", "u+rwx", str(base)], check=False)
         subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def test_init_fast_starts_the_optimisation_from_the_fast_result(fast_paths):
+    from nst.stylize import Settings, Stylizer
+
+    content, style = _fixture("tubingen_starry_content.png"), _fixture("tubingen_starry_style0.png")
+    expected = fast.FastStylizer(*fast_paths).stylize(images.resize(content, 64, 48),
+                                                      [images.resize(style, *images.size_for_long_side(
+                                                          *style.shape[:2], 64)[::-1])])
+    seen = []
+    with Stylizer(Settings(size=64, multiscale=False, iterations=1, seed=0, init="fast")) as stylizer:
+        result = stylizer.run(content, [style], callback=lambda p: seen.append(p.image()) if p.iteration == 0 else None)
+    assert result.status == "done" and result.settings.init == "fast"
+    assert np.abs(seen[0].astype(int) - expected).max() <= 1  # the starting image is the fast result

@@ -103,3 +103,51 @@ def test_fast_mode_in_bf16_matches_fp32_closely():
     assert (full.precision, mixed.precision) == ("fp32", "bf16")
     difference = np.abs(full.stylize(content, [style]).astype(int) - mixed.stylize(content, [style])).mean()
     assert 0 < difference < 3  # grey levels of 255: visibly the same picture, yet really computed in bf16
+
+
+def test_engine_in_bf16_gives_a_finite_result_close_to_fp32(tiny):
+    from nst.stylize import Settings, stylize
+
+    rng = np.random.default_rng(2)
+    content = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    style = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    results = {name: stylize(content, [style], Settings(size=56, multiscale=False, iterations=20, seed=0,
+                                                        precision=name), weights=tiny)
+               for name in ("fp32", "bf16")}
+    full, mixed = results["fp32"], results["bf16"]
+    assert mixed.status == "done" and mixed.settings.precision == "bf16"
+    assert all(np.isfinite(value) for value in mixed.costs.values())
+    assert mixed.history[-1].total < mixed.history[0].total  # it optimised
+    assert mixed.costs["total"] == pytest.approx(full.costs["total"], rel=0.1)
+    assert not np.array_equal(mixed.image, full.image)  # really another computation
+
+
+def test_auto_is_resolved_to_what_this_cpu_gets(tiny, monkeypatch):
+    from nst.stylize import Settings
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": EPYC)
+    assert Settings().resolved(1).precision == "fp32"
+    monkeypatch.setattr(precision, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": XEON_AMX)
+    assert Settings().resolved(1).precision == "bf16"
+    assert Settings(precision="fp32").resolved(1).precision == "fp32"
+
+
+def test_cli_bf16_without_units_says_so_and_records_fp32(tmp_path, capsys, monkeypatch):
+    import json
+
+    from tiny_vgg import write_tiny_vgg
+
+    from nst import cli, images
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": EPYC)
+    rng = np.random.default_rng(3)
+    for name in ("c.png", "s.png"):
+        images.save_rgb(tmp_path / name, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    weights = write_tiny_vgg(tmp_path / "tiny.mat")
+    status = cli.main([str(tmp_path / "c.png"), str(tmp_path / "s.png"), "-o", str(tmp_path / "r.png"),
+                       "--weights", str(weights), "--size", "32", "--iterations", "2", "--precision", "bf16",
+                       "--no-pictures", "-q"])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert err.count("note: ") == 1 and "no bfloat16 units" in err
+    assert json.loads((tmp_path / "r.json").read_text())["settings"]["precision"] == "fp32"
