@@ -36,7 +36,7 @@ DEFAULT_GIF_FRAMES = 60  # frames in the --gif animation (about)
 MAX_INTERMEDIATE_IMAGES = 10_000
 # Front ends beside the one-image command: the first argument names a module whose
 # main(argv, console) runs it, imported only when asked for (each pulls its own libraries).
-SUBCOMMANDS: dict = {}
+SUBCOMMANDS: dict = {"video": "nst.video_cli"}
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 DEFAULT_STYLE_LAYERS_SPEC = ",".join(f"{name}:{weight:g}" for name, weight in DEFAULT_STYLE_LAYERS)

@@ -1,0 +1,133 @@
+"""Stylising a sequence of frames without flicker: the engine side of ``nst video``.
+
+Frames in (uint8 RGB [h, w, 3], any iterable), :class:`FrameDone` events out,
+one per frame, in order; each carries the stylised frame and its timings, so
+the caller writes it and draws its progress bar.  Nothing here knows a file
+name, a codec or a terminal.
+
+Temporal consistency (Ruder et al., GCPR 2016, adapted to the feed-forward
+method): the previous *output* is warped along the backward optical flow of
+the *input* frames and blended into the new stylised frame where the flow is
+reliable (forward and backward flow agree, no motion boundary):
+
+    O_t = c M_t warp(O_{t-1}) + (1 - c M_t) S_t
+
+with S_t the frame stylised on its own, M_t the reliability mask (0 at
+occlusions) and c = ``consistency`` (0: independent frames, no flow computed).
+
+Where the work lies, for a pool of workers later: stylising a frame (the
+expensive part) depends on that frame only, so :func:`stylize_fast` takes a
+``mapper`` (``map`` here; a pool's ordered ``imap`` would do) that may run
+frames ahead in other processes; the blend is cheap and sequential, and stays
+in the caller's process.  A clip may also be cut into segments, each started
+afresh (the first frame of a segment is not blended), at the price of a
+possible jump at each cut.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Optional
+
+import numpy as np
+
+# Measured by bench/bench_video.py (see README, "Video"): the warping error falls
+# by about half at 0.5 and the style cost per frame stays within a few per cent.
+DEFAULT_CONSISTENCY = 0.7
+DEFAULT_FLOW_PRESET = "medium"
+
+
+@dataclass
+class FrameDone:
+    """One finished frame: its index in the clip, the output, how much of it came from the previous frame."""
+
+    index: int
+    output: np.ndarray  # uint8 [h, w, 3]
+    reliable_share: float  # share of pixels where the previous output was blended in (0 for a first frame)
+    seconds: dict = field(default_factory=dict)  # "stylise", "flow", "blend"
+
+
+@dataclass
+class Guide:
+    """What the previous frame offers the next: its output warped into the new frame, and where to trust it."""
+
+    warped: np.ndarray  # uint8 [h, w, 3]: O_{t-1} warped along the backward flow
+    mask: np.ndarray  # float32 [h, w]: 1 where the flow is reliable
+
+
+class Motion:
+    """Optical flow between consecutive input frames, and the guide it gives (sequential state)."""
+
+    def __init__(self, preset: str = DEFAULT_FLOW_PRESET):
+        from .flow import FlowEstimator
+
+        self._flow = FlowEstimator(preset)
+        self._previous_gray = None
+
+    def reset(self) -> None:
+        """Forget the previous frame (the start of a segment or a cut)."""
+        self._previous_gray = None
+
+    def guide(self, frame: np.ndarray, previous_output: Optional[np.ndarray]) -> Optional[Guide]:
+        """The guide for ``frame`` from the previous output (None for the first frame); remembers ``frame``."""
+        from .flow import gray, reliable, warp
+
+        current = gray(frame)
+        previous, self._previous_gray = self._previous_gray, current
+        if previous is None or previous_output is None:
+            return None
+        backward = self._flow(current, previous)  # where frame t's pixels were in t-1
+        forward = self._flow(previous, current)
+        return Guide(warp(previous_output, backward), reliable(backward, forward))
+
+
+def blend(stylised: np.ndarray, guide: Optional[Guide], consistency: float) -> np.ndarray:
+    """c M warp(O_{t-1}) + (1 - c M) S_t, rounded to uint8 [h, w, 3]."""
+    if guide is None or consistency <= 0:
+        return stylised
+    weight = (consistency * guide.mask)[..., None]  # [h, w, 1]
+    mixed = weight * guide.warped.astype(np.float32) + (1.0 - weight) * stylised.astype(np.float32)
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+
+def check_consistency(consistency: float) -> float:
+    consistency = float(consistency)
+    if not 0.0 <= consistency <= 1.0:
+        raise ValueError(f"consistency must be between 0 and 1, not {consistency}")
+    return consistency
+
+
+def stylize_fast(frames: Iterable[np.ndarray], stylise: Callable[[np.ndarray], np.ndarray],
+                 consistency: float = DEFAULT_CONSISTENCY, flow_preset: str = DEFAULT_FLOW_PRESET,
+                 mapper: Callable = map) -> Iterator[FrameDone]:
+    """Stylise each frame on its own with ``stylise`` (frame -> uint8 [h, w, 3]), then blend along the flow.
+
+    ``mapper(stylise, frames)`` must yield the results in order; it may run ahead.
+    """
+    consistency = check_consistency(consistency)
+    for_flow, for_style = itertools.tee(frames)
+    stylised_frames = iter(mapper(stylise, for_style))
+    motion = Motion(flow_preset) if consistency > 0 else None
+    previous = None
+    for index, frame in enumerate(for_flow):
+        started = time.perf_counter()
+        stylised = next(stylised_frames)
+        flowed = time.perf_counter()
+        guide = motion.guide(frame, previous) if motion else None
+        blended = time.perf_counter()
+        output = blend(stylised, guide, consistency)
+        done = time.perf_counter()
+        previous = output
+        share = float(guide.mask.mean()) if guide is not None else 0.0
+        yield FrameDone(index, output, share, {"stylise": flowed - started, "flow": blended - flowed,
+                                               "blend": done - blended})
+
+
+def fast_frame_stylist(stylizer, styles, **options) -> Callable[[np.ndarray], np.ndarray]:
+    """``frame -> stylised frame`` with a loaded :class:`nst.fast.FastStylizer` (style statistics cached)."""
+    def stylise(frame: np.ndarray) -> np.ndarray:
+        return stylizer.stylize(frame, styles, **options)
+
+    return stylise
