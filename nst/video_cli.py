@@ -115,17 +115,47 @@ def _progress_bar(total, quiet):
                 bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]{postfix}")
 
 
-def _stop_on_sigterm(console: bool):
-    """As the process's own command, SIGTERM stops the run like Ctrl-C (the frames done are kept)."""
-    import signal
+class _Stops:
+    """Ctrl-C and SIGTERM while the process is the command: stop the run, keeping the frames done.
 
-    if not console:
-        return None
+    A signal that arrives while a frame is being handed to the encoder waits until it is
+    written (an encoder killed mid-frame would leave a file without its index); anywhere
+    else it stops at once.  Called from Python (not the command), signals are left alone.
+    """
 
-    def stop(signum, frame):
+    def __init__(self, console: bool):
+        self.console, self.writing, self.pending, self.previous = console, False, False, {}
+
+    def __enter__(self):
+        import signal
+
+        if self.console:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(signum) is not signal.SIG_IGN:  # a job started with & keeps ignoring it
+                    self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
+
+    def _handle(self, signum, frame):
+        if self.writing:
+            self.pending = True
+            return
         raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGTERM, stop)
+    def write(self, writer, frame) -> None:
+        self.writing = True
+        try:
+            writer.write(frame)
+        finally:
+            self.writing = False
+        if self.pending:
+            raise KeyboardInterrupt
 
 
 def _ignore_signals_while(console: bool, action):
@@ -142,7 +172,7 @@ def _ignore_signals_while(console: bool, action):
             signal.signal(signum, handler)
 
 
-def _stylise_all(args, clip, size, styles, writer, bar) -> int:
+def _stylise_all(args, clip, size, styles, writer, bar, stops) -> int:
     """The frame loop: decode, stylise, blend, encode.  Returns the frames written."""
     from . import video, video_io
     from .fast import FastStylizer
@@ -152,7 +182,7 @@ def _stylise_all(args, clip, size, styles, writer, bar) -> int:
                                        preserve_colors=args.preserve_colors)
     frames = video_io.read_frames(clip, *size)
     for done in video.stylize_fast(frames, stylise, args.consistency, args.flow):
-        writer.write(done.output)
+        stops.write(writer, done.output)
         bar.update(1)
         bar.set_postfix_str(f"{1 / max(sum(done.seconds.values()), 1e-9):.2f} frame/s stylise+flow, "
                             f"{done.reliable_share:.0%} blended", refresh=False)
@@ -177,13 +207,13 @@ def main(argv=None, console: bool = False) -> int:
         return EXIT_BAD_INPUT
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     audio = video_io.AudioSource(clip.path, clip.start) if clip.has_audio else None
-    previous_sigterm = _stop_on_sigterm(console)
     writer = None
     started = time.perf_counter()
     try:
-        writer = video_io.VideoWriter(target, *size, clip.fps, audio)
-        with _progress_bar(clip.frames, args.quiet) as bar:
-            _stylise_all(args, clip, size, styles, writer, bar)
+        with _Stops(console) as stops:
+            writer = video_io.VideoWriter(target, *size, clip.fps, audio)
+            with _progress_bar(clip.frames, args.quiet) as bar:
+                _stylise_all(args, clip, size, styles, writer, bar, stops)
         status = EXIT_OK
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
@@ -197,11 +227,6 @@ def main(argv=None, console: bool = False) -> int:
             writer.discard()
         print(f"error: could not write {target} ({error.strerror or error})", file=sys.stderr)
         return EXIT_FAILED
-    finally:
-        if previous_sigterm is not None:
-            import signal
-
-            signal.signal(signal.SIGTERM, previous_sigterm)
     return _publish(writer, target, clip, status, started, args.quiet, console)
 
 

@@ -193,3 +193,36 @@ def test_interrupted_run_leaves_a_playable_video(clip, tmp_path, monkeypatch, ca
     made = video_io.describe(out)
     assert made["frames"] == 3 and made["has_audio"]
     assert abs(made["audio_seconds"] - 3 / FPS) < 0.1
+
+
+def test_ctrl_c_on_the_command_keeps_a_playable_video(clip, tmp_path):
+    """A real SIGINT to `nst video` once two frames are done: status 130 and a video of the frames done."""
+    import os
+    import select
+    import signal
+    import sys
+    import time
+
+    out = tmp_path / "ctrl_c.mp4"
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root))
+    process = subprocess.Popen([sys.executable, "-m", "nst", "video", str(clip), str(STYLE), "-o", str(out),
+                                "--size", "0"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    seen, deadline = b"", time.monotonic() + 120
+    try:
+        while b" 2/12 " not in seen and b" 3/12 " not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([process.stderr], [], [], 1.0)
+            if ready:
+                chunk = os.read(process.stderr.fileno(), 4096)
+                if not chunk:
+                    break
+                seen += chunk
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, (seen + rest).decode(errors="replace")[-2000:]
+    made = video_io.describe(out)
+    assert 2 <= made["frames"] < FRAMES and made["has_audio"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
