@@ -192,8 +192,12 @@ def read_frames(clip: Clip, width: int, height: int) -> Iterator[np.ndarray]:
     if clip.is_folder:
         yield from _read_folder(clip, width, height)
         return
+    import logging
+
     import imageio_ffmpeg
 
+    # imageio-ffmpeg warns whenever the frames are scaled, which here is on purpose.
+    logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)
     before_input = ["-ss", f"{clip.start:.6f}"] if clip.start else []
     if clip.duration is not None:
         before_input += ["-t", f"{clip.duration:.6f}"]
