@@ -171,6 +171,9 @@ def test_bad_inputs_refused_in_one_line(clip, tmp_path, capsys):
     subprocess.run([video_io.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=0.5",
                     str(sound_only)], check=True)
     _refused([str(sound_only), str(STYLE), "-o", str(tmp_path / "a.mp4")], capsys, "no video stream")
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size * 2 // 3])  # the index (moov) is at the end
+    _refused([str(truncated), str(STYLE), "-o", str(tmp_path / "a.mp4")], capsys, "truncated.mp4")
     _refused([str(clip), str(STYLE), "-o", str(tmp_path / "a.avi")], capsys, "unknown video type")
     _refused([str(clip), str(STYLE), "-o", str(tmp_path / "nowhere" / "a.mp4")], capsys, "does not exist")
     _refused([str(clip), str(STYLE), "-o", str(clip), "--overwrite"], capsys, "is one of the inputs")
