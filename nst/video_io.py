@@ -98,7 +98,8 @@ def _parse_probe(path: Path, stderr: str) -> tuple:
     """(fps, duration seconds or None, has_audio, width, height) from ``ffmpeg -i``'s report."""
     if "Input #0" not in stderr:
         raise VideoError(f"{shown(path)} is not a video ffmpeg can read, or is damaged "
-                         f"({_last_error_line(stderr)}); give an mp4, mov, webm, mkv or GIF file, or a folder of numbered frames")
+                         f"({_last_error_line(stderr)}); give an mp4, mov, webm, mkv or GIF file, "
+                         f"or a folder of numbered frames")
     video_lines = [line for line in stderr.splitlines() if re.search(r"Stream #.*: Video: ", line)]
     if not video_lines:
         raise VideoError(f"{shown(path)} has no video stream; give a video file")
