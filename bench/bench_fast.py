@@ -147,8 +147,8 @@ def worker_optimise(size, repeats):
     content, style = _images(size)
     settings = stylize.Settings(size=size, iterations=OPTIMISE_PROBE_ITERATIONS)
     result = stylize.stylize(content, [style], settings)
-    rows = [row for row in result.history if row[0] >= 1]
-    per_iteration = (rows[-1][1] - rows[0][1]) / (rows[-1][0] - rows[0][0])
+    rows = [row for row in result.history if row.step >= 1]
+    per_iteration = (rows[-1].elapsed - rows[0].elapsed) / (rows[-1].step - rows[0].step)
     default = stylize.Settings(size=size).resolved(1)
     return {"per_iteration": per_iteration, "default_iterations": default.iterations,
             "optimizer": default.optimizer}
@@ -157,7 +157,7 @@ def worker_optimise(size, repeats):
 def worker_init(size, repeats):
     """Cost history of the default optimisation from the content (the default start) and from the fast result.
 
-    ``repeats`` is the iteration count here.  Rows: (step, elapsed, total, content, style, tv).
+    ``repeats`` is the iteration count here.  Rows: HistoryRow as dicts (step, elapsed, total, content, style, tv).
     """
     from nst import fast, stylize
 
@@ -166,7 +166,7 @@ def worker_init(size, repeats):
     histories = {}
     for name, init in (("content", "content"), ("fast", start)):
         result = stylize.stylize(content, [style], stylize.Settings(size=size, iterations=repeats, init=init, seed=0))
-        histories[name] = [list(map(float, row)) for row in result.history]
+        histories[name] = [{key: float(value) for key, value in row._asdict().items()} for row in result.history]
     return histories
 
 
@@ -175,13 +175,13 @@ def _init_report(size, iterations):
     from_content, from_fast = histories["content"], histories["fast"]
     print(f"--init probe at {size}x{size}, default optimisation, {iterations} iterations (total cost):")
     for step in (0, 10, 25, 50, 100, 200):
-        rows = [(c, f) for c, f in zip(from_content, from_fast) if int(c[0]) == step]
+        rows = [(c, f) for c, f in zip(from_content, from_fast) if int(c["step"]) == step]
         if rows:
             (c, f), = rows
-            print(f"  iteration {step}: from the content {c[2]:.4g}, from the fast result {f[2]:.4g}")
-    goal = from_content[-1][2]
-    reached = next((int(row[0]) for row in from_fast if row[2] <= goal), None)
-    print(f"  the content start's cost after {int(from_content[-1][0])} iterations ({goal:.4g}) is reached from "
+            print(f"  iteration {step}: from the content {c['total']:.4g}, from the fast result {f['total']:.4g}")
+    goal = from_content[-1]["total"]
+    reached = next((int(row["step"]) for row in from_fast if row["total"] <= goal), None)
+    print(f"  the content start's cost after {int(from_content[-1]['step'])} iterations ({goal:.4g}) is reached from "
           f"the fast result after {reached if reached is not None else 'more than ' + str(iterations)} iterations")
 
 

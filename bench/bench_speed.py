@@ -88,18 +88,18 @@ def worker_course(height, width, warmup, repeats):
 
 
 def worker_engine(height, width, warmup, repeats):
+    """Seconds per Adam step of the engine's own loop (a Stylizer run at one scale), from its history."""
     from nst import stylize
 
     content, style = _images(height, width)
-    settings = stylize.Settings(optimizer="adam").resolved(1)
-    weights = stylize.get_weights()
-    layers = [name for name, _ in settings.style_layers]
-    features = stylize.FeatureGraph(weights, settings.pooling, settings.content_layer, layers)
-    problem = stylize.Problem(weights, settings, height, width, features.content_features(content),
-                              features.style_grams(style))
-    problem.session.run(problem.initializer)
-    problem.session.run(problem.load, {problem.init_value: content[None].astype("float32")})
-    return _time_steps(lambda: problem.session.run(problem.train), warmup, repeats)
+    warmup = max(1, warmup)  # the first step's time includes building the graph
+    settings = stylize.Settings(optimizer="adam", size=max(height, width), multiscale=False,
+                                iterations=warmup + repeats, seed=0)
+    with stylize.Stylizer(settings) as stylizer:
+        elapsed = [row.elapsed for row in stylizer.run(content, [style]).history]
+    # Row i holds the costs fetched with step i + 1, so step i + 1 took elapsed[i] - elapsed[i - 1].
+    return [after - before for before, after in zip(elapsed[warmup - 1:warmup + repeats - 1],
+                                                    elapsed[warmup:warmup + repeats])]
 
 
 def worker_eager(height, width, warmup, repeats):

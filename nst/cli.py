@@ -13,7 +13,6 @@ image so far (and its pictures and JSON) and exits with status 130.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -22,177 +21,20 @@ import time
 from pathlib import Path
 
 from . import stylize as engine
-from .stylize import (DEFAULT_CONTENT_LAYER, DEFAULT_CONTENT_WEIGHT, DEFAULT_INIT, DEFAULT_ITERATIONS,
-                      DEFAULT_LEARNING_RATE, DEFAULT_MIN_SIZE, DEFAULT_NOISE_RATIO, DEFAULT_OPTIMIZER,
-                      DEFAULT_POOLING, DEFAULT_SIZE, DEFAULT_STYLE_LAYERS, DEFAULT_STYLE_SCALE,
-                      DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, INITS, OPTIMIZERS, POOLINGS)
+from .cli_args import (DEFAULT_GIF_FRAMES, DEFAULT_PRINT_EVERY, DEFAULT_SAVE_EVERY, EXIT_BAD_INPUT,  # noqa: F401
+                       EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, build_parser)
+from .settings import DEFAULT_LEARNING_RATE, INITS, OPTIONS, Settings
 
-# CLI-only defaults (the engine's are imported above; each is defined once).
-DEFAULT_PRINT_EVERY = 0  # 0: the progress bar only
-DEFAULT_SAVE_EVERY = 0  # 0: no intermediate images
-DEFAULT_GIF_FRAMES = 60  # frames in the --gif animation (about)
 # Intermediate images (--save-every) a run may write: beyond this, a typo such as
 # --save-every 1 with a billion iterations is refused instead of filling the disk.
 MAX_INTERMEDIATE_IMAGES = 10_000
 # Front ends beside the one-image command: the first argument names a module whose
 # main(argv, console) runs it, imported only when asked for (each pulls its own libraries).
 SUBCOMMANDS: dict = {"video": "nst.video_cli"}
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-DEFAULT_STYLE_LAYERS_SPEC = ",".join(f"{name}:{weight:g}" for name, weight in DEFAULT_STYLE_LAYERS)
-
-EXAMPLES = """\
-examples:
-  nst images/tubingen.jpg images/starry_night.jpg -o out.png
-  nst photo.jpg a.jpg b.jpg --style-blend-weights 3 1 -o out.png      # 75% a, 25% b
-  nst photo.jpg art.jpg --preserve-colors --optimizer adam -o out.png
-  nst photo.jpg art.jpg --size 1024 --iterations 120,60,30,10 -o big.png   # one count per scale
-  nst photo.jpg art.jpg --style-layers relu1_1:0.1,relu2_1:0.2,relu3_1:0.7 -o out.png
-
-Beside OUT it writes OUT_compare.png (content | style(s) | result),
-OUT_costs.png (costs against iteration) and OUT.json (the full configuration,
-the seed, final costs and cost history: enough to reproduce the run).
-Weights: the normalised VGG-19 (Gatys et al. 2016) gives small costs; the
-default weights (content 10, style 450) paint the photo over, where the
-course's alpha and beta (10, 40) leave a textured photo.
-"""
 
 
 class ArgumentError(Exception):
     pass
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line ``error: ...`` and exit status 2 (no usage dump)."""
-
-    def error(self, message):
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT)
-
-
-def _number(kind, minimum=None, positive=False, maximum=None):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"not {text!r}") from None
-        if kind is float and value != value or value in (float("inf"), float("-inf")):
-            raise argparse.ArgumentTypeError(f"expected a finite number, not {text!r}")
-        if positive and value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-        if minimum is not None and value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {text}")
-        if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"must be at most {maximum}, not {text}")
-        return value
-
-    return parse
-
-
-def _schedule_text(optimizer: str) -> str:
-    return ",".join(map(str, engine.DEFAULT_SCHEDULE[optimizer]))
-
-
-def _iterations(text):
-    """``N`` (every scale) or ``N,N,...`` (one per scale, coarse to fine)."""
-    parse = _number(int, minimum=1)
-    values = tuple(parse(part.strip()) for part in text.split(","))
-    return values[0] if len(values) == 1 else values
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="nst", description="Neural style transfer (Gatys, Ecker and Bethge 2015) with VGG-19: "
-                "redraw CONTENT in the style of STYLE.", epilog=EXAMPLES,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("content", metavar="CONTENT", help="content image (JPEG, PNG, ...; EXIF orientation honoured)")
-    p.add_argument("styles", metavar="STYLE", nargs="+", help="one or more style images")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="result image (.png or .jpg)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT and its companion files if they exist")
-
-    g = p.add_argument_group("size")
-    g.add_argument("--size", type=_number(int, minimum=0), default=DEFAULT_SIZE,
-                   help="long side of the result in pixels; aspect ratio kept; 0 keeps the content's own size "
-                        f"(--method fast only; the optimisation needs at least {engine.MIN_SIDE}) "
-                        "(default: %(default)s)")
-    g.add_argument("--style-scale", type=_number(float, positive=True), default=DEFAULT_STYLE_SCALE,
-                   help="style images are resized to a long side of SIZE x this: smaller gives finer "
-                        "brush strokes, larger bigger ones (default: %(default)s)")
-    g.add_argument("--multiscale", action=argparse.BooleanOptionalAction, default=engine.DEFAULT_MULTISCALE,
-                   help="coarse to fine: start at the smallest of SIZE/2, SIZE/4, ... that is >= --min-size, "
-                        "upsample each result as the next start; --iterations per scale (default: %(default)s)")
-    g.add_argument("--min-size", type=_number(int, minimum=engine.MIN_SIDE), default=DEFAULT_MIN_SIZE,
-                   help="smallest long side of --multiscale (default: %(default)s)")
-
-    g = p.add_argument_group("style")
-    g.add_argument("--style-blend-weights", type=_number(float, minimum=0), nargs="+", metavar="W",
-                   help="one weight per style image, normalised to sum 1 (default: equal)")
-    g.add_argument("--content-weight", type=_number(float, minimum=0), default=DEFAULT_CONTENT_WEIGHT,
-                   help="weight of the content cost (default: %(default)s)")
-    g.add_argument("--style-weight", type=_number(float, minimum=0), default=DEFAULT_STYLE_WEIGHT,
-                   help="the strength of the style against the content (weight 10): the default paints the "
-                        "photo over; halve it to keep more of the photo, double it for more of the painting; "
-                        "the course's 40 leaves a textured photo (default: %(default)s)")
-    g.add_argument("--tv-weight", type=_number(float, minimum=0), default=DEFAULT_TV_WEIGHT,
-                   help="weight of the total-variation cost (mean squared difference of neighbouring "
-                        "pixels, 0..255 units): smooths noise; on the 512 px sample the raw TV is about "
-                        "5000, so 1e-5 adds about 0.05 to a total near 0.8 (default: %(default)s)")
-    g.add_argument("--content-layer", default=DEFAULT_CONTENT_LAYER,
-                   help="VGG-19 layer for the content cost (default: %(default)s)")
-    g.add_argument("--style-layers", default=DEFAULT_STYLE_LAYERS_SPEC, metavar="LAYER[:W],...",
-                   help="style layers with optional weights; unweighted layers share what is left of 1 "
-                        "equally; reluX_Y is accepted for convX_Y (default: %(default)s)")
-    g.add_argument("--pooling", choices=POOLINGS, default=DEFAULT_POOLING,
-                   help="VGG pooling: avg gives smoother results (Gatys et al.) (default: %(default)s)")
-    g.add_argument("--preserve-colors", action="store_true",
-                   help="luminance-only transfer: keep the content's colours (Gatys et al. 2016)")
-
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULT_OPTIMIZER,
-                   help="lbfgs: L-BFGS (float32) inside the pixel range, lowest cost after many iterations; "
-                        "adam: cheaper iterations and less memory, about 1.4x the time to a given cost at 400x300 "
-                        "(default: %(default)s)")
-    g.add_argument("--iterations", type=_iterations, default=None, metavar="N[,N...]",
-                   help="iterations at each scale: one number for every scale, or one per scale from coarse to "
-                        "fine with --multiscale, e.g. 100,40,10 (where iterations are cheap) "
-                        f"(default: {_schedule_text('lbfgs')} with lbfgs, {_schedule_text('adam')} with adam; "
-                        f"{DEFAULT_ITERATIONS['lbfgs']} and {DEFAULT_ITERATIONS['adam']} with --no-multiscale)")
-    g.add_argument("--learning-rate", type=_number(float, positive=True), default=None,
-                   help=f"Adam step in pixel units 0..255 (default: {DEFAULT_LEARNING_RATE:g}; lbfgs has none)")
-    g.add_argument("--init", default=DEFAULT_INIT, metavar="{" + ",".join(INITS) + "} or PATH",
-                   help="starting image: the content, the course's noisy content, the style, or an image file "
-                        "(default: %(default)s)")
-    g.add_argument("--noise-ratio", type=_number(float, minimum=0, maximum=1), default=DEFAULT_NOISE_RATIO,
-                   help="share of U(-20,20) noise in --init noise; 1 is pure noise (default: %(default)s)")
-    g.add_argument("--seed", type=_number(int, minimum=0), default=None,
-                   help="random seed (noise init); the same seed repeats a run bit for bit "
-                        "(default: drawn at random and recorded in OUT.json)")
-    g.add_argument("--weights", default=None, metavar="PATH",
-                   help="VGG-19 .mat file (default: the project's, see `python -m nst.weights`)")
-
-    g = p.add_argument_group("method")
-    g.add_argument("--method", choices=("optimise", "fast"), default="optimise",
-                   help="optimise: Gatys et al.'s optimisation of the pixels (minutes); fast: one pass through "
-                        "the AdaIN network of Huang and Belongie 2017 (about a second), see nst.fast_cli "
-                        "(default: %(default)s)")
-    g.add_argument("--alpha", type=_number(float, minimum=0, maximum=1), default=None,
-                   help="--method fast: 0 decodes the content, 1 is full style (default: 1)")
-    g.add_argument("--mask", metavar="IMAGE", default=None,
-                   help="--method fast with two styles: the first where IMAGE is white, the second where black")
-    g.add_argument("--style-size", type=_number(int, minimum=0), default=None,
-                   help="--method fast: long side of the style images, 0 for their own size "
-                        "(default: SIZE x --style-scale)")
-
-    g = p.add_argument_group("progress and pictures")
-    g.add_argument("--print-every", type=_number(int, minimum=0), default=DEFAULT_PRINT_EVERY, metavar="N",
-                   help="print the costs every N iterations, 0 for never (default: %(default)s)")
-    g.add_argument("--save-every", type=_number(int, minimum=0), default=DEFAULT_SAVE_EVERY, metavar="N",
-                   help="save OUT_<iteration> every N iterations, 0 for never (default: %(default)s)")
-    g.add_argument("--gif", action="store_true", help=f"also write OUT.gif, about {DEFAULT_GIF_FRAMES} frames "
-                                                       "of the progress")
-    g.add_argument("--no-pictures", action="store_true", help="skip OUT_compare.png and OUT_costs.png")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    return p
 
 
 # --------------------------------------------------------------------------
@@ -216,17 +58,14 @@ def companion_paths(output: Path, args, total_steps: int) -> dict:
     return paths
 
 
-def _settings_from(args) -> "engine.Settings":
+def _settings_from(args) -> Settings:
+    """Settings from the parsed options (every field but ``init``, which :func:`_read_init` reads)."""
     if args.learning_rate is not None and args.optimizer == "lbfgs":
         raise ArgumentError("--learning-rate applies to --optimizer adam only; L-BFGS chooses its own steps")
-    return engine.Settings(
-        size=args.size, optimizer=args.optimizer, iterations=args.iterations,
-        learning_rate=args.learning_rate if args.learning_rate is not None else DEFAULT_LEARNING_RATE,
-        noise_ratio=args.noise_ratio, seed=args.seed, content_weight=args.content_weight,
-        style_weight=args.style_weight, tv_weight=args.tv_weight, content_layer=args.content_layer,
-        style_layers=args.style_layers, style_blend_weights=args.style_blend_weights, style_scale=args.style_scale,
-        pooling=args.pooling, preserve_colors=args.preserve_colors, multiscale=args.multiscale,
-        min_size=args.min_size)
+    given = {option.field: getattr(args, option.field) for option in OPTIONS if option.field != "init"}
+    if given["learning_rate"] is None:
+        given["learning_rate"] = DEFAULT_LEARNING_RATE
+    return Settings(**given)
 
 
 def _read_init(args, settings):
@@ -376,8 +215,8 @@ def _record(args, paths, result, init_path, weights, files, argv) -> dict:
         "elapsed_s": round(result.elapsed, 3),
         "files": {key: str(path) for key, path in paths.items() if path in files},
         "versions": _versions(),
-        "history": [{"step": int(r[0]), "elapsed_s": round(r[1], 3), "total": r[2], "content": r[3], "style": r[4],
-                     "tv": r[5]} for r in result.history],
+        "history": [{"step": int(row.step), "elapsed_s": round(row.elapsed, 3), "total": row.total,
+                     "content": row.content, "style": row.style, "tv": row.tv} for row in result.history],
     }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .images import atomic_path, resize, save_rgb
+from .optimizers import HistoryRow
 
 GAP = 8  # white pixels between the panels of the side-by-side picture
 
@@ -37,7 +38,7 @@ def save_side_by_side(path, content, styles, result) -> Path:
 def save_cost_plot(path, history, weights: dict, sizes=None, title: str = "", per_scale=None) -> Path:
     """Plot the weighted costs against the step (log scale) to ``path`` (PNG).
 
-    ``history`` rows are ``(step, elapsed_s, total, content, style, tv)``;
+    ``history`` rows are :class:`nst.optimizers.HistoryRow` ``(step, elapsed, total, content, style, tv)``;
     ``weights`` maps content/style/tv to their weights, so the curves show each
     term's share of the total.  ``per_scale``: iterations at each scale (a list), to mark
     where each scale starts.
@@ -47,15 +48,16 @@ def save_cost_plot(path, history, weights: dict, sizes=None, title: str = "", pe
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    rows = np.asarray(history, dtype=np.float64).reshape(-1, 6)
+    rows = [HistoryRow(*row) for row in history]
+    column = {name: np.array([getattr(row, name) for row in rows], dtype=np.float64) for name in HistoryRow._fields}
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
     try:
-        steps = rows[:, 0]
-        axes.plot(steps, rows[:, 2], label="total", color="black", linewidth=1.8)
-        for column, name, colour in ((3, "content", "tab:blue"), (4, "style", "tab:orange"), (5, "tv", "tab:green")):
+        steps = column["step"]
+        axes.plot(steps, column["total"], label="total", color="black", linewidth=1.8)
+        for name, colour in (("content", "tab:blue"), ("style", "tab:orange"), ("tv", "tab:green")):
             weight = weights.get(name, 0.0)
             if weight > 0:
-                axes.plot(steps, weight * rows[:, column], label=f"{weight:g} x {name}", color=colour, linewidth=1.2)
+                axes.plot(steps, weight * column[name], label=f"{weight:g} x {name}", color=colour, linewidth=1.2)
         if sizes and len(sizes) > 1:
             per_scale = per_scale or [steps.max() / len(sizes) if len(steps) else 0] * len(sizes)
             starts = np.cumsum(per_scale)[:-1]
@@ -63,12 +65,13 @@ def save_cost_plot(path, history, weights: dict, sizes=None, title: str = "", pe
                 axes.axvline(start, color="gray", linestyle=":", linewidth=0.8)
                 axes.text(start, 1, f" {w}x{h}", transform=axes.get_xaxis_transform(),
                           va="top", fontsize=8, color="gray")
-        positive = rows[:, 2:][rows[:, 2:] > 0]
+        costs = np.concatenate([column[name] for name in ("total", "content", "style", "tv")])
+        positive = costs[costs > 0]
         if positive.size:
             axes.set_yscale("log")
             # A term that starts at 0 (the content cost from --init content) would stretch the axis
             # down to 1e-12: show three decades below the smallest total instead.
-            totals = rows[:, 2][rows[:, 2] > 0]
+            totals = column["total"][column["total"] > 0]
             if totals.size:
                 axes.set_ylim(bottom=max(positive.min(), totals.min() * 1e-3))
         axes.set_xlabel("iteration")

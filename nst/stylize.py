@@ -5,21 +5,18 @@ It knows nothing about printing or files; progress goes to a ``callback``
 that receives a :class:`Progress` event after every step (the CLI draws a
 progress bar from it, a notebook a live preview, see :func:`nst.pictures.live_preview`).
 
-Graph mode throughout (``tf.compat.v1``, each graph in its own ``tf.Graph``
-and session), so it works whatever the process's global eager setting is.
-
 Costs (course normalisations, :mod:`nst.costs`)::
 
-    J = content_weight * J_content + style_weight * J_style + tv_weight * J_tv
+    J = content_weight * J_content + style_weight * J_style + tv_weight * J_tv [+ temporal weight * J_temporal]
     J_style = sum_l w_l * J_style^[l]
 
-The style Gram targets and the content activations are computed once per
-size by a separate feature graph and baked into the optimisation graph as
-constants.  Style Grams are kept *per position* (G / (n_H n_W)) and rescaled to
-the generated image's size, so a style image of any size gives the course's
-cost when sizes agree; several styles blend their Gram matrices
-(``sum_k b_k G_k``, b normalised to sum 1), which has the same gradient as
-the blended sum of per-style costs.
+The style Gram targets and the content activations are computed per size by a
+feature graph and loaded into the optimisation graph (:mod:`nst.graphs`), which a
+:class:`Stylizer` keeps for the next call of that size.  Style Grams are kept *per
+position* (G / (n_H n_W)) and rescaled to the generated image's size, so a style
+image of any size gives the course's cost when sizes agree; several styles blend
+their Gram matrices (``sum_k b_k G_k``, b normalised to sum 1), which has the same
+gradient as the blended sum of per-style costs.
 
 Example::
 
@@ -27,379 +24,217 @@ Example::
     result = stylize.stylize(images.read_rgb("photo.jpg"), [images.read_rgb("art.jpg")],
                              size=256, iterations=100)
     images.save_rgb("out.png", result.image)
+
+    with stylize.Stylizer(stylize.Settings(size=256)) as stylizer:   # many images of one size
+        results = [stylizer.run(frame, [art]) for frame in frames]
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
-import re
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from . import costs
-from .weights import CONV_LAYERS, MEAN_RGB, VGGWeights, load_vgg19
+from .colour import (RGB_TO_YIQ, YIQ_TO_RGB, luminance_rgb, recombine_colors, resize_float,
+                     rgb_to_yiq, to_uint8, yiq_to_rgb)
+from .graphs import FeatureGraph, Problem, make_session
+from .optimizers import OPTIMIZER_TABLE, HistoryRow, Progress, Run, Stop, Tracker, optimise
+from .settings import (DEFAULT_CONTENT_LAYER, DEFAULT_CONTENT_WEIGHT, DEFAULT_INIT,
+                       DEFAULT_ITERATIONS, DEFAULT_LEARNING_RATE, DEFAULT_MIN_SIZE, DEFAULT_MULTISCALE,
+                       DEFAULT_NOISE_RATIO, DEFAULT_OPTIMIZER, DEFAULT_POOLING, DEFAULT_SCHEDULE, DEFAULT_SIZE,
+                       DEFAULT_STYLE_LAYERS, DEFAULT_STYLE_SCALE, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, INITS,
+                       LBFGS_FIRST_STEP, LBFGS_HISTORY, MIN_SIDE, NON_NEGATIVE, OPTIMIZERS, PIXEL_MAX, PIXEL_MIN,
+                       POOLINGS, LayerError, Settings, normalise_blend_weights, parse_layer, parse_style_layers,
+                       scale_iterations)
+from .weights import MEAN_RGB, VGGWeights, load_vgg19
 
-# --------------------------------------------------------------------------
-# Defaults: defined once here; the CLI shows them in --help.
-# Measured on the sample pair (tubingen / starry_night) with the normalised
-# VGG-19, see README "Command line" for the figures behind them.
-
-DEFAULT_SIZE = 512  # long side of the result, pixels
-DEFAULT_OPTIMIZER = "lbfgs"
-OPTIMIZERS = ("adam", "lbfgs")
-# Iterations per optimiser (per scale with multiscale).  An L-BFGS iteration costs
-# about 1.1 gradient evaluations, an Adam iteration one.  Sample pair at 160 px,
-# total cost at 25/50/100/150 iterations: L-BFGS 1.02/0.76/0.60/0.56, Adam (lr 10)
-# 1.02/0.70/0.59/0.58: by 150-200 the curve has flattened (about 7% per 50 more).
-DEFAULT_ITERATIONS = {"adam": 300, "lbfgs": 200}  # a single scale (--no-multiscale)
-# Coarse to fine (the default): most iterations where they are cheap.  A 128 px iteration
-# costs 1/16 of a 512 px one, so (120, 60, 20) costs about as much as 43 iterations at
-# 512 px.  (The Adam schedule is scaled from L-BFGS's by the measured 1.4x; its look is not measured.)  The coarse scales lay out the large shapes (swirls, bands); the last one only
-# refines the brush strokes.  Measured with bench/bench_look.py, see README "Defaults".
-DEFAULT_SCHEDULE = {"adam": (180, 80, 25), "lbfgs": (120, 60, 20)}
-# Adam step in 0..255 pixel units.  On the sample pair at 160 px, total cost after 50/150
-# iterations: lr 2 (the course's) 0.956/0.665, lr 5 0.766/0.593, lr 10 0.703/0.580.
-DEFAULT_LEARNING_RATE = 10.0
-# L-BFGS correction pairs kept.  Each pair holds two float32 copies of the image, 19 MB at
-# 1024x768.  Sample pair at 256 px (measured with SciPy's L-BFGS-B, which nst.lbfgs replaced),
-# total cost after 50/100/150 iterations: 20 pairs 0.814/0.687/0.637, 10 pairs
-# 0.822/0.691/0.640, 5 pairs 0.852/0.705/0.654.
-LBFGS_HISTORY = 10
-# Largest pixel change of L-BFGS's first trial step (0..255 units), before it knows any
-# curvature; its line search doubles or shrinks it.  From the course's noisy start at 400x300
-# the first step settled at 128: starting at 1 cost 8 evaluations, at 32 three.
-LBFGS_FIRST_STEP = 32.0
-DEFAULT_INIT = "content"
-INITS = ("content", "noise", "style")  # or a path to an image
-DEFAULT_NOISE_RATIO = 0.6  # the course's: noise_ratio * U(-20, 20) + (1 - noise_ratio) * content
-DEFAULT_CONTENT_WEIGHT = 10.0  # the course's alpha
-# The course's beta is 40; with the normalised VGG-19 that leaves the photo under a fine texture.
-# On tubingen x starry_night at 512 px (bench/bench_look.py), with the default schedule:
-# style weight 400: content cost 0.189, 500: 0.202 (the issue's ceiling is 0.2); 450 sits between.
-DEFAULT_STYLE_WEIGHT = 450.0
-DEFAULT_TV_WEIGHT = 0.0
-DEFAULT_CONTENT_LAYER = "conv4_2"
-DEFAULT_STYLE_LAYERS = (("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2))
-DEFAULT_POOLING = "avg"
-POOLINGS = ("avg", "max")
-DEFAULT_STYLE_SCALE = 1.0
-DEFAULT_MULTISCALE = True  # coarse to fine: the large shapes of a painting come from the coarse scales
-DEFAULT_MIN_SIZE = 128  # smallest scale of --multiscale
-MIN_SIDE = 16  # VGG-19 pools four times before conv5_1: below 16 px the deep layers are empty
-
-PIXEL_MIN, PIXEL_MAX = 0.0, 255.0
-
-# Luminance-only transfer (Gatys et al. 2016, "Preserving Color in Neural
-# Artistic Style Transfer", section 3): YIQ, Y being the luminance.
-RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
-                       [0.595716, -0.274453, -0.321263],
-                       [0.211456, -0.522591, 0.311135]])
-YIQ_TO_RGB = np.linalg.inv(RGB_TO_YIQ)
-
-
-class LayerError(ValueError):
-    """An unknown layer name or a malformed layer list (message suggests valid names)."""
-
-
-class Stop(Exception):
-    """Raise from a callback to end the optimisation early; the best image so far is returned."""
-
-
-# --------------------------------------------------------------------------
-# Settings and results
-
-@dataclass
-class Settings:
-    """Everything that decides the result (all JSON-serialisable but ``init`` given as an array)."""
-
-    size: int = DEFAULT_SIZE
-    optimizer: str = DEFAULT_OPTIMIZER
-    iterations: object = None  # per scale: an int, or one int per scale coarse to fine; None: the default
-    learning_rate: float = DEFAULT_LEARNING_RATE
-    init: object = DEFAULT_INIT  # "content" | "noise" | "style" | uint8 [h, w, 3] array
-    noise_ratio: float = DEFAULT_NOISE_RATIO
-    seed: Optional[int] = None  # None: drawn at random and recorded in the result
-    content_weight: float = DEFAULT_CONTENT_WEIGHT
-    style_weight: float = DEFAULT_STYLE_WEIGHT
-    tv_weight: float = DEFAULT_TV_WEIGHT
-    content_layer: str = DEFAULT_CONTENT_LAYER
-    style_layers: Sequence = DEFAULT_STYLE_LAYERS  # ((name, weight), ...) or "conv1_1:0.5,conv2_1"
-    style_blend_weights: Optional[Sequence[float]] = None  # None: equal
-    style_scale: float = DEFAULT_STYLE_SCALE
-    pooling: str = DEFAULT_POOLING
-    preserve_colors: bool = False
-    multiscale: bool = DEFAULT_MULTISCALE
-    min_size: int = DEFAULT_MIN_SIZE
-
-    def resolved(self, n_styles: int) -> "Settings":
-        """A checked copy with every choice made explicit (raises ValueError / LayerError)."""
-        s = dataclasses.replace(self)
-        if s.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {s.optimizer!r}")
-        if s.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {s.pooling!r}")
-        if s.iterations is None:
-            s.iterations = (DEFAULT_SCHEDULE if s.multiscale else DEFAULT_ITERATIONS)[s.optimizer]
-        s.iterations = _check_iterations(s.iterations)
-        _check_int("size", s.size, MIN_SIDE)
-        _check_int("min_size", s.min_size, MIN_SIDE)
-        for name in ("learning_rate", "style_scale"):
-            _check_number(name, getattr(s, name), positive=True)
-        for name in ("content_weight", "style_weight", "tv_weight", "noise_ratio"):
-            _check_number(name, getattr(s, name))
-        if s.noise_ratio > 1:
-            raise ValueError(f"noise_ratio must be between 0 and 1, not {s.noise_ratio}")
-        if isinstance(s.init, str) and s.init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(INITS)} or an image array, not {s.init!r}")
-        s.content_layer = parse_layer(s.content_layer)
-        s.style_layers = parse_style_layers(s.style_layers)
-        s.style_blend_weights = normalise_blend_weights(s.style_blend_weights, n_styles)
-        if s.seed is None:
-            s.seed = int(np.random.SeedSequence().entropy % (2 ** 31))
-        _check_int("seed", s.seed, 0)
-        return s
-
-    def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
-        if not isinstance(self.init, str):
-            data["init"] = "array"
-        data["style_layers"] = [list(pair) for pair in self.style_layers] if not isinstance(
-            self.style_layers, str) else self.style_layers
-        return data
-
-
-@dataclass
-class Progress:
-    """One event per optimisation step: the state *after* ``iteration`` steps at this scale.
-
-    ``costs`` are those of exactly that image: ``total`` (weighted sum) and the
-    unweighted ``content``, ``style`` and ``tv``.  ``image()`` returns it as
-    ``uint8 [h, w, 3]`` (colours recombined under ``preserve_colors``); call it
-    only when needed, it costs a copy.
-    """
-
-    step: int  # steps done over all scales
-    total_steps: int
-    iteration: int  # steps done at this scale (0: the starting image)
-    iterations: int
-    scale: int  # 0-based index into sizes
-    sizes: list  # [(h, w), ...] coarse to fine
-    costs: dict
-    elapsed: float  # seconds since stylize() started
-    best: bool  # lowest total cost so far at this scale
-    _pixels: np.ndarray = field(repr=False, default=None)
-    _finish: Callable = field(repr=False, default=None)
-
-    def image(self) -> np.ndarray:
-        return self._finish(self._pixels)
+__all__ = [  # the engine's public names; the settings' are re-exported so older imports keep working
+    "Stylizer", "stylize", "Result", "Temporal", "Settings", "Progress", "HistoryRow", "Stop", "LayerError",
+    "get_weights", "scale_sizes", "scale_iterations", "prepare_init", "parse_layer", "parse_style_layers",
+    "normalise_blend_weights", "FeatureGraph", "Problem", "make_session", "rgb_to_yiq", "yiq_to_rgb",
+    "luminance_rgb", "recombine_colors", "to_uint8", "RGB_TO_YIQ", "YIQ_TO_RGB", "MEAN_RGB", "PIXEL_MIN",
+    "PIXEL_MAX", "MIN_SIDE", "INITS", "OPTIMIZERS", "POOLINGS", "LBFGS_HISTORY", "LBFGS_FIRST_STEP",
+    "DEFAULT_SIZE", "DEFAULT_OPTIMIZER", "DEFAULT_ITERATIONS", "DEFAULT_SCHEDULE", "DEFAULT_LEARNING_RATE",
+    "DEFAULT_INIT", "DEFAULT_NOISE_RATIO", "DEFAULT_CONTENT_WEIGHT", "DEFAULT_STYLE_WEIGHT", "DEFAULT_TV_WEIGHT",
+    "DEFAULT_CONTENT_LAYER", "DEFAULT_STYLE_LAYERS", "DEFAULT_POOLING", "DEFAULT_STYLE_SCALE", "DEFAULT_MULTISCALE",
+    "DEFAULT_MIN_SIZE",
+]
 
 
 @dataclass
 class Result:
     image: Optional[np.ndarray]  # uint8 [h, w, 3]: the best image of the last scale (None if no cost was finite)
-    costs: Optional[dict]  # its costs (total, content, style, tv)
+    costs: Optional[dict]  # its costs (total, content, style, tv; temporal when given)
     status: str  # "done" | "interrupted" | "stopped" | "nonfinite"
     message: str
     settings: Settings  # resolved: seed, iterations, layers, blend weights all explicit
     sizes: list  # [(h, w), ...] of the scales run
     steps: int  # optimisation steps done over all scales
-    history: list  # [(step, elapsed_s, total, content, style, tv), ...] one row per event
+    history: list  # [HistoryRow(step, elapsed, total, content, style, tv), ...] one row per event
     elapsed: float
     best_iteration: int  # iteration (at the last scale) of the returned image
 
 
-# --------------------------------------------------------------------------
-# Argument parsing helpers (shared with the CLI)
+@dataclass
+class Temporal:
+    """The short-term temporal cost of Ruder, Dosovitskiy and Brox (2016) for video frames:
+    ``weight * sum(mask * (x - image)^2) / (h w 3)``, pulling the result towards ``image``
+    where ``mask`` is 1 (e.g. the previous result warped by the optical flow, the mask
+    zero where the flow is unreliable).  Both at the result's size; resized to each scale."""
 
-def _check_number(name, value, positive=False):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, not {value!r}") from None
-    if not np.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, not {value!r}")
-    if number < 0 or (positive and number == 0):
-        raise ValueError(f"{name} must be {'positive' if positive else 'non-negative'}, not {value!r}")
-    return number
+    image: np.ndarray  # float32 [h, w, 3] in 0..255
+    mask: np.ndarray  # float32 [h, w] in 0..1
+    weight: float
 
-
-def _check_iterations(iterations):
-    """An int (every scale) or a non-empty sequence of ints (coarse to fine), each at least 1."""
-    if isinstance(iterations, (list, tuple)):
-        if not iterations:
-            raise ValueError("iterations must list at least one number")
-        return tuple(_check_int("iterations", value, 1) for value in iterations)
-    return _check_int("iterations", iterations, 1)
+    def checked(self, height: int, width: int) -> "Temporal":
+        image, mask = np.asarray(self.image), np.asarray(self.mask)
+        if image.shape != (height, width, 3) or mask.shape != (height, width):
+            raise ValueError(f"the temporal image and mask must be [{height}, {width}, 3] and [{height}, {width}] "
+                             f"(the result's size), not {list(image.shape)} and {list(mask.shape)}")
+        NON_NEGATIVE.check("temporal weight", self.weight)
+        return self
 
 
-def scale_iterations(iterations, n_scales: int) -> list:
-    """Iterations at each of ``n_scales`` scales (coarse to fine) from an int or a schedule.
-
-    A schedule longer than the scales gives its last (finest) entries; a shorter one
-    repeats its first entry at the extra coarse scales.
+class Stylizer:
+    """The engine, kept between calls: the VGG-19 weights, the feature graph and one optimisation
+    graph per size (and per use of the temporal term), so a second image of the same size runs
+    at once.  ``weights``: ``VGGWeights``, a ``.mat`` path or None for the project's file (loaded
+    at the first call).  Use as a context manager, or call :meth:`close`.
     """
-    if not isinstance(iterations, (list, tuple)):
-        return [int(iterations)] * n_scales
-    schedule = list(iterations)[-n_scales:]
-    return [schedule[0]] * (n_scales - len(schedule)) + schedule
 
+    def __init__(self, settings: Optional[Settings] = None, weights=None, *, keep_graphs: bool = True):
+        from .images import read_rgb
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value}")
-    return int(value)
+        settings = settings or Settings()
+        if isinstance(settings.init, os.PathLike) or (isinstance(settings.init, str) and settings.init not in INITS):
+            settings = dataclasses.replace(settings, init=read_rgb(settings.init))  # an image file to start from
+        self.settings = settings
+        self.keep_graphs = keep_graphs  # False: free each graph once used (the one-call stylize())
+        self._weights, self._features, self._problems = weights, None, {}
 
+    def run(self, content, styles, callback=None, init=None, temporal: Optional[Temporal] = None) -> Result:
+        """Stylise ``content`` (uint8 [h, w, 3] or a path) with ``styles`` (a list of the same).
 
-def parse_layer(name: str) -> str:
-    """Check one layer name; ``reluX_Y`` (jcjohnson/neural-style's names) means ``convX_Y`` after its ReLU."""
-    name = str(name).strip()
-    if name.startswith("relu"):
-        name = "conv" + name[4:]
-    if name not in CONV_LAYERS:
-        close = difflib.get_close_matches(name, CONV_LAYERS, n=3, cutoff=0.5)
-        # Typos difflib cannot rank: look-alike characters (conv3_l) and a missing underscore (conv42).
-        fixed = re.sub(r"^(?:conv|relu)?_?(\d)_?(\d)$", r"conv\1_\2",
-                       name.lower().translate(str.maketrans("lio", "110")).replace("c0nv", "conv"))
-        if fixed in CONV_LAYERS:
-            close = [fixed] + [c for c in close if c != fixed][:2]
-        hint = f"did you mean {' or '.join(close)}?" if close else f"valid names: {', '.join(CONV_LAYERS)}"
-        raise LayerError(f"unknown layer {name!r}; {hint}")
-    return name
+        ``callback(progress)`` runs after every step; raise :class:`Stop` from it (or press
+        Ctrl-C) to end early.  ``init``: None (``settings.init``) or an RGB array [h, w, 3]
+        (uint8 or float 0..255).  ``temporal``: a :class:`Temporal` or None.  The result is
+        the lowest-cost image of the last scale; if a cost becomes NaN or infinite, the run
+        stops and returns the best image so far with status ``"nonfinite"``.
+        """
+        started = time.perf_counter()
+        content, styles = _read_inputs(content, styles)
+        settings = self.settings if init is None else dataclasses.replace(self.settings, init=np.asarray(init))
+        s = settings.resolved(len(styles))
+        sizes = scale_sizes(*content.shape[:2], s.size, s.multiscale, s.min_size)
+        if temporal is not None:
+            temporal = temporal.checked(*sizes[-1])
+        if not isinstance(self._weights, VGGWeights):
+            self._weights = get_weights(self._weights)
+        # All targets first; without keep_graphs the feature graph is then closed, its session's
+        # memory not being needed while the (larger) optimisation graphs run.
+        features = self._feature_graph(s)
+        try:
+            targets = [_scale_targets(features, s, content, styles, height, width, temporal)
+                       for height, width in sizes]
+        finally:
+            if not self.keep_graphs:
+                self._close_features()
+        run = Run(s, sizes, callback, started=started)
+        best, scale = self._optimise(run, targets)
+        found = best is not None and best["pixels"] is not None  # not when the very first cost is NaN
+        return Result(image=best["finish"](best["pixels"]) if found else None, costs=best["costs"] if found else None,
+                      status=run.status, message=run.message, settings=s, sizes=sizes[:scale + 1], steps=run.steps,
+                      history=run.history, elapsed=time.perf_counter() - started, best_iteration=best["iteration"])
 
-
-def parse_style_layers(spec) -> tuple:
-    """``"conv1_1:0.2,conv2_1"`` or ``[("conv1_1", 0.2), "conv2_1"]`` -> ``(("conv1_1", 0.2), ...)``.
-
-    Layers without a weight share what the given weights leave of 1 equally
-    (all of 1 when none is given): ``conv1_1,conv2_1`` gives 0.5 each.
-    Given weights are used as they are (not renormalised).
-    """
-    items = [part for part in spec.split(",")] if isinstance(spec, str) else list(spec)
-    if not items or all(str(item).strip() == "" for item in items):
-        raise LayerError("no style layers given; e.g. conv1_1,conv2_1,conv3_1,conv4_1,conv5_1")
-    pairs = []
-    for item in items:
-        if isinstance(item, str):
-            name, _, weight = item.partition(":")
-            weight = weight.strip() or None
-        else:
-            name, weight = item
-        name = parse_layer(name)
-        if weight is not None:
+    def _optimise(self, run: Run, targets: list) -> tuple:
+        """Each scale in turn, coarse to fine; returns (the last scale's best, the last scale's index)."""
+        s, previous, best = run.settings, None, None  # previous: float32 [h, w, 3] result of the scale before
+        for scale, ((height, width), target) in enumerate(zip(run.sizes, targets)):
+            if previous is None:
+                start = prepare_init(s.init, target["content_in"], target["style_in"], s.noise_ratio, s.seed)
+            else:
+                start = resize_float(previous, height, width)
             try:
-                weight = _check_number(f"weight of style layer {name}", weight)
-            except ValueError as error:
-                raise LayerError(str(error)) from None
-        pairs.append([name, weight])
-    names = [name for name, _ in pairs]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise LayerError(f"style layer {repeated[0]} is listed twice")
-    unset = [pair for pair in pairs if pair[1] is None]
-    if unset:
-        left = max(0.0, 1.0 - sum(w for _, w in pairs if w is not None))
-        for pair in unset:
-            pair[1] = left / len(unset)
-    if sum(w for _, w in pairs) <= 0:
-        raise LayerError("the style layer weights are all zero")
-    return tuple((name, float(weight)) for name, weight in pairs)
+                problem = self._problem(s, height, width, target["temporal"] is not None)
+                try:
+                    problem.start(start, problem.targets(target["content"], target["grams"], target["temporal"]))
+                    best = optimise(problem, start, Tracker(run, scale, target["finish"]))
+                finally:
+                    if not self.keep_graphs:
+                        self._close_problems()
+            except KeyboardInterrupt:  # between two scales: the previous scale's best image is the result
+                if best is None:
+                    raise
+                run.end("interrupted", "interrupted (Ctrl-C); kept the best image so far")
+                return best, scale - 1
+            previous = best["pixels"]
+            if run.status != "done":
+                break
+        return best, scale
+
+    def _feature_graph(self, s: Settings) -> FeatureGraph:
+        if self._features is None:
+            self._features = FeatureGraph(self._weights, s.pooling, s.content_layer, [n for n, _ in s.style_layers])
+        return self._features
+
+    def _problem(self, s: Settings, height: int, width: int, temporal: bool) -> Problem:
+        key = (height, width, temporal)
+        if key not in self._problems:
+            self._problems[key] = Problem(self._weights, s, height, width, temporal,
+                                          build=OPTIMIZER_TABLE[s.optimizer].build)
+        return self._problems[key]
+
+    def _close_features(self) -> None:
+        if self._features is not None:
+            self._features.close()
+            self._features = None
+
+    def _close_problems(self) -> None:
+        for problem in self._problems.values():
+            problem.close()
+        self._problems.clear()
+
+    def close(self) -> None:
+        """Free the graphs and their sessions (the weights stay in get_weights' cache)."""
+        self._close_features()
+        self._close_problems()
+
+    def __enter__(self) -> "Stylizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def normalise_blend_weights(weights, n_styles: int) -> tuple:
-    """Blend weights for ``n_styles`` styles, scaled to sum to 1 (equal when None)."""
-    if weights is None:
-        return tuple([1.0 / n_styles] * n_styles)
-    weights = [_check_number("style blend weight", w) for w in weights]
-    if len(weights) != n_styles:
-        raise ValueError(f"got {len(weights)} style blend weights for {n_styles} style image(s); give one per style")
-    largest = max(weights)
-    if largest <= 0:
-        raise ValueError("the style blend weights are all zero")
-    weights = [w / largest for w in weights]  # in 0..1 first, so that 1e308 + 1e308 cannot overflow
-    total = sum(weights)
-    return tuple(w / total for w in weights)
+def stylize(content, styles, settings: Optional[Settings] = None, *, callback=None, weights=None,
+            **overrides) -> Result:
+    """Stylise ``content`` (uint8 [h, w, 3] or a path) with ``styles`` (list of the same), in one call.
 
-
-# --------------------------------------------------------------------------
-# Sizes and colour
-
-def scale_sizes(height: int, width: int, size: int, multiscale: bool, min_size: int = DEFAULT_MIN_SIZE) -> list:
-    """[(h, w), ...] coarse to fine: the final size has long side ``size``; with multiscale,
-    halve it while the long side stays >= ``min_size`` (and the short side >= MIN_SIDE)."""
-    from .images import size_for_long_side
-
-    sides = [size]
-    while multiscale and sides[-1] // 2 >= min_size:
-        sides.append(sides[-1] // 2)
-    sizes = [size_for_long_side(height, width, side) for side in reversed(sides)]
-    sizes = [hw for hw in sizes if min(hw) >= MIN_SIDE] or sizes[-1:]
-    if min(sizes[-1]) < MIN_SIDE:
-        h, w = sizes[-1]
-        raise ValueError(f"at size {size} the content image becomes {w}x{h}; its short side must be at least "
-                         f"{MIN_SIDE} px, so raise the size or crop the image")
-    return sizes
-
-
-def rgb_to_yiq(image: np.ndarray) -> np.ndarray:
-    """[..., 3] RGB (any range) -> [..., 3] YIQ in the same units."""
-    return np.asarray(image, dtype=np.float64) @ RGB_TO_YIQ.T
-
-
-def yiq_to_rgb(image: np.ndarray) -> np.ndarray:
-    return np.asarray(image, dtype=np.float64) @ YIQ_TO_RGB.T
-
-
-def luminance_rgb(image: np.ndarray, match: Optional[np.ndarray] = None) -> np.ndarray:
-    """The luminance Y of ``image`` as a gray RGB float image [h, w, 3].
-
-    With ``match`` (another image's luminance), Y is first shifted and scaled to
-    match its mean and standard deviation (Gatys et al. 2016, eq. 3:
-    L_s' = sigma_c / sigma_s (L_s - mu_s) + mu_c).
+    ``settings`` (or keyword overrides such as ``size=256, optimizer="adam"``)
+    control everything; ``weights`` is a ``VGGWeights``, a ``.mat`` path or
+    None for the project's file.  See :meth:`Stylizer.run` for the callback and
+    the result; for many images, keep a :class:`Stylizer`.
     """
-    y = rgb_to_yiq(image)[..., 0]
-    if match is not None:
-        y = (y - y.mean()) * (match.std() / max(y.std(), 1e-6)) + match.mean()
-    return np.repeat(np.clip(y, PIXEL_MIN, PIXEL_MAX)[..., None], 3, axis=2)
+    settings = dataclasses.replace(settings or Settings(), **overrides)
+    with Stylizer(settings, weights, keep_graphs=False) as stylizer:
+        return stylizer.run(content, styles, callback=callback)
 
 
-def recombine_colors(generated: np.ndarray, content: np.ndarray) -> np.ndarray:
-    """Y of ``generated`` with the I, Q (chroma) of ``content``, as uint8 RGB (same [h, w])."""
-    yiq = rgb_to_yiq(content)
-    yiq[..., 0] = rgb_to_yiq(generated)[..., 0]
-    return to_uint8(yiq_to_rgb(yiq))
+def _read_inputs(content, styles) -> tuple:
+    """(content uint8 [h, w, 3], [style, ...]) from arrays or paths."""
+    from .images import read_rgb
 
-
-def to_uint8(pixels: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
-
-
-def _resize_float(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bicubic resize of a float [h, w, 3] image in 0..255, channel by channel (keeps precision)."""
-    from PIL import Image
-
-    if image.shape[:2] == (height, width):
-        return image.astype(np.float32)
-    channels = [np.asarray(Image.fromarray(image[..., c].astype(np.float32), mode="F").resize(
-        (width, height), Image.BICUBIC)) for c in range(3)]
-    return np.clip(np.stack(channels, axis=-1), PIXEL_MIN, PIXEL_MAX).astype(np.float32)
-
-
-# --------------------------------------------------------------------------
-# TensorFlow plumbing
-
-def make_session(graph):
-    """The one place sessions are created (thread and optimizer settings go here)."""
-    import tensorflow as tf
-
-    config = tf.compat.v1.ConfigProto()
-    return tf.compat.v1.Session(graph=graph, config=config)
+    if isinstance(styles, (str, os.PathLike, np.ndarray)):
+        styles = [styles]
+    content = read_rgb(content) if not isinstance(content, np.ndarray) else content
+    styles = [read_rgb(s) if not isinstance(s, np.ndarray) else s for s in styles]
+    if not styles:
+        raise ValueError("give at least one style image")
+    return content, styles
 
 
 _WEIGHTS_CACHE: dict = {}
@@ -419,103 +254,22 @@ def get_weights(weights=None) -> VGGWeights:
     return _WEIGHTS_CACHE[key]
 
 
-def _deepest(layers) -> str:
-    return max(layers, key=CONV_LAYERS.index)
+def scale_sizes(height: int, width: int, size: int, multiscale: bool, min_size: int = DEFAULT_MIN_SIZE) -> list:
+    """[(h, w), ...] coarse to fine: the final size has long side ``size``; with multiscale,
+    halve it while the long side stays >= ``min_size`` (and the short side >= MIN_SIDE)."""
+    from .images import size_for_long_side
 
+    sides = [size]
+    while multiscale and sides[-1] // 2 >= min_size:
+        sides.append(sides[-1] // 2)
+    sizes = [size_for_long_side(height, width, side) for side in reversed(sides)]
+    sizes = [hw for hw in sizes if min(hw) >= MIN_SIDE] or sizes[-1:]
+    if min(sizes[-1]) < MIN_SIDE:
+        h, w = sizes[-1]
+        raise ValueError(f"at size {size} the content image becomes {w}x{h}; its short side must be at least "
+                         f"{MIN_SIDE} px, so raise the size or crop the image")
+    return sizes
 
-class FeatureGraph:
-    """VGG-19 on an image of any size: content activations and per-position Gram matrices.
-
-    Built once per (weights, pooling, layers); used for the targets at every scale.
-    """
-
-    def __init__(self, weights: VGGWeights, pooling: str, content_layer: str, style_layers: Sequence[str]):
-        import tensorflow as tf
-
-        from .vgg import build_vgg19
-
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            self.pixels = tf.compat.v1.placeholder(tf.float32, [1, None, None, 3], name="pixels")  # RGB 0..255
-            net = build_vgg19(weights, self.pixels - MEAN_RGB, pooling=pooling,
-                              last_layer=_deepest([content_layer, *style_layers]))
-            self.content = net[content_layer]  # [1, n_H, n_W, n_C]
-            self.grams = {}
-            for name in style_layers:
-                n_C = net[name].shape[-1]
-                features = tf.reshape(net[name], [-1, n_C])  # [n_H * n_W, n_C]
-                positions = tf.cast(tf.shape(features)[0], tf.float32)
-                self.grams[name] = tf.matmul(features, features, transpose_a=True) / positions  # [n_C, n_C]
-        self.session = make_session(self.graph)
-
-    def content_features(self, image: np.ndarray) -> np.ndarray:
-        return self.session.run(self.content, {self.pixels: image[None].astype(np.float32)})
-
-    def style_grams(self, image: np.ndarray) -> dict:
-        return self.session.run(self.grams, {self.pixels: image[None].astype(np.float32)})
-
-    def close(self):
-        self.session.close()
-
-
-class Problem:
-    """The optimisation graph for one size: a pixel variable [1, h, w, 3] in 0..255 and its costs.
-
-    ``pixels`` is a ``placeholder_with_default`` over the variable, so L-BFGS
-    can feed any image and fetch the cost and its gradient in one run, while
-    Adam updates the variable in place.
-    """
-
-    def __init__(self, weights: VGGWeights, settings: Settings, height: int, width: int,
-                 content_target: np.ndarray, gram_targets: dict):
-        import tensorflow as tf
-
-        from .vgg import build_vgg19
-
-        s = settings
-        self.shape = (1, height, width, 3)
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            self.variable = tf.compat.v1.Variable(tf.zeros(self.shape), name="generated", use_resource=True)
-            self.pixels = tf.compat.v1.placeholder_with_default(self.variable.value(), self.shape, name="pixels")
-            layers = [s.content_layer] + [name for name, _ in s.style_layers]
-            net = build_vgg19(weights, self.pixels - MEAN_RGB, pooling=s.pooling, last_layer=_deepest(layers))
-            self.J_content = costs.content_cost(tf.constant(content_target), net[s.content_layer])
-            J_style = 0.0
-            for name, layer_weight in s.style_layers:
-                _, n_H, n_W, _ = net[name].shape.as_list()
-                target = tf.constant(gram_targets[name] * (n_H * n_W), dtype=tf.float32)  # [n_C, n_C]
-                J_style += layer_weight * costs.layer_style_cost_from_gram(target, net[name])
-            self.J_style = tf.convert_to_tensor(J_style)
-            self.J_tv = costs.total_variation(self.pixels)
-            self.J = s.content_weight * self.J_content + s.style_weight * self.J_style
-            if s.tv_weight:  # reported either way; 0 * J_tv would still cost a gradient pass (~2%)
-                self.J += s.tv_weight * self.J_tv
-            self.gradient = tf.gradients(self.J, self.pixels)[0]  # [1, h, w, 3]
-            self.costs = {"total": self.J, "content": self.J_content, "style": self.J_style, "tv": self.J_tv}
-            if s.optimizer == "adam":
-                optimizer = tf.compat.v1.train.AdamOptimizer(s.learning_rate)
-                apply = optimizer.apply_gradients([(self.gradient, self.variable)])
-                with tf.control_dependencies([apply]):
-                    # Project back into the pixel range after each step.
-                    self.train = self.variable.assign(tf.clip_by_value(self.variable, PIXEL_MIN, PIXEL_MAX)).op
-            self.init_value = tf.compat.v1.placeholder(tf.float32, self.shape)
-            self.load = self.variable.assign(self.init_value).op
-            self.initializer = tf.compat.v1.global_variables_initializer()
-        self.session = make_session(self.graph)
-        self.session.run(self.initializer)
-
-    def evaluate(self, image: np.ndarray) -> tuple:
-        """(costs dict of floats, gradient [h, w, 3] float32) at ``image`` [h, w, 3]."""
-        values, gradient = self.session.run([self.costs, self.gradient], {self.pixels: image[None]})
-        return {k: float(v) for k, v in values.items()}, gradient[0]
-
-    def close(self):
-        self.session.close()
-
-
-# --------------------------------------------------------------------------
-# The engine
 
 def prepare_init(kind, content: np.ndarray, style: np.ndarray, noise_ratio: float, seed: int) -> np.ndarray:
     """Starting image, float32 [h, w, 3] in 0..255, from content/style at the first scale's size.
@@ -525,94 +279,20 @@ def prepare_init(kind, content: np.ndarray, style: np.ndarray, noise_ratio: floa
     """
     h, w = content.shape[:2]
     if isinstance(kind, np.ndarray):
-        return _resize_float(kind.astype(np.float32), h, w)
+        return resize_float(kind.astype(np.float32), h, w)
     if kind == "content":
         return content.astype(np.float32)
     if kind == "style":
-        return _resize_float(style.astype(np.float32), h, w)
+        return resize_float(style.astype(np.float32), h, w)
     rng = np.random.default_rng(seed)
     noise = rng.uniform(-20, 20, size=(h, w, 3)) + MEAN_RGB
     return np.clip(noise_ratio * noise + (1 - noise_ratio) * content, PIXEL_MIN, PIXEL_MAX).astype(np.float32)
 
 
-def _finite(costs_: dict) -> bool:
-    return all(np.isfinite(v) for v in costs_.values())
-
-
-class _NonFinite(Exception):
-    pass
-
-
-def stylize(content, styles, settings: Optional[Settings] = None, *, callback=None, weights=None,
-            **overrides) -> Result:
-    """Stylise ``content`` (uint8 [h, w, 3] or a path) with ``styles`` (list of the same).
-
-    ``settings`` (or keyword overrides such as ``size=256, optimizer="adam"``)
-    control everything; ``weights`` is a ``VGGWeights``, a ``.mat`` path or
-    None for the project's file.  ``callback(progress)`` runs after every
-    step; raise :class:`Stop` from it (or press Ctrl-C) to end early.  The
-    result is the lowest-cost image of the last scale; if a cost becomes NaN
-    or infinite, the run stops and returns the best image so far with status
-    ``"nonfinite"``.
-    """
-    from .images import read_rgb
-
-    started = time.perf_counter()
-    if isinstance(styles, (str, os.PathLike, np.ndarray)):
-        styles = [styles]
-    content = read_rgb(content) if not isinstance(content, np.ndarray) else content
-    styles = [read_rgb(s) if not isinstance(s, np.ndarray) else s for s in styles]
-    if not styles:
-        raise ValueError("give at least one style image")
-    settings = dataclasses.replace(settings or Settings(), **overrides)
-    if isinstance(settings.init, os.PathLike) or (isinstance(settings.init, str) and settings.init not in INITS):
-        settings.init = read_rgb(settings.init)  # an image file to start from
-    s = settings = settings.resolved(len(styles))
-    weights = get_weights(weights)
-    sizes = scale_sizes(*content.shape[:2], s.size, s.multiscale, s.min_size)
-    total_steps = sum(scale_iterations(s.iterations, len(sizes)))
-    history: list = []
-    # All targets first, then the feature graph is closed: its session's memory is
-    # not needed while the (larger) optimisation graphs run.
-    features = FeatureGraph(weights, s.pooling, s.content_layer, [name for name, _ in s.style_layers])
-    try:
-        targets = [_scale_targets(features, s, content, styles, height, width) for height, width in sizes]
-    finally:
-        features.close()
-        del features
-    state = {"status": "done", "message": "", "steps": 0}
-    previous = None  # float32 [h, w, 3] result of the previous scale (in optimisation colours)
-    best = None
-    for scale, ((height, width), target) in enumerate(zip(sizes, targets)):
-        if previous is None:
-            start = prepare_init(s.init, target["content_in"], target["style_in"], s.noise_ratio, s.seed)
-        else:
-            start = _resize_float(previous, height, width)
-        try:
-            problem = Problem(weights, s, height, width, target["content"], target["grams"])
-            try:
-                run = _run_adam if s.optimizer == "adam" else _run_lbfgs
-                best = run(problem, s, start, scale, sizes, total_steps, started, history, state, callback,
-                           target["finish"])
-            finally:
-                problem.close()
-        except KeyboardInterrupt:  # between two scales: the previous scale's best image is the result
-            if best is None:
-                raise
-            state.update(status="interrupted", message="interrupted (Ctrl-C); kept the best image so far")
-            scale -= 1
-            break
-        previous = best["pixels"]
-        if state["status"] != "done":
-            break
-    found = best is not None and best["pixels"] is not None  # not when the very first cost is NaN
-    return Result(image=best["finish"](best["pixels"]) if found else None, costs=best["costs"] if found else None, status=state["status"],
-                  message=state["message"], settings=s, sizes=sizes[:scale + 1], steps=state["steps"],
-                  history=history, elapsed=time.perf_counter() - started, best_iteration=best["iteration"])
-
-
-def _scale_targets(features: "FeatureGraph", s: Settings, content, styles, height: int, width: int) -> dict:
-    """Inputs and targets of one scale: content activations [1, n_H, n_W, n_C], blended Grams [n_C, n_C]."""
+def _scale_targets(features: FeatureGraph, s: Settings, content, styles, height: int, width: int,
+                   temporal: Optional[Temporal]) -> dict:
+    """Inputs and targets of one scale: content activations [1, n_H, n_W, n_C], blended Grams [n_C, n_C],
+    the temporal term's (image [h, w, 3], mask [h, w], weight) resized to this scale, or None."""
     from .images import resize
 
     content_rgb = resize(content, width, height)
@@ -635,115 +315,15 @@ def _scale_targets(features: "FeatureGraph", s: Settings, content, styles, heigh
             continue
         for name, gram in features.style_grams(style).items():
             grams[name] = grams.get(name, 0.0) + blend * gram.astype(np.float64)
+    if temporal is not None:
+        previous = resize_float(np.asarray(temporal.image, dtype=np.float32), height, width)
+        mask = resize_float(np.asarray(temporal.mask, dtype=np.float32)[..., None], height, width, top=1.0)[..., 0]
+        temporal = (luminance_rgb(previous) if s.preserve_colors else previous, mask, temporal.weight)
     return {"content": features.content_features(content_in), "grams": grams, "finish": finish,
-            "content_in": content_in, "style_in": styles_in[0]}
+            "content_in": content_in, "style_in": styles_in[0], "temporal": temporal}
 
 
 def _size_for(shape, long_side):
     from .images import size_for_long_side
 
     return size_for_long_side(shape[0], shape[1], long_side)
-
-
-class _Tracker:
-    """Keeps the lowest-cost image of a scale and emits progress events."""
-
-    def __init__(self, s, scale, sizes, total_steps, started, history, state, callback, finish):
-        self.s, self.scale, self.sizes, self.total_steps = s, scale, sizes, total_steps
-        self.started, self.history, self.state, self.callback, self.finish = started, history, state, callback, finish
-        self.best = {"pixels": None, "costs": None, "iteration": -1, "finish": finish}
-        per_scale = scale_iterations(s.iterations, len(sizes))
-        self.iterations, self.offset = per_scale[scale], sum(per_scale[:scale])  # at this scale; steps before it
-
-    def _nonfinite_message(self, iteration: int, costs_: dict) -> str:
-        """Name the cost that is NaN or infinite: the total can still be finite (a huge style cost
-        times a zero weight), and quoting a finite total as the culprit misleads."""
-        name = next(key for key in sorted(costs_, key=lambda key: key != "total") if not np.isfinite(costs_[key]))
-        what = "the cost" if name == "total" else f"the {name} cost"
-        where = f"iteration {iteration}" + (f" of scale {self.scale + 1}" if len(self.sizes) > 1 else "")
-        kept = (f"kept the best image (iteration {self.best['iteration']})" if self.best["pixels"] is not None
-                else "no finite image to keep")
-        return f"{what} became {costs_[name]} at {where}; {kept}; lower the weights or the learning rate"
-
-    def report(self, iteration: int, costs_: dict, pixels: np.ndarray) -> None:
-        """Record the image after ``iteration`` steps at this scale (raises _NonFinite)."""
-        if not _finite(costs_):
-            raise _NonFinite(self._nonfinite_message(iteration, costs_))
-        is_best = self.best["costs"] is None or costs_["total"] < self.best["costs"]["total"]
-        if is_best:
-            self.best.update(pixels=np.array(pixels, dtype=np.float32), costs=dict(costs_), iteration=iteration)
-        elapsed = time.perf_counter() - self.started
-        step = self.offset + iteration
-        self.history.append((step, elapsed, costs_["total"], costs_["content"], costs_["style"], costs_["tv"]))
-        if iteration > 0:
-            self.state["steps"] = step
-        if self.callback is not None:
-            self.callback(Progress(step=step, total_steps=self.total_steps, iteration=iteration,
-                                   iterations=self.iterations, scale=self.scale, sizes=self.sizes,
-                                   costs=dict(costs_), elapsed=elapsed, best=is_best,
-                                   _pixels=pixels, _finish=self.finish))
-
-
-def _guarded(tracker, state, body):
-    """Run ``body``; turn Ctrl-C, Stop and non-finite costs into a status, keep the best image."""
-    try:
-        body()
-    except KeyboardInterrupt:
-        state.update(status="interrupted", message="interrupted (Ctrl-C); kept the best image so far")
-    except Stop as stop:
-        state.update(status="stopped", message=str(stop) or "stopped by the callback; kept the best image so far")
-    except _NonFinite as error:
-        state.update(status="nonfinite", message=str(error))
-    return tracker.best
-
-
-def _run_adam(problem: Problem, s, start, scale, sizes, total_steps, started, history, state, callback, finish):
-    """Adam (Kingma and Ba 2015) on the pixels, projected onto 0..255 after each step.
-
-    Each run fetches the pre-step costs and pixels with the train op (the
-    forward pass computes them anyway), so the event for iteration i is sent
-    while step i+1 runs; one extra forward pass gives the last image's costs.
-    """
-    tracker = _Tracker(s, scale, sizes, total_steps, started, history, state, callback, finish)
-    session = problem.session
-    session.run(problem.initializer)  # fresh Adam moments
-    session.run(problem.load, {problem.init_value: start[None]})
-
-    def body():
-        for i in range(tracker.iterations):
-            _, costs_, pixels = session.run([problem.train, problem.costs, problem.pixels])
-            tracker.report(i, {k: float(v) for k, v in costs_.items()}, pixels[0])
-        costs_, pixels = session.run([problem.costs, problem.pixels])
-        tracker.report(tracker.iterations, {k: float(v) for k, v in costs_.items()}, pixels[0])
-
-    return _guarded(tracker, state, body)
-
-
-def _run_lbfgs(problem: Problem, s, start, scale, sizes, total_steps, started, history, state, callback, finish):
-    """L-BFGS on the pixels inside the box 0..255 (float32; :mod:`nst.lbfgs`).
-
-    Each evaluation runs the graph once for the cost and its gradient; one
-    event per L-BFGS iteration, with the costs of the accepted point.
-    """
-    from . import lbfgs
-
-    tracker = _Tracker(s, scale, sizes, total_steps, started, history, state, callback, finish)
-    shape = start.shape
-    last = {"iteration": -1}
-
-    def evaluate(x):  # x: float32 [h * w * 3]
-        costs_, gradient = problem.evaluate(x.reshape(shape))
-        if not _finite(costs_):
-            tracker.report(last["iteration"] + 1, costs_, x.reshape(shape))  # raises _NonFinite
-        return costs_["total"], gradient.reshape(-1), costs_
-
-    def body():
-        steps = lbfgs.minimize(evaluate, start, PIXEL_MIN, PIXEL_MAX, history=LBFGS_HISTORY,
-                               first_step=LBFGS_FIRST_STEP)
-        for iteration, x, _, costs_ in steps:
-            last["iteration"] = iteration
-            tracker.report(iteration, costs_, x.reshape(shape))
-            if iteration == tracker.iterations:
-                break
-
-    return _guarded(tracker, state, body)

@@ -18,7 +18,12 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentError, _number, _Parser
+from .cli import ArgumentError
+from .cli_args import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _Parser, number
+from .settings import Number
+
+UNIT = number(Number(float, minimum=0, maximum=1))
+COUNT = number(Number(int, minimum=0))
 
 DEFAULT_VIDEO_SIZE = 640  # long side of the output frames: 640x360 for a 16:9 clip
 METHODS = ("fast",)
@@ -49,25 +54,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never the input)")
     p.add_argument("--method", choices=METHODS, default="fast",
                    help="fast: the feed-forward (AdaIN) network per frame (default)")
-    p.add_argument("--consistency", type=_number(float, minimum=0, maximum=1), default=DEFAULT_CONSISTENCY,
+    p.add_argument("--consistency", type=UNIT, default=DEFAULT_CONSISTENCY,
                    help=f"0..1: how much of the previous output, warped along the optical flow, is kept where the "
                         f"flow is reliable; 0 = independent frames (default {DEFAULT_CONSISTENCY})")
     p.add_argument("--flow", choices=FlowEstimator.PRESETS, default=DEFAULT_FLOW_PRESET,
                    help=f"speed/quality of the optical flow (default {DEFAULT_FLOW_PRESET})")
-    p.add_argument("--size", type=_number(int, minimum=0), default=DEFAULT_VIDEO_SIZE,
+    p.add_argument("--size", type=COUNT, default=DEFAULT_VIDEO_SIZE,
                    help=f"long side of the output frames, 0 for the input's (default {DEFAULT_VIDEO_SIZE})")
-    p.add_argument("--style-size", type=_number(int, minimum=0), default=None,
+    p.add_argument("--style-size", type=COUNT, default=None,
                    help="long side of the style images, 0 for their own (default: the frames' long side)")
-    p.add_argument("--alpha", type=_number(float, minimum=0, maximum=1), default=DEFAULT_ALPHA,
+    p.add_argument("--alpha", type=UNIT, default=DEFAULT_ALPHA,
                    help=f"content-style trade-off, 0 (the input) to 1 (full style; default {DEFAULT_ALPHA:g})")
-    p.add_argument("--style-blend-weights", type=_number(float, minimum=0), nargs="+", metavar="W",
+    p.add_argument("--style-blend-weights", type=number(Number(float, minimum=0)), nargs="+", metavar="W",
                    help="one weight per style image")
     p.add_argument("--preserve-colors", action="store_true", help="keep the input's colours")
     g = p.add_argument_group("which frames")
-    g.add_argument("--start", type=_number(float, minimum=0), default=0.0, help="first second to stylise")
-    g.add_argument("--duration", type=_number(float, positive=True), default=None, help="seconds to stylise")
-    g.add_argument("--max-frames", type=_number(int, minimum=1), default=None, help="stylise at most N frames")
-    g.add_argument("--fps", type=_number(float, positive=True), default=None,
+    g.add_argument("--start", type=number(Number(float, minimum=0)), default=0.0, help="first second to stylise")
+    g.add_argument("--duration", type=number(Number(float, positive=True)), default=None, help="seconds to stylise")
+    g.add_argument("--max-frames", type=number(Number(int, minimum=1)), default=None, help="stylise at most N frames")
+    g.add_argument("--fps", type=number(Number(float, positive=True)), default=None,
                    help="frame rate of a folder of frames (default 25), or to override a file's")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p

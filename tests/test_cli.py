@@ -150,10 +150,10 @@ def test_output_is_an_input(capsys, inputs, out):
 
 @pytest.mark.parametrize("flag, value, words", [
     ("--style-weight", "-1", ["--style-weight", "at least 0"]),
-    ("--content-weight", "abc", ["--content-weight", "expected a number", "'abc'"]),
+    ("--content-weight", "abc", ["--content-weight", "must be a number", "'abc'"]),
     ("--tv-weight", "nan", ["--tv-weight", "finite"]),
     ("--learning-rate", "0", ["positive"]),
-    ("--iterations", "2.5", ["expected an integer"]),
+    ("--iterations", "2.5", ["must be an integer"]),
     ("--size", "8", ["at least 16"]),
     ("--noise-ratio", "2", ["at most 1"]),
     ("--style-blend-weights", "-1", ["at least 0"]),
@@ -245,12 +245,12 @@ def test_help_shows_defaults(capsys):
 def test_nan_in_costs_keeps_best_and_says_so(capsys, inputs, out, tmp_path, monkeypatch):
     from tiny_vgg import write_tiny_vgg
 
-    from nst import stylize
+    from nst.optimizers import Tracker
 
     weights = write_tiny_vgg(tmp_path / "tiny.mat")
     # NaN from iteration 1 on, injected: whether a huge weight overflows depends on the host's kernels.
-    report = stylize._Tracker.report
-    monkeypatch.setattr(stylize._Tracker, "report", lambda self, i, costs, pixels: report(
+    report = Tracker.report
+    monkeypatch.setattr(Tracker, "report", lambda self, i, costs, pixels: report(
         self, i, {k: float("nan") for k in costs} if i >= 1 else costs, pixels))
     status = cli.main([str(inputs["content"]), str(inputs["style"]), "-o", str(out / "r.png"), "--weights",
                        str(weights), "--optimizer", "adam", "--iterations", "20", "--size", "64", "-q"])
