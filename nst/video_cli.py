@@ -26,7 +26,7 @@ UNIT = number(Number(float, minimum=0, maximum=1))
 COUNT = number(Number(int, minimum=0))
 
 DEFAULT_VIDEO_SIZE = 640  # long side of the output frames: 640x360 for a 16:9 clip
-METHODS = ("fast",)
+METHODS = ("fast", "optimised")
 
 EXAMPLES = """\
 examples:
@@ -42,6 +42,7 @@ GIF or a folder).
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import video
     from .fast import DEFAULT_ALPHA
     from .flow import FlowEstimator
     from .video import DEFAULT_CONSISTENCY, DEFAULT_FLOW_PRESET
@@ -53,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output video, GIF or new frames folder")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never the input)")
     p.add_argument("--method", choices=METHODS, default="fast",
-                   help="fast: the feed-forward (AdaIN) network per frame (default)")
+                   help="fast: the feed-forward (AdaIN) network per frame (default); optimised: L-BFGS per frame "
+                        "from the previous result warped, with a temporal cost (Ruder et al.; minutes per frame)")
+    p.add_argument("--iterations", type=number(Number(int, minimum=1)), default=None,
+                   help=f"--method optimised: L-BFGS iterations per frame (default {video.DEFAULT_ITERATIONS})")
     p.add_argument("--consistency", type=UNIT, default=DEFAULT_CONSISTENCY,
                    help=f"0..1: how much of the previous output, warped along the optical flow, is kept where the "
                         f"flow is reliable; 0 = independent frames (default {DEFAULT_CONSISTENCY})")
@@ -63,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"long side of the output frames, 0 for the input's (default {DEFAULT_VIDEO_SIZE})")
     p.add_argument("--style-size", type=COUNT, default=None,
                    help="long side of the style images, 0 for their own (default: the frames' long side)")
-    p.add_argument("--alpha", type=UNIT, default=DEFAULT_ALPHA,
+    p.add_argument("--alpha", type=UNIT, default=None,
                    help=f"content-style trade-off, 0 (the input) to 1 (full style; default {DEFAULT_ALPHA:g})")
     p.add_argument("--style-blend-weights", type=number(Number(float, minimum=0)), nargs="+", metavar="W",
                    help="one weight per style image")
@@ -104,6 +108,10 @@ def _plan(args):
                             f"not {len(args.style_blend_weights)}")
     if args.style_blend_weights and sum(args.style_blend_weights) <= 0:
         raise ArgumentError("--style-blend-weights must not all be zero")
+    if args.method == "optimised" and args.alpha is not None:
+        raise ArgumentError("--alpha applies to --method fast only; drop it")
+    if args.method == "fast" and args.iterations is not None:
+        raise ArgumentError("--iterations applies to --method optimised only; drop it or add --method optimised")
     fps = Fraction(args.fps).limit_denominator(1001) if args.fps else None
     clip = video_io.open_clip(args.input, fps=fps)
     clip = video_io.trim(clip, args.start, args.duration, args.max_frames)
@@ -180,13 +188,24 @@ def _ignore_signals_while(console: bool, action):
 def _stylise_all(args, clip, size, styles, writer, bar, stops) -> int:
     """The frame loop: decode, stylise, blend, encode.  Returns the frames written."""
     from . import video, video_io
-    from .fast import FastStylizer
 
-    stylizer = FastStylizer()
-    stylise = video.fast_frame_stylist(stylizer, styles, alpha=args.alpha, style_weights=args.style_blend_weights,
-                                       preserve_colors=args.preserve_colors)
     frames = video_io.read_frames(clip, *size)
-    for done in video.stylize_fast(frames, stylise, args.consistency, args.flow):
+    if args.method == "fast":
+        from .fast import DEFAULT_ALPHA, FastStylizer
+
+        alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
+        stylise = video.fast_frame_stylist(FastStylizer(), styles, alpha=alpha, style_weights=args.style_blend_weights,
+                                           preserve_colors=args.preserve_colors)
+        events = video.stylize_fast(frames, stylise, args.consistency, args.flow)
+    else:
+        from .stylize import Settings, Stylizer
+
+        settings = Settings(size=max(size), multiscale=False, iterations=args.iterations or video.DEFAULT_ITERATIONS,
+                            style_blend_weights=args.style_blend_weights, preserve_colors=args.preserve_colors,
+                            seed=0)
+        stylise = video.optimised_frame_stylist(Stylizer(settings), styles, args.consistency)
+        events = video.stylize_optimised(frames, stylise, args.consistency, args.flow)
+    for done in events:
         stops.write(writer, done.output)
         bar.update(1)
         bar.set_postfix_str(f"{1 / max(sum(done.seconds.values()), 1e-9):.2f} frame/s stylise+flow, "

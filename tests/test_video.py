@@ -241,3 +241,31 @@ def test_ctrl_c_on_the_command_keeps_a_playable_video(clip, tmp_path):
     made = video_io.describe(out)
     assert 2 <= made["frames"] < FRAMES and made["has_audio"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_optimised_method_starts_from_the_warped_previous_frame(clip, tmp_path, capsys, monkeypatch):
+    """--method optimised: each frame after the first is optimised from the previous result warped,
+    with the temporal cost; the video keeps its frames, rate and sound."""
+    from nst import stylize
+
+    calls = []
+    real_run = stylize.Stylizer.run
+
+    def recording_run(self, content, styles, callback=None, init=None, temporal=None):
+        calls.append((init is not None, temporal is not None and float(temporal.mask.mean()) > 0.5))
+        return real_run(self, content, styles, callback=callback, init=init, temporal=temporal)
+
+    monkeypatch.setattr(stylize.Stylizer, "run", recording_run)
+    out = tmp_path / "optimised.mp4"
+    argv = [str(clip), str(STYLE), "-o", str(out), "--method", "optimised", "--size", "64", "--max-frames", "3",
+            "--iterations", "3", "-q"]
+    assert video_cli.main(argv) == 0, capsys.readouterr().err
+    assert calls == [(False, False), (True, True), (True, True)]
+    made = video_io.describe(out)
+    assert made["frames"] == 3 and made["fps"] == FPS and made["has_audio"] and made["size"] == (64, 48)
+
+
+def test_method_only_flags_refused(clip, tmp_path, capsys):
+    _refused([str(clip), str(STYLE), "-o", str(tmp_path / "a.mp4"), "--iterations", "5"], capsys, "--iterations")
+    _refused([str(clip), str(STYLE), "-o", str(tmp_path / "a.mp4"), "--method", "optimised", "--alpha", "0.5"],
+             capsys, "--alpha")
