@@ -30,7 +30,7 @@ from .settings import DEFAULT_LEARNING_RATE, INITS, OPTIONS, Settings
 MAX_INTERMEDIATE_IMAGES = 10_000
 # Front ends beside the one-image command: the first argument names a module whose
 # main(argv, console) runs it, imported only when asked for (each pulls its own libraries).
-SUBCOMMANDS: dict = {"serve": "nst.web", "batch": "nst.batch_cli"}
+SUBCOMMANDS: dict = {"serve": "nst.web", "batch": "nst.batch_cli", "video": "nst.video_cli"}
 
 
 class ArgumentError(Exception):

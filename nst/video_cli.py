@@ -1,0 +1,281 @@
+"""``nst video IN STYLE [STYLE ...] -o OUT``: stylise a clip, keeping its frame rate and sound.
+
+Everything is checked before the network is loaded (the input is probed, the
+styles read, the output folder tried, the size checked against free memory);
+a user mistake prints one ``error: ...`` line and exits with status 2,
+writing nothing.  The output is written under a hidden temporary name and
+renamed into place at the end; Ctrl-C (or SIGTERM) stops after the current
+frame and still publishes a playable video of the frames done so far
+(status 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from .cli import ArgumentError
+from .cli_args import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _Parser, number
+from .settings import Number
+
+UNIT = number(Number(float, minimum=0, maximum=1))
+COUNT = number(Number(int, minimum=0))
+
+DEFAULT_VIDEO_SIZE = 640  # long side of the output frames: 640x360 for a 16:9 clip
+METHODS = ("fast", "optimised")
+
+EXAMPLES = """\
+examples:
+  nst video clip.mp4 images/starry_night.jpg -o starry.mp4
+  nst video clip.mp4 art.jpg -o try.mp4 --start 12 --duration 3 --size 480   # a piece, to choose settings
+  nst video clip.mov art.jpg -o out.webm --consistency 0       # independent frames (flickers)
+  nst video frames/ art.jpg -o out_frames --fps 24             # a folder of numbered frames in and out
+
+OUT's suffix picks the container (.mp4, .mov, .mkv, .webm, .gif); no suffix
+writes a new folder of PNG frames.  The input's audio track is kept (not in a
+GIF or a folder).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import video
+    from .fast import DEFAULT_ALPHA
+    from .flow import FlowEstimator
+    from .video import DEFAULT_CONSISTENCY, DEFAULT_FLOW_PRESET
+
+    p = _Parser(prog="nst video", description="Stylise a video clip without flicker, keeping its audio.",
+                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", metavar="IN", help="video file (mp4, mov, webm, mkv, GIF, ...) or folder of frames")
+    p.add_argument("styles", metavar="STYLE", nargs="+", help="one or more style images")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output video, GIF or new frames folder")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never the input)")
+    p.add_argument("--method", choices=METHODS, default="fast",
+                   help="fast: the feed-forward (AdaIN) network per frame (default); optimised: L-BFGS per frame "
+                        "from the previous result warped, with a temporal cost (Ruder et al.; minutes per frame)")
+    p.add_argument("--iterations", type=number(Number(int, minimum=1)), default=None,
+                   help=f"--method optimised: L-BFGS iterations per frame (default {video.DEFAULT_ITERATIONS})")
+    p.add_argument("--consistency", type=UNIT, default=DEFAULT_CONSISTENCY,
+                   help=f"0..1: how much of the previous output, warped along the optical flow, is kept where the "
+                        f"flow is reliable; 0 = independent frames (default {DEFAULT_CONSISTENCY})")
+    p.add_argument("--flow", choices=FlowEstimator.PRESETS, default=DEFAULT_FLOW_PRESET,
+                   help=f"speed/quality of the optical flow (default {DEFAULT_FLOW_PRESET})")
+    p.add_argument("--size", type=COUNT, default=DEFAULT_VIDEO_SIZE,
+                   help=f"long side of the output frames, 0 for the input's (default {DEFAULT_VIDEO_SIZE})")
+    p.add_argument("--style-size", type=COUNT, default=None,
+                   help="long side of the style images, 0 for their own (default: the frames' long side)")
+    p.add_argument("--alpha", type=UNIT, default=None,
+                   help=f"content-style trade-off, 0 (the input) to 1 (full style; default {DEFAULT_ALPHA:g})")
+    p.add_argument("--style-blend-weights", type=number(Number(float, minimum=0)), nargs="+", metavar="W",
+                   help="one weight per style image")
+    p.add_argument("--preserve-colors", action="store_true", help="keep the input's colours")
+    g = p.add_argument_group("which frames")
+    g.add_argument("--start", type=number(Number(float, minimum=0)), default=0.0, help="first second to stylise")
+    g.add_argument("--duration", type=number(Number(float, positive=True)), default=None, help="seconds to stylise")
+    g.add_argument("--max-frames", type=number(Number(int, minimum=1)), default=None, help="stylise at most N frames")
+    g.add_argument("--fps", type=number(Number(float, positive=True)), default=None,
+                   help="frame rate of a folder of frames (default 25), or to override a file's")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _styles(args, frame_long_side: int) -> list:
+    from . import images
+    from .fast import check_fits
+
+    side = frame_long_side if args.style_size is None else args.style_size
+    styles = []
+    for path in args.styles:
+        style = images.read_rgb(path)
+        height, width = style.shape[:2]
+        if side:
+            height, width = images.size_for_long_side(height, width, side)
+        check_fits(height, width, what=f"style image {Path(path).name}")
+        styles.append(images.resize(style, width, height))
+    return styles
+
+
+def _plan(args):
+    """Check everything the run needs; return (clip, (width, height), styles, target) or raise."""
+    from . import video_io
+    from .fast import check_fits
+
+    if args.style_blend_weights and len(args.style_blend_weights) != len(args.styles):
+        raise ArgumentError(f"--style-blend-weights needs one weight per style image ({len(args.styles)}), "
+                            f"not {len(args.style_blend_weights)}")
+    if args.style_blend_weights and sum(args.style_blend_weights) <= 0:
+        raise ArgumentError("--style-blend-weights must not all be zero")
+    if args.method == "optimised" and args.alpha is not None:
+        raise ArgumentError("--alpha applies to --method fast only; drop it")
+    if args.method == "fast" and args.iterations is not None:
+        raise ArgumentError("--iterations applies to --method optimised only; drop it or add --method optimised")
+    fps = Fraction(args.fps).limit_denominator(1001) if args.fps else None
+    clip = video_io.open_clip(args.input, fps=fps)
+    clip = video_io.trim(clip, args.start, args.duration, args.max_frames)
+    width, height = video_io.even_size(clip.width, clip.height, args.size)
+    check_fits(height, width, what="frame")
+    target = video_io.check_output(args.output, [args.input, *args.styles], args.overwrite)
+    return clip, (width, height), _styles(args, max(width, height)), target
+
+
+def _progress_bar(total, quiet):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True, file=sys.stderr,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]{postfix}")
+
+
+class _Stops:
+    """Ctrl-C and SIGTERM while the process is the command: stop the run, keeping the frames done.
+
+    A signal that arrives while a frame is being handed to the encoder waits until it is
+    written (an encoder killed mid-frame would leave a file without its index); anywhere
+    else it stops at once.  Called from Python (not the command), signals are left alone.
+    """
+
+    def __init__(self, console: bool):
+        self.console, self.writing, self.pending, self.previous = console, False, False, {}
+
+    def __enter__(self):
+        import signal
+
+        if self.console:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(signum) is not signal.SIG_IGN:  # a job started with & keeps ignoring it
+                    self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
+
+    def _handle(self, signum, frame):
+        if self.writing:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    def write(self, writer, frame) -> None:
+        self.writing = True
+        try:
+            writer.write(frame)
+        finally:
+            self.writing = False
+        if self.pending:
+            raise KeyboardInterrupt
+
+
+def _ignore_signals_while(console: bool, action):
+    """Run ``action`` (publishing the output) without letting a second Ctrl-C cut it short."""
+    import signal
+
+    if not console:
+        return action()
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return action()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stylise_all(args, clip, size, styles, writer, bar, stops) -> int:
+    """The frame loop: decode, stylise, blend, encode.  Returns the frames written."""
+    from . import video, video_io
+
+    frames = video_io.read_frames(clip, *size)
+    if args.method == "fast":
+        from .fast import DEFAULT_ALPHA, FastStylizer
+
+        alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
+        stylise = video.fast_frame_stylist(FastStylizer(), styles, alpha=alpha, style_weights=args.style_blend_weights,
+                                           preserve_colors=args.preserve_colors)
+        events = video.stylize_fast(frames, stylise, args.consistency, args.flow)
+    else:
+        from .stylize import Settings, Stylizer
+
+        settings = Settings(size=max(size), multiscale=False, iterations=args.iterations or video.DEFAULT_ITERATIONS,
+                            style_blend_weights=args.style_blend_weights, preserve_colors=args.preserve_colors,
+                            seed=0)
+        stylise = video.optimised_frame_stylist(Stylizer(settings), styles, args.consistency)
+        events = video.stylize_optimised(frames, stylise, args.consistency, args.flow)
+    for done in events:
+        stops.write(writer, done.output)
+        bar.update(1)
+        bar.set_postfix_str(f"{1 / max(sum(done.seconds.values()), 1e-9):.2f} frame/s stylise+flow, "
+                            f"{done.reliable_share:.0%} blended", refresh=False)
+    return writer.frames
+
+
+def main(argv=None, console: bool = False) -> int:
+    from . import video_io
+    from .fast import FastError
+    from .images import ImageError
+    from .weights import WeightsError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    try:
+        clip, size, styles, target = _plan(args)
+    except (ArgumentError, ImageError, FastError, video_io.VideoError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    audio = video_io.AudioSource(clip.path, clip.start) if clip.has_audio else None
+    writer = None
+    started = time.perf_counter()
+    try:
+        with _Stops(console) as stops:
+            writer = video_io.VideoWriter(target, *size, clip.fps, audio)
+            with _progress_bar(clip.frames, args.quiet) as bar:
+                _stylise_all(args, clip, size, styles, writer, bar, stops)
+        status = EXIT_OK
+    except KeyboardInterrupt:
+        status = EXIT_INTERRUPTED
+    except (WeightsError, FastError, video_io.VideoError) as error:
+        if writer is not None:
+            writer.discard()
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:  # a full disk, a vanished folder, a failed encoder: nothing partial is left
+        if writer is not None:
+            writer.discard()
+        print(f"error: could not write {target} ({error.strerror or error})", file=sys.stderr)
+        return EXIT_FAILED
+    return _publish(writer, target, clip, status, started, args.quiet, console)
+
+
+def _publish(writer, target, clip, status, started, quiet, console) -> int:
+    if writer is None:  # interrupted while the encoder was starting
+        print("\ninterrupted before the first frame: nothing written", file=sys.stderr)
+        return status
+    try:
+        published = _ignore_signals_while(console, writer.finish)
+    except OSError as error:
+        writer.discard()
+        print(f"error: could not write {target} ({error})", file=sys.stderr)
+        return EXIT_FAILED
+    if published is None:
+        if status == EXIT_INTERRUPTED:
+            print("\ninterrupted before the first frame: nothing written", file=sys.stderr)
+            return status
+        print(f"error: {clip.path} has no frames in the part asked for; check --start/--duration "
+              f"or give another video", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    seconds = time.perf_counter() - started
+    if status == EXIT_INTERRUPTED:
+        print(f"\ninterrupted: wrote {published} with the {writer.frames} frames done", file=sys.stderr)
+    elif not quiet:
+        print(f"{writer.frames} frames at {float(clip.fps):.3g} fps in {seconds:.1f} s "
+              f"({writer.frames / seconds:.2f} frames/s): wrote {published}", file=sys.stderr)
+    print(published)
+    return status
