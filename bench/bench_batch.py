@@ -73,12 +73,12 @@ def main(argv=None) -> int:
 
     import ray
 
-    from nst import pool, weights
+    from nst import pool, weights_fetch
     from nst.workers import FastWork
 
     print(f"CPU: {cpu_description()}; load average {os.getloadavg()[0]:.2f}; ray {ray.__version__}", flush=True)
     print(f"fast method, {args.items} items of {args.size}x{args.size}, one warm-up item per worker", flush=True)
-    weights.ensure_fast_weights()
+    weights_fetch.ensure_fast_weights()
     crops, style = _items(args.size, args.items)
     work = FastWork([style], 1.0)
     rows = [("one process (default)", _measure(lambda: pool.LocalPool(work), crops, 1))]

@@ -60,7 +60,8 @@ class FastWork:
     def load(self, threads: Optional[int] = None):
         limit_threads(threads)
         from .fast import FastStylizer
-        from .weights import default_decoder_path, ensure_fast_weights
+        from .weights import default_decoder_path
+        from .weights_fetch import ensure_fast_weights
 
         if self.weights is None:
             encoder, decoder = ensure_fast_weights()

@@ -24,9 +24,9 @@ SIDES = (64, 72, 80, 88, 96, 64)  # long sides of the 6 inputs
 @pytest.fixture(scope="module")
 def batch_inputs(tmp_path_factory, sample_pair):
     """6 small crops of the sample content and a 96 px style image."""
-    from nst import weights
+    from nst import weights_fetch
 
-    weights.ensure_fast_weights()
+    weights_fetch.ensure_fast_weights()
     folder = tmp_path_factory.mktemp("batch")
     content, style = (images.read_rgb(path) for path in sample_pair)
     (folder / "in").mkdir()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nst import fast, images, video, video_cli, video_io, weights
+from nst import fast, images, video, video_cli, video_io, weights_fetch
 
 WIDTH, HEIGHT, FPS, FRAMES = 128, 96, 12, 12
 SQUARE, STEP = 36, (3, 2)  # side of the moving square and its motion per frame (dx, dy), pixels
@@ -52,7 +52,7 @@ def clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stylizer():
-    return fast.FastStylizer(*weights.ensure_fast_weights())
+    return fast.FastStylizer(*weights_fetch.ensure_fast_weights())
 
 
 def true_motion(index):

@@ -207,12 +207,12 @@ def test_serve_refuses_a_bad_or_busy_port_in_one_line():
 
 
 def test_the_caching_stylizer_gives_the_same_pictures_and_encodes_a_photo_once(sample_pair, monkeypatch):
-    from nst import images, weights
+    from nst import images, weights_fetch
     from nst.fast import FastStylizer
 
     content = images.resize(images.read_rgb(sample_pair[0]), 96, 72)
     style = images.resize(images.read_rgb(sample_pair[1]), 96, 60)
-    vgg, decoder = weights.ensure_fast_weights()
+    vgg, decoder = weights_fetch.ensure_fast_weights()
     plain = FastStylizer(vgg, decoder)
     cached = web_jobs.caching_stylizer(vgg, decoder)
     encoded = []
