@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentError, build_parser
-from .cli_args import number
+from .cli_args import number, parse_or_status
 from .settings import Number
 from .images import OUTPUT_EXTENSIONS, ImageError
 
@@ -276,11 +276,9 @@ def main(argv, console: bool = False) -> int:
     from .files import FileProblem, OutputClaim
     from .manifest import MANIFEST_NAME, Manifest, ManifestError
 
-    parser = build_batch_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args, status = parse_or_status(build_batch_parser(), argv)
+    if args is None:
+        return status
     try:
         the_plan, manifest = plan(args, Manifest.open)
         the_plan.out_dir.mkdir(exist_ok=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import stylize as engine
 from .cli_args import (DEFAULT_GIF_FRAMES, DEFAULT_PRINT_EVERY, DEFAULT_SAVE_EVERY, EXIT_BAD_INPUT,  # noqa: F401
-                       EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, build_parser)
+                       EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, build_parser, parse_or_status)
 from .settings import DEFAULT_LEARNING_RATE, INITS, OPTIONS, Settings
 
 # Intermediate images (--save-every) a run may write: beyond this, a typo such as
@@ -370,11 +370,9 @@ def main(argv=None) -> int:
         import importlib
 
         return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:], console=console)
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args, status = parse_or_status(build_parser(), argv)
+    if args is None:
+        return status
     if args.method == "fast" or args.alpha is not None or args.mask or args.style_size is not None:
         from . import fast_cli
         return fast_cli.run(args, argv, console=console)

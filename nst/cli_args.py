@@ -44,6 +44,14 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
+def parse_or_status(parser: argparse.ArgumentParser, argv):
+    """(parsed args, None), or (None, exit status) where argparse exited (--help: 0, a bad flag: 2)."""
+    try:
+        return parser.parse_args(argv), None
+    except SystemExit as exit_:
+        return None, int(exit_.code or 0)
+
+
 def number(spec: Number):
     """An argparse ``type`` checking command-line text with ``spec`` (the engine's own check)."""
     def parse(text):

@@ -99,7 +99,21 @@ def _timed_call(run, payload):
         return "error", one_line(error), time.perf_counter() - started
 
 
-class LocalPool:
+class _Closing:
+    """``with pool:`` closes the pool on the way out, whatever happened inside."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class LocalPool(_Closing):
     """The work loaded once in this process; items run one after another."""
 
     kind = "local"
@@ -129,13 +143,6 @@ class LocalPool:
 
     def close(self) -> None:
         self._run = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 def _prepared(key, make_payload):
@@ -183,7 +190,7 @@ class _Flight:
     submitted: float
 
 
-class RayPool:
+class RayPool(_Closing):
     """A pool of ``workers`` Ray actors, each loading the work once and given one item at a time.
 
     ``address``: :data:`LOCAL_RAY` to start Ray on this machine, ``"auto"`` for the
@@ -343,13 +350,6 @@ class RayPool:
         if self._started_ray:
             self._ray.shutdown()
             self._started_ray = False
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 def _ray_message(error) -> str:

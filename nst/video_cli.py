@@ -19,7 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .cli import ArgumentError
-from .cli_args import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _Parser, number
+from .cli_args import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _Parser, number, parse_or_status
 from .settings import Number
 
 UNIT = number(Number(float, minimum=0, maximum=1))
@@ -219,11 +219,9 @@ def main(argv=None, console: bool = False) -> int:
     from .images import ImageError
     from .weights import WeightsError
 
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args, status = parse_or_status(build_parser(), argv)
+    if args is None:
+        return status
     try:
         clip, size, styles, target = _plan(args)
     except (ArgumentError, ImageError, FastError, video_io.VideoError) as error:

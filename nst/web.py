@@ -67,13 +67,12 @@ def _load_stylizer():
 def main(argv=None, console: bool = False) -> int:
     """``nst serve [--host H] [--port P]``: exit status 2 with one line for a bad flag, busy port or missing weights."""
     from .cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, tune_malloc
+    from .cli_args import parse_or_status
     from .weights import WeightsError
 
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args, status = parse_or_status(build_parser(), argv)
+    if args is None:
+        return status
     if not 0 <= args.port <= 65535:
         print(f"error: --port must be between 0 and 65535, not {args.port}", file=sys.stderr)
         return EXIT_BAD_INPUT
