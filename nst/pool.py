@@ -100,10 +100,7 @@ def _timed_call(run, payload):
 
 
 class _Closing:
-    """``with pool:`` closes the pool on the way out, whatever happened inside."""
-
-    def close(self) -> None:
-        raise NotImplementedError
+    """``with pool:`` calls the pool's own ``close()`` on the way out, whatever happened inside."""
 
     def __enter__(self):
         return self
