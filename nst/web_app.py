@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from .precision import DEFAULT_PRECISION, PRECISIONS, choose as choose_precision
 from .web_jobs import DEFAULT_ALPHA, DEFAULT_SIZE, MAX_SIZE, MAX_STYLES, Job, JobError, check_optimise, parse_request
 from .web_queue import QueueFull
 from .web_sessions import UploadError
@@ -92,7 +93,9 @@ def config(request: Request):
     store = request.app.state.store
     return {"samples": [image.describe() for image in store.samples.values()], "default_size": DEFAULT_SIZE,
             "max_size": MAX_SIZE, "default_strength": DEFAULT_ALPHA, "max_styles": MAX_STYLES,
-            "upload_limit_mb": store.upload_limit / 2 ** 20}
+            "upload_limit_mb": store.upload_limit / 2 ** 20,
+            "precisions": list(PRECISIONS), "default_precision": DEFAULT_PRECISION,
+            "auto_precision": choose_precision(DEFAULT_PRECISION)[0]}
 
 
 @router.post("/api/images")

@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 
 from .fast import DEFAULT_ALPHA
+from .precision import DEFAULT_PRECISION, PRECISIONS, choose as choose_precision
 from .stylize import DEFAULT_SIZE, DEFAULT_STYLE_WEIGHT, MIN_SIDE
 
 METHODS = ("fast", "optimise")
@@ -50,6 +51,7 @@ class Request:
     preserve_colors: bool
     iterations: Optional[int] = None  # optimisation, per scale; None: the engine's schedule
     slot: Optional[str] = None  # fast: a newer request with the same slot replaces a queued one
+    precision: str = DEFAULT_PRECISION  # as asked; nst.precision.choose gives what runs on this CPU
 
 
 def _number(payload, key, default, low, high, kind=float):
@@ -88,11 +90,14 @@ def parse_request(payload: dict, method: str) -> Request:
     if iterations is not None:
         iterations = _number(payload, "iterations", None, 1, MAX_ITERATIONS, int)
     slot = payload.get("slot")
+    precision = payload.get("precision", DEFAULT_PRECISION)
+    if precision not in PRECISIONS:
+        raise JobError(f"precision must be one of {', '.join(PRECISIONS)}")
     return Request(method=method, content=content, styles=pairs,
                    strength=_number(payload, "strength", DEFAULT_ALPHA, 0, 1),
                    size=_number(payload, "size", DEFAULT_SIZE, MIN_SIDE, MAX_SIZE, int),
                    preserve_colors=bool(payload.get("preserve_colors", False)),
-                   iterations=iterations, slot=slot if isinstance(slot, str) else None)
+                   iterations=iterations, slot=slot if isinstance(slot, str) else None, precision=precision)
 
 
 @dataclass
@@ -166,6 +171,15 @@ def caching_stylizer(*args, **kwargs):
         def __init__(self):
             super().__init__(*args, **kwargs)
             self._encoded = OrderedDict()
+            self._siblings = {self.precision: self}
+
+        def for_precision(self, precision: str):
+            """The same networks in another number format, built on first use (the weights are shared)."""
+            if precision not in self._siblings:
+                sibling = caching_stylizer(*args, **dict(kwargs, precision=precision))
+                sibling._siblings = self._siblings
+                self._siblings[precision] = sibling
+            return self._siblings[precision]
 
         def encode(self, image):
             image = np.ascontiguousarray(image)
@@ -186,6 +200,9 @@ def run_fast(job: Job, stylizer) -> None:
 
     r = job.request
     started = time.perf_counter()
+    precision, job.message = choose_precision(r.precision)
+    if stylizer.precision != precision:
+        stylizer = stylizer.for_precision(precision)
     content = _sized(job.images["content"].pixels, r.size)
     try:
         check_fits(*content.shape[:2], what="content image")
@@ -202,7 +219,7 @@ def run_fast(job: Job, stylizer) -> None:
         "method": "fast", "job": job.id, **_inputs_record(job),
         "settings": {"alpha": r.strength, "style_blend_weights": [w for _, w in r.styles],
                      "preserve_colors": r.preserve_colors, "size": [width, height],
-                     "style_sizes": [[s.shape[1], s.shape[0]] for s in styles]},
+                     "style_sizes": [[s.shape[1], s.shape[0]] for s in styles], "precision": precision},
         "status": "done", "elapsed_s": round(seconds, 3), "versions": _versions(),
     }
     job.progress = {"elapsed_s": round(seconds, 3)}
@@ -213,7 +230,7 @@ def optimise_settings(request: Request, n_styles: int):
     from .stylize import Settings
 
     settings = Settings(size=request.size, style_weight=request.strength * DEFAULT_STYLE_WEIGHT,
-                        preserve_colors=request.preserve_colors,
+                        preserve_colors=request.preserve_colors, precision=choose_precision(request.precision)[0],
                         style_blend_weights=[w for _, w in request.styles])
     if request.iterations is not None:
         settings.iterations = request.iterations
@@ -304,7 +321,7 @@ def run_optimise(job: Job, between_steps, changed) -> None:
         raise JobError(result.message or "no finite image was found; lower the strength")
     height, width = result.image.shape[:2]
     job.result_png, job.result_size = png_bytes(result.image), (width, height)
-    job.message = result.message
+    job.message = " ".join(filter(None, (choose_precision(r.precision)[1], result.message)))
     job.record = {
         "method": "optimise", "job": job.id, **_inputs_record(job),
         "settings": result.settings.to_json(), "status": result.status, "message": result.message,

@@ -229,6 +229,22 @@ def test_fast_result_appears_and_the_strength_slider_renders_again(server, brows
                      - pixels(first_png).astype(int))
     assert changed.mean() > 0.5  # less style: a different picture, not the same bytes again
 
+    # Issue 15: the number format. "auto" names what it picks on this server's CPU and the record says what
+    # ran; choosing fp32 renders again in fp32.
+    from selenium.webdriver.support.ui import Select
+
+    from nst.precision import choose
+
+    chooser, auto = Select(browser.find_element(By.ID, "precision")), choose("auto")[0]
+    assert chooser.first_selected_option.get_attribute("value") == "auto"
+    assert f"{auto} on this server" in chooser.first_selected_option.text
+    assert record["settings"]["precision"] == auto
+    chooser.select_by_value("fp32")
+    wait(browser, lambda d: result_state(d)["job"] not in ("", first["job"], second["job"])
+         and result_state(d)["width"] > 0, "the result in fp32")
+    third = json.loads(fetch_bytes(browser, f"/api/jobs/{result_state(browser)['job']}/record.json"))
+    assert third["settings"]["precision"] == "fp32"
+
 
 def test_optimisation_previews_stop_and_download(server, browser, sample_pair, shots, downloads):
     content, _ = sample_pair

@@ -33,6 +33,7 @@ def good(**changes):
     (good(iterations=0), "iterations must be between 1"),
     (good(styles=[{"id": str(i)} for i in range(9)]), "at most"),
     ([1, 2], "JSON object"),
+    (good(precision="fp16"), "precision must be one of auto, fp32, bf16"),
 ])
 def test_bad_requests_are_refused_in_one_line(payload, expected):
     with pytest.raises(JobError) as refused:
@@ -44,6 +45,7 @@ def test_a_good_request_keeps_its_numbers():
     request = parse_request(good(iterations=30, slot="page"), "optimise")
     assert (request.strength, request.size, request.iterations, request.slot) == (0.5, 256, 30, "page")
     assert request.styles == [("b", 1.0)]
+    assert request.precision == "auto" and parse_request(good(precision="bf16"), "fast").precision == "bf16"
 
 
 # ------------------------------------------------------------------ uploads and sessions
@@ -224,3 +226,34 @@ def test_the_caching_stylizer_gives_the_same_pictures_and_encodes_a_photo_once(s
                                       plain.stylize(content, [style], alpha=alpha))
     # plain: the photo 3 times and the style once; cached: each once (the style's statistics are cached anyway)
     assert encoded.count((72, 96, 3)) == 3 + 1 and len(encoded) == 4 + 2
+
+
+def _stored(path, long_side):
+    from nst import images
+    from nst.web_sessions import StoredImage
+
+    pixels = images.read_rgb(path)
+    height, width = images.size_for_long_side(*pixels.shape[:2], long_side)
+    return StoredImage(id=str(path), name=str(path), sha256="0", source="sample",
+                       original_size=(width, height), pixels=images.resize(pixels, width, height))
+
+
+@pytest.mark.parametrize("flags, runs", [("fpu sse2 avx2 fma", "fp32"), ("fpu avx2 avx512f amx_bf16", "bf16")])
+def test_the_page_asks_for_bf16_and_gets_what_the_cpu_has(sample_pair, monkeypatch, flags, runs):
+    """Issue 15: the page's number format; bf16 without units falls back to fp32 with a note, and the
+    JSON record says what ran. With units, a second set of networks in bf16 is built once and reused."""
+    from nst import precision, weights_fetch
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": flags)
+    stylizer = web_jobs.caching_stylizer(*weights_fetch.ensure_fast_weights(), precision="fp32")
+    pictures = {"content": _stored(sample_pair[0], 64), "styles": [_stored(sample_pair[1], 64)]}
+    jobs = []
+    for _ in range(2):
+        request = parse_request(good(size=64, precision="bf16"), "fast")
+        jobs.append(Job("alice", request, pictures))
+        web_jobs.run_fast(jobs[-1], stylizer)
+    for job in jobs:
+        assert job.record["settings"]["precision"] == runs and job.result_png
+        assert ("no bfloat16 units" in job.message) == (runs == "fp32")
+    assert sorted(stylizer._siblings) == sorted({"fp32", runs})
+    assert stylizer.for_precision(runs) is stylizer.for_precision(runs)

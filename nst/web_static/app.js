@@ -138,6 +138,7 @@ function request() {
     strength: parseFloat($("strength").value),
     size: parseInt($("size").value, 10),
     preserve_colors: $("preserve-colors").checked,
+    precision: $("precision").value,
   };
   const iterations = $("iterations").value.trim();
   if (method() === "optimise" && iterations) body.iterations = parseInt(iterations, 10);
@@ -187,7 +188,8 @@ async function runFast() {
   if (job.state !== "done") { showMessage(job.message || "the job failed"); return; }
   const seconds = job.progress.elapsed_s;
   showResult(job, `/api/jobs/${encodeURIComponent(job.id)}/result.png`,
-             `Fast: ${job.size[0]}×${job.size[1]} in ${seconds.toFixed(2)} s. Move the strength slider to re-render.`);
+             `Fast: ${job.size[0]}×${job.size[1]} in ${seconds.toFixed(2)} s. Move the strength slider to re-render.` +
+             (job.message ? ` Note: ${job.message}.` : ""));
   showDownloads(job);
   state.fastShown = true;
 }
@@ -305,6 +307,19 @@ function methodChanged() {
     : "The style weight, as a fraction of the default (0: the photo reconstructed, 1: a painting).";
 }
 
+// The number format of the convolutions (issue 15): "auto" says what it picks on the server's CPU.
+function drawPrecisions() {
+  const names = {auto: `auto (${state.config.auto_precision} on this server)`, fp32: "fp32", bf16: "bf16"};
+  for (const value of state.config.precisions) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = names[value] || value;
+    $("precision").appendChild(option);
+  }
+  $("precision").value = state.config.default_precision;
+  $("precision-help").textContent = "bf16 is faster only on CPUs with bfloat16 units; elsewhere it runs in fp32";
+}
+
 async function start() {
   try {
     state.config = await api("/api/config");
@@ -315,10 +330,12 @@ async function start() {
   $("strength").value = state.config.default_strength;
   $("size").value = state.config.default_size;
   $("size").max = state.config.max_size;
+  drawPrecisions();
   drawSamples();
   dropZone($("content-drop"), $("content-file"), true);
   dropZone($("style-drop"), $("style-file"), false);
   for (const id of ["strength", "size", "preserve-colors"]) $(id).addEventListener("input", changed);
+  $("precision").addEventListener("change", changed);
   document.querySelectorAll("input[name=method]").forEach((r) => r.addEventListener("change", methodChanged));
   $("run").addEventListener("click", () => (method() === "fast" ? runFast() : runOptimise()));
   $("stop").addEventListener("click", stop);
