@@ -167,15 +167,6 @@ def test_local_pool_retries_once_and_reports_an_item_that_fails_twice():
     assert figures["items"] == 4 and figures["failed"] == 1
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {
-        "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}})
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.slow
 def test_ray_batch_matches_one_process_and_survives_a_killed_worker(local_ray, one_process_run, batch_inputs,
                                                                     tmp_path, capsys, monkeypatch):
