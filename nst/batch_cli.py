@@ -264,10 +264,10 @@ def plan(args, manifest_open):
     out_dir = _out_dir(args.output)
     items = _items(inputs, out_dir, style_path)
     work, settings = _method_work(args, style, sha256_of(style_path))
-    if args.method != "fast":
-        _check_memory(items, work.settings.resolved(1), style)
     manifest = manifest_open(out_dir, settings, args.overwrite) if out_dir.is_dir() else None
     todo = _todo(items, manifest, args.overwrite) if manifest else list(items)
+    if args.method != "fast":
+        _check_memory(todo, work.settings.resolved(1), style)
     return Plan(items, todo, work, settings, out_dir, args.size), manifest
 
 
@@ -283,13 +283,12 @@ def _check_memory(items, settings, style) -> None:
     seen = set()
     for item in items:
         width, height = item.size
-        sizes = engine.scale_sizes(height, width, settings.size, settings.multiscale, settings.min_size)
-        if sizes[-1] in seen:
-            continue
-        seen.add(sizes[-1])
         try:
-            check_one(settings, sizes, [style])
-        except MemoryBudgetError as error:
+            sizes = engine.scale_sizes(height, width, settings.size, settings.multiscale, settings.min_size)
+            if sizes[-1] not in seen:
+                seen.add(sizes[-1])
+                check_one(settings, sizes, [style])
+        except (MemoryBudgetError, ValueError) as error:  # too large, or too thin at this --size
             raise ArgumentError(f"input {item.source.name}: {error}") from None
 
 
