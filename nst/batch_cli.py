@@ -383,7 +383,8 @@ def _consume(pool, the_plan: Plan, manifest, progress) -> None:
                 Path(name).write_bytes(png)
             manifest.record(outcome.key, {
                 "input": str(item.source.resolve()), "input_sha256": item.sha256,
-                "output_sha256": hashlib.sha256(png).hexdigest(), "worker": outcome.worker, "attempts": outcome.attempts, "compute_s": round(outcome.compute_s, 3),
+                "output_sha256": hashlib.sha256(png).hexdigest(), "worker": outcome.worker,
+                "attempts": outcome.attempts, "compute_s": round(outcome.compute_s, 3),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info})
         progress.add(outcome, item)
 

@@ -7,6 +7,14 @@ writing nothing.  The output is written under a hidden temporary name and
 renamed into place at the end; Ctrl-C (or SIGTERM) stops after the current
 frame and still publishes a playable video of the frames done so far
 (status 130).
+
+By default one process runs the frame loop of :mod:`nst.video`.  With
+``--workers N`` / ``--ray`` the work goes through :mod:`nst.pool` (the batch's
+flags): a frame per item for independent frames (fast method, consistency 0),
+else segments of frames with :data:`nst.video_segments.OVERLAP` frames shared
+and cross-faded.  The driver decodes one item at a time as a worker frees up,
+puts the results back in clip order and encodes them; an item that fails after
+the pool's retry ends the run with status 1 and leaves no output.
 """
 
 from __future__ import annotations
