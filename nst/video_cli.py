@@ -10,9 +10,9 @@ frame and still publishes a playable video of the frames done so far
 
 By default one process runs the frame loop of :mod:`nst.video`.  With
 ``--workers N`` / ``--ray`` the work goes through :mod:`nst.pool` (the batch's
-flags): a frame per item for independent frames (fast method, consistency 0),
-else segments of frames with :data:`nst.video_segments.OVERLAP` frames shared
-and cross-faded.  The driver decodes one item at a time as a worker frees up,
+flags): a frame per item for independent frames (consistency 0), else
+segments of frames with :data:`nst.video_segments.OVERLAP` frames shared and
+cross-faded.  The driver decodes one item at a time as a worker frees up,
 puts the results back in clip order and encodes them; an item that fails after
 the pool's retry ends the run with status 1 and leaves no output.
 """
@@ -97,7 +97,7 @@ def _add_pool_group(parser) -> None:
     from .video_segments import DEFAULT_SEGMENT_FRAMES, MIN_SEGMENT_FRAMES, OVERLAP
 
     group = parser.add_argument_group(
-        "workers", "frames (fast, --consistency 0) or overlapping segments of frames (otherwise) shared out to a "
+        "workers", "frames (--consistency 0) or overlapping segments of frames (otherwise) shared out to a "
                    "pool; --workers 1 alone runs that pool in this process")
     add_pool_options(group, workers_default=None)
     group.add_argument("--segment-frames", type=number(Number(int, minimum=MIN_SEGMENT_FRAMES)), default=None,

@@ -5,7 +5,7 @@ so it travels to Ray actors as it is.  ``load(threads)`` loads the network once
 and returns ``run(payload)``:
 
 * a single frame, uint8 [h, w, 3] -> its stylised frame, uint8 [h, w, 3]
-  (the fast method with consistency 0: frames are independent);
+  (consistency 0: frames are independent, for either method);
 * a segment, uint8 [n, h, w, 3] -> its n output frames, uint8 [n, h, w, 3],
   stylised in order with the frame loop of :mod:`nst.video` (flow and blend,
   or the optimisation from the warped previous output), started afresh.
@@ -38,8 +38,8 @@ class VideoWork:
 
     @property
     def per_frame(self) -> bool:
-        """Frames are independent (one frame per item), or the unit is a segment."""
-        return self.method == "fast" and self.consistency <= 0
+        """Frames are independent (consistency 0: one frame per item), or the unit is a segment."""
+        return self.consistency <= 0
 
     def stylist(self):
         """Load the network: fast, ``frame -> output``; optimised, ``(frame, guide) -> output``."""
@@ -72,8 +72,8 @@ class VideoWork:
         stylise = self.stylist()
 
         def run(payload: np.ndarray) -> np.ndarray:
-            if payload.ndim == 3:  # one frame of independent frames
-                return stylise(payload)
+            if payload.ndim == 3:  # one frame of independent frames (no guide from a previous one)
+                return stylise(payload) if self.method == "fast" else stylise(payload, None)
             return np.stack([done.output for done in self.events(list(payload), stylise)])
 
         return run

@@ -136,6 +136,10 @@ def test_optimised_method_runs_in_segments(clip, tmp_path, capsys):
     _run([clip, STYLE, "-o", out, "--method", "optimised", "--size", 64, "--max-frames", 9, "--iterations", 2,
           "--workers", 1, "--segment-frames", 8, "-q"], capsys)
     assert len(_frames(out)) == 9 and _frames(out)[0].shape == (48, 64, 3)
+    independent = tmp_path / "independent"  # consistency 0: a frame per item, no guide
+    _run([clip, STYLE, "-o", independent, "--method", "optimised", "--size", 64, "--max-frames", 2,
+          "--iterations", 2, "--consistency", 0, "--workers", 1, "-q"], capsys)
+    assert len(_frames(independent)) == 2
 
 
 def test_a_failed_item_fails_the_command_and_leaves_nothing(clip, tmp_path, capsys, monkeypatch):
