@@ -45,7 +45,7 @@ def add_pool_options(group, workers_default=1) -> None:
     """
     from .pool import LOCAL_RAY
 
-    shown = "1" if workers_default is None else str(workers_default)
+    shown = "not given, one process without a pool" if workers_default is None else str(workers_default)
     group.add_argument("--workers", type=number(Number(int, minimum=1)), default=workers_default, metavar="N",
                        help=f"workers, each with the networks loaded once; more than 1 needs --ray (default: {shown})")
     group.add_argument("--ray", nargs="?", const=LOCAL_RAY, default=None, metavar="ADDRESS|auto",

@@ -42,6 +42,7 @@ examples:
   nst video clip.mp4 art.jpg -o try.mp4 --start 12 --duration 3 --size 480   # a piece, to choose settings
   nst video clip.mov art.jpg -o out.webm --consistency 0       # independent frames (flickers)
   nst video frames/ art.jpg -o out_frames --fps 24             # a folder of numbered frames in and out
+  nst video clip.mp4 art.jpg -o out.mp4 --ray auto --workers 8  # on the Ray cluster of `ray start`
 
 OUT's suffix picks the container (.mp4, .mov, .mkv, .webm, .gif); no suffix
 writes a new folder of PNG frames.  The input's audio track is kept (not in a
@@ -97,8 +98,8 @@ def _add_pool_group(parser) -> None:
     from .video_segments import DEFAULT_SEGMENT_FRAMES, MIN_SEGMENT_FRAMES, OVERLAP
 
     group = parser.add_argument_group(
-        "workers", "frames (--consistency 0) or overlapping segments of frames (otherwise) shared out to a "
-                   "pool; --workers 1 alone runs that pool in this process")
+        "workers", "frames (--consistency 0) or overlapping segments of frames (otherwise) shared out\n"
+                   "to a pool; --workers 1 alone runs that pool in this process")
     add_pool_options(group, workers_default=None)
     group.add_argument("--segment-frames", type=number(Number(int, minimum=MIN_SEGMENT_FRAMES)), default=None,
                        metavar="F", help=f"frames per segment given to one worker, {OVERLAP} of them cross-faded "

@@ -203,6 +203,38 @@ def test_default_path_starts_no_pool_and_imports_no_ray(clip, tmp_path):
 
 
 @pytest.mark.slow
+def test_ctrl_c_at_the_terminal_with_ray_keeps_a_playable_video(clip, tmp_path):
+    """SIGINT to the whole process group (the command, Ray's processes, its workers), as a terminal sends it."""
+    import select
+    import signal
+    import time
+
+    pytest.importorskip("ray")
+    out = tmp_path / "stopped.mp4"
+    process = subprocess.Popen([sys.executable, "-m", "nst", "video", str(clip), str(STYLE), "-o", str(out),
+                                "--size", "0", "--consistency", "0", "--ray", "--workers", "2"],
+                               stderr=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    seen, deadline = b"", time.monotonic() + 240
+    try:
+        while not any(f" {n}/{FRAMES} ".encode() in seen for n in (3, 4, 5)) and time.monotonic() < deadline:
+            if select.select([process.stderr], [], [], 1.0)[0]:
+                chunk = os.read(process.stderr.fileno(), 4096)
+                if not chunk:
+                    break
+                seen += chunk
+        os.killpg(process.pid, signal.SIGINT)
+        _, rest = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, (seen + rest).decode(errors="replace")[-2000:]
+    made = video_io.describe(out)
+    assert 3 <= made["frames"] < FRAMES and made["has_audio"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.slow
 def test_ray_workers_stylise_the_clip_like_one_process(local_ray, clip, one_process_frames, tmp_path, capsys):
     out = tmp_path / "ray_frames"
     _run([clip, STYLE, "-o", out, "--size", 0, "--consistency", 0, "--ray", "--workers", 2, "-q"], capsys)
