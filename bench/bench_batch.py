@@ -148,7 +148,8 @@ def _time_video(argv) -> dict:
     finally:
         video_io.VideoWriter.write = real_write
     first = [t for t in writes if t - writes[0] < 0.05]
-    steady = (len(writes) - len(first)) / (writes[-1] - writes[0]) if writes[-1] > writes[0] else float("nan")
+    later = len(writes) - len(first)  # none when every frame came in one burst (two segments at once)
+    steady = later / (writes[-1] - writes[0]) if later else float("nan")
     return {"wall_s": time.perf_counter() - started, "frames": len(writes), "steady": steady}
 
 
