@@ -1,6 +1,12 @@
 """Batch throughput: the one-process pool against Ray with 1 and 2 workers, and Ray's overhead per item.
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_batch.py [--size 256] [--items 8]
+    PYTHONPATH=$PWD .venv/bin/python bench/bench_batch.py --video [--size 256] [--items 24]
+
+``--video`` measures ``nst video`` instead: frames per second of the one-process
+default against ``--ray --workers 1`` and ``--workers 2``, with independent frames
+(a frame per item) and with consistency (segments of 8 frames, 4 shared); see
+:func:`video_main`.
 
 All in one run, side by side, with the fast method on ``--items`` crops of the
 sample content (``--size`` px squares, so every item costs the same).  Each pool
@@ -14,6 +20,8 @@ that returns its input at once (the bare cost of sending an image and back).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 import time
@@ -66,8 +74,11 @@ def _measure(make_pool, crops, warmup: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=256, help="side of the square items (default: 256)")
-    parser.add_argument("--items", type=int, default=8, help="timed items per pool (default: 8)")
+    parser.add_argument("--items", type=int, default=8, help="timed items per pool (default: 8; --video: 24)")
+    parser.add_argument("--video", action="store_true", help="measure nst video's frames/s instead")
     args = parser.parse_args(argv)
+    if args.video:
+        return video_main(args.size, 24 if args.items == 8 else args.items)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import logging
 
@@ -101,6 +112,80 @@ def main(argv=None) -> int:
     print(f"Ray start (ray.init, local instance): {ray_start:.1f} s; an item that does nothing, "
           f"{args.size}x{args.size} RGB there and back: {echo['overhead_ms']:.1f} ms overhead, "
           f"{1000 * echo['wall_s'] / len(crops * 4):.1f} ms per item end to end")
+    return 0
+
+
+def _pan_frames(folder: Path, width: int, height: int, count: int) -> None:
+    """A pan across the sample photo, 3 px a frame, as numbered PNG frames."""
+    from nst import images
+
+    photo = images.read_rgb(images.fetch_sample("tubingen.jpg"))
+    photo = images.resize(photo, *images.size_for_long_side(*photo.shape[:2], 2 * width)[::-1])
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        images.save_rgb(folder / f"f{index:04d}.png", photo[:height, 3 * index:3 * index + width])
+
+
+def _time_video(argv) -> dict:
+    """Run ``nst video`` in this process; the wall time and the steady rate from the encoder's writes.
+
+    Steady rate: frames written after the first batch of writes, over the time from that batch to
+    the last write, so that starting the pool (or loading the network) is left out.
+    """
+    from nst import video_cli, video_io
+
+    writes, real_write = [], video_io.VideoWriter.write
+
+    def timed_write(self, frame):
+        real_write(self, frame)
+        writes.append(time.perf_counter())
+
+    video_io.VideoWriter.write = timed_write
+    started = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the command prints the path it wrote
+            assert video_cli.main(argv) == 0
+    finally:
+        video_io.VideoWriter.write = real_write
+    first = [t for t in writes if t - writes[0] < 0.05]
+    later = len(writes) - len(first)  # none when every frame came in one burst (two segments at once)
+    steady = later / (writes[-1] - writes[0]) if later else float("nan")
+    return {"wall_s": time.perf_counter() - started, "frames": len(writes), "steady": steady}
+
+
+def video_main(size: int, frames: int) -> int:
+    """Frames/s of nst video: the default against Ray with 1 and 2 workers, per frame and in segments."""
+    import logging
+    import tempfile
+
+    import ray
+
+    print(f"CPU: {cpu_description()}; load average {os.getloadavg()[0]:.2f}; ray {ray.__version__}", flush=True)
+    width, height = size, size * 9 // 16 // 2 * 2
+    print(f"nst video, fast method, {frames} frames of {width}x{height} (a pan), style The Starry Night", flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        clip, style = Path(scratch) / "pan", Path(scratch) / "style.png"
+        _pan_frames(clip, width, height, frames)
+        from nst import images
+        images.save_rgb(style, images.resize(images.read_rgb(images.fetch_sample("starry_night.jpg")), size, size))
+        rows = []
+        runs = [("default", []), ("Ray, 1 worker", ["--ray", "--workers", "1"]),
+                ("Ray, 2 workers", ["--ray", "--workers", "2"])]
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            for consistency, unit in (("0", "frame"), ("0.9", "segment of 8")):
+                for name, flags in runs:
+                    extra = ["--segment-frames", "8"] if flags and consistency != "0" else []
+                    out = Path(scratch) / f"out_{len(rows)}.mp4"
+                    argv = [str(clip), str(style), "-o", str(out), "--size", "0", "--fps", "25",
+                            "--consistency", consistency, "-q", *flags, *extra]
+                    rows.append((f"{name}, consistency {consistency} ({unit if flags else 'one loop'})",
+                                 _time_video(argv)))
+        finally:
+            ray.shutdown()
+    print(f"{'run':50} {'wall s':>7} {'frames/s overall':>17} {'frames/s steady':>16}")
+    for name, row in rows:
+        print(f"{name:50} {row['wall_s']:7.1f} {row['frames'] / row['wall_s']:17.3f} {row['steady']:16.3f}")
     return 0
 
 

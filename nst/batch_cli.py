@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentError, build_parser
+from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentError, build_parser, engine
 from .cli_args import number, parse_or_status
 from .settings import Number
 from .images import OUTPUT_EXTENSIONS, ImageError
@@ -38,19 +38,16 @@ FAST_ONLY = {"alpha": "--alpha", "style_size": "--style-size"}
 USAGE = "nst batch INPUTS... STYLE -o OUT_DIR [--method {optimise,fast}] [--workers N] [--ray [ADDRESS|auto]] ..."
 
 
-def build_batch_parser():
-    """The one-image command's parser (every flag that shapes a result), with the batch's own flags added."""
+def add_pool_options(group, workers_default=1) -> None:
+    """--workers, --ray, --cpus-per-worker, --threads: how items are run (``nst batch`` and ``nst video``).
+
+    ``workers_default`` None lets a command tell "not given" (its own one-process path) from 1.
+    """
     from .pool import LOCAL_RAY
 
-    parser = build_parser()
-    parser.prog, parser.usage = "nst batch", USAGE
-    parser.description = ("Stylise many images with one style. The positional arguments are INPUTS... STYLE "
-                          "(shown below as CONTENT and STYLE): files, folders or glob patterns, the last one the "
-                          "style image. -o is the output folder (created if missing). A rerun skips what is done.")
-    parser.epilog = None
-    group = parser.add_argument_group("batch")
-    group.add_argument("--workers", type=number(Number(int, minimum=1)), default=1, metavar="N",
-                       help="workers, each with the networks loaded once; more than 1 needs --ray (default: 1)")
+    shown = "not given, one process without a pool" if workers_default is None else str(workers_default)
+    group.add_argument("--workers", type=number(Number(int, minimum=1)), default=workers_default, metavar="N",
+                       help=f"workers, each with the networks loaded once; more than 1 needs --ray (default: {shown})")
     group.add_argument("--ray", nargs="?", const=LOCAL_RAY, default=None, metavar="ADDRESS|auto",
                        help="run the workers as Ray actors: alone, on a Ray instance started on this machine; "
                             "'auto' or an address, on that cluster (needs `pip install nst[ray]`)")
@@ -58,6 +55,27 @@ def build_batch_parser():
                        help="--ray: CPUs reserved per worker (default: the cluster's CPUs shared out)")
     group.add_argument("--threads", type=number(Number(int, minimum=1)), default=None, metavar="T",
                        help="TensorFlow threads per worker (default: every core; with --ray, the worker's CPUs)")
+
+
+def check_pool_options(args) -> None:
+    """Refuse pool flags that do not go together (ArgumentError)."""
+    workers = args.workers or 1
+    if workers > 1 and args.ray is None:
+        raise ArgumentError(f"--workers {workers} needs --ray (one process runs one worker); add --ray to run "
+                            f"{workers} workers on this machine")
+    if args.cpus_per_worker is not None and args.ray is None:
+        raise ArgumentError("--cpus-per-worker applies to --ray only")
+
+
+def build_batch_parser():
+    """The one-image command's parser (every flag that shapes a result), with the batch's own flags added."""
+    parser = build_parser()
+    parser.prog, parser.usage = "nst batch", USAGE
+    parser.description = ("Stylise many images with one style. The positional arguments are INPUTS... STYLE "
+                          "(shown below as CONTENT and STYLE): files, folders or glob patterns, the last one the "
+                          "style image. -o is the output folder (created if missing). A rerun skips what is done.")
+    parser.epilog = None
+    add_pool_options(parser.add_argument_group("batch"))
     return parser
 
 
@@ -66,6 +84,7 @@ class Item:
     source: Path
     output: Path
     sha256: str
+    size: tuple = (0, 0)  # (width, height) from the file's header
 
 
 @dataclass
@@ -115,13 +134,13 @@ def expand_inputs(patterns) -> list:
     return list(unique.values())
 
 
-def _check_header(path: Path) -> None:
-    """Refuse a file PIL cannot identify (reads the header only, not the pixels)."""
+def _check_header(path: Path) -> tuple:
+    """(width, height) of an image; refuses a file PIL cannot identify (reads the header only, not the pixels)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path):
-            pass
+        with Image.open(path) as image:
+            return image.size
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise ArgumentError(f"input {path} is not an image PIL can read ({type(error).__name__}); "
                             f"remove it from the inputs") from None
@@ -146,11 +165,7 @@ def _refuse_flags(args) -> None:
         changed = [flag for name, flag in FAST_ONLY.items() if getattr(args, name) is not None]
         if changed:
             raise ArgumentError(f"{changed[0]} applies to --method fast only; add --method fast or drop it")
-    if args.workers > 1 and args.ray is None:
-        raise ArgumentError(f"--workers {args.workers} needs --ray (one process runs one worker); add --ray to run "
-                            f"{args.workers} workers on this machine")
-    if args.cpus_per_worker is not None and args.ray is None:
-        raise ArgumentError("--cpus-per-worker applies to --ray only")
+    check_pool_options(args)
 
 
 def _method_work(args, style, style_sha):
@@ -208,7 +223,7 @@ def _items(sources, out_dir: Path, style_path: Path) -> list:
     by_name, taken = {}, {style_path.resolve()} | {p.resolve() for p in sources}
     items = []
     for source in sources:
-        _check_header(source)
+        size = _check_header(source)
         name = source.stem + OUTPUT_SUFFIX
         if name in by_name:
             raise ArgumentError(f"inputs {by_name[name]} and {source} would both write {out_dir / name}; rename one")
@@ -216,7 +231,7 @@ def _items(sources, out_dir: Path, style_path: Path) -> list:
         output = out_dir / name
         if output.resolve() in taken:
             raise ArgumentError(f"output {output} is one of the inputs; choose another output folder")
-        items.append(Item(source, output, sha256_of(source)))
+        items.append(Item(source, output, sha256_of(source), size))
     return items
 
 
@@ -251,7 +266,30 @@ def plan(args, manifest_open):
     work, settings = _method_work(args, style, sha256_of(style_path))
     manifest = manifest_open(out_dir, settings, args.overwrite) if out_dir.is_dir() else None
     todo = _todo(items, manifest, args.overwrite) if manifest else list(items)
+    if args.method != "fast":
+        _check_memory(todo, work.settings.resolved(1), style)
     return Plan(items, todo, work, settings, out_dir, args.size), manifest
+
+
+def _check_memory(items, settings, style) -> None:
+    """Refuse the batch, before any network is loaded, if one input's optimisation would not fit in memory.
+
+    The one-image command's check (:func:`nst.cli._check_memory`) on each distinct final size;
+    EXIF rotation swaps width and height, which changes neither the pixels nor the long side.
+    """
+    from .budget import MemoryBudgetError
+    from .cli import _check_memory as check_one
+
+    seen = set()
+    for item in items:
+        width, height = item.size
+        try:
+            sizes = engine.scale_sizes(height, width, settings.size, settings.multiscale, settings.min_size)
+            if sizes[-1] not in seen:
+                seen.add(sizes[-1])
+                check_one(settings, sizes, [style])
+        except (MemoryBudgetError, ValueError) as error:  # too large, or too thin at this --size
+            raise ArgumentError(f"input {item.source.name}: {error}") from None
 
 
 def _payload(item: Item, method: str, size: int):
@@ -345,7 +383,8 @@ def _consume(pool, the_plan: Plan, manifest, progress) -> None:
                 Path(name).write_bytes(png)
             manifest.record(outcome.key, {
                 "input": str(item.source.resolve()), "input_sha256": item.sha256,
-                "output_sha256": hashlib.sha256(png).hexdigest(), "worker": outcome.worker, "attempts": outcome.attempts, "compute_s": round(outcome.compute_s, 3),
+                "output_sha256": hashlib.sha256(png).hexdigest(), "worker": outcome.worker,
+                "attempts": outcome.attempts, "compute_s": round(outcome.compute_s, 3),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info})
         progress.add(outcome, item)
 

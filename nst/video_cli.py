@@ -7,6 +7,14 @@ writing nothing.  The output is written under a hidden temporary name and
 renamed into place at the end; Ctrl-C (or SIGTERM) stops after the current
 frame and still publishes a playable video of the frames done so far
 (status 130).
+
+By default one process runs the frame loop of :mod:`nst.video`.  With
+``--workers N`` / ``--ray`` the work goes through :mod:`nst.pool` (the batch's
+flags): a frame per item for independent frames (consistency 0), else
+segments of frames with :data:`nst.video_segments.OVERLAP` frames shared and
+cross-faded.  The driver decodes one item at a time as a worker frees up,
+puts the results back in clip order and encodes them; an item that fails after
+the pool's retry ends the run with status 1 and leaves no output.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ examples:
   nst video clip.mp4 art.jpg -o try.mp4 --start 12 --duration 3 --size 480   # a piece, to choose settings
   nst video clip.mov art.jpg -o out.webm --consistency 0       # independent frames (flickers)
   nst video frames/ art.jpg -o out_frames --fps 24             # a folder of numbered frames in and out
+  nst video clip.mp4 art.jpg -o out.mp4 --ray auto --workers 8  # on the Ray cluster of `ray start`
 
 OUT's suffix picks the container (.mp4, .mov, .mkv, .webm, .gif); no suffix
 writes a new folder of PNG frames.  The input's audio track is kept (not in a
@@ -78,8 +87,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-frames", type=number(Number(int, minimum=1)), default=None, help="stylise at most N frames")
     g.add_argument("--fps", type=number(Number(float, positive=True)), default=None,
                    help="frame rate of a folder of frames (default 25), or to override a file's")
+    _add_pool_group(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _add_pool_group(parser) -> None:
+    """The batch's pool flags, plus the segment length (see nst.video_segments)."""
+    from .batch_cli import add_pool_options
+    from .video_segments import DEFAULT_SEGMENT_FRAMES, MIN_SEGMENT_FRAMES, OVERLAP
+
+    group = parser.add_argument_group(
+        "workers", "frames (--consistency 0) or overlapping segments of frames (otherwise) shared out\n"
+                   "to a pool; --workers 1 alone runs that pool in this process")
+    add_pool_options(group, workers_default=None)
+    group.add_argument("--segment-frames", type=number(Number(int, minimum=MIN_SEGMENT_FRAMES)), default=None,
+                       metavar="F", help=f"frames per segment given to one worker, {OVERLAP} of them cross-faded "
+                                         f"with each neighbour (default {DEFAULT_SEGMENT_FRAMES})")
 
 
 def _styles(args, frame_long_side: int) -> list:
@@ -112,6 +136,7 @@ def _plan(args):
         raise ArgumentError("--alpha applies to --method fast only; drop it")
     if args.method == "fast" and args.iterations is not None:
         raise ArgumentError("--iterations applies to --method optimised only; drop it or add --method optimised")
+    _check_pool_flags(args)
     fps = Fraction(args.fps).limit_denominator(1001) if args.fps else None
     clip = video_io.open_clip(args.input, fps=fps)
     clip = video_io.trim(clip, args.start, args.duration, args.max_frames)
@@ -119,6 +144,22 @@ def _plan(args):
     check_fits(height, width, what="frame")
     target = video_io.check_output(args.output, [args.input, *args.styles], args.overwrite)
     return clip, (width, height), _styles(args, max(width, height)), target
+
+
+def _pooled(args) -> bool:
+    """Run through nst.pool (--workers or --ray given), or the one-process frame loop (the default)."""
+    return args.workers is not None or args.ray is not None
+
+
+def _check_pool_flags(args) -> None:
+    from .batch_cli import check_pool_options
+
+    check_pool_options(args)
+    if not _pooled(args):
+        given = [flag for flag, value in (("--threads", args.threads), ("--segment-frames", args.segment_frames))
+                 if value is not None]
+        if given:
+            raise ArgumentError(f"{given[0]} applies with --workers or --ray only; add one or drop it")
 
 
 def _progress_bar(total, quiet):
@@ -185,27 +226,18 @@ def _ignore_signals_while(console: bool, action):
             signal.signal(signum, handler)
 
 
-def _stylise_all(args, clip, size, styles, writer, bar, stops) -> int:
-    """The frame loop: decode, stylise, blend, encode.  Returns the frames written."""
-    from . import video, video_io
+def _video_work(args, size, styles):
+    from .video_work import VideoWork
 
-    frames = video_io.read_frames(clip, *size)
-    if args.method == "fast":
-        from .fast import DEFAULT_ALPHA, FastStylizer
+    return VideoWork(args.method, styles, args.consistency, args.flow, max(size), args.style_blend_weights,
+                     args.preserve_colors, args.alpha, args.iterations)
 
-        alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
-        stylise = video.fast_frame_stylist(FastStylizer(), styles, alpha=alpha, style_weights=args.style_blend_weights,
-                                           preserve_colors=args.preserve_colors)
-        events = video.stylize_fast(frames, stylise, args.consistency, args.flow)
-    else:
-        from .stylize import Settings, Stylizer
 
-        settings = Settings(size=max(size), multiscale=False, iterations=args.iterations or video.DEFAULT_ITERATIONS,
-                            style_blend_weights=args.style_blend_weights, preserve_colors=args.preserve_colors,
-                            seed=0)
-        stylise = video.optimised_frame_stylist(Stylizer(settings), styles, args.consistency)
-        events = video.stylize_optimised(frames, stylise, args.consistency, args.flow)
-    for done in events:
+def _stylise_all(work, clip, size, writer, bar, stops) -> int:
+    """The one-process frame loop: decode, stylise, blend, encode.  Returns the frames written."""
+    from . import video_io
+
+    for done in work.events(video_io.read_frames(clip, *size)):
         stops.write(writer, done.output)
         bar.update(1)
         bar.set_postfix_str(f"{1 / max(sum(done.seconds.values()), 1e-9):.2f} frame/s stylise+flow, "
@@ -213,11 +245,113 @@ def _stylise_all(args, clip, size, styles, writer, bar, stops) -> int:
     return writer.frames
 
 
+class _Failed(Exception):
+    """The run cannot go on: one line for stderr and the exit status; the partial output is discarded."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+def _open_pool(args, work):
+    """A context manager giving the pool (None on the default one-process path); raises _Failed."""
+    from contextlib import nullcontext
+
+    if not _pooled(args):
+        return nullcontext()
+    from .files import one_line
+    from .pool import PoolError, open_pool
+
+    try:
+        return open_pool(work, args.workers or 1, args.ray, args.cpus_per_worker, args.threads)
+    except (PoolError, RuntimeError) as error:
+        raise _Failed(str(error), EXIT_BAD_INPUT) from None
+    except Exception as error:  # the network would not load (WeightsError and the like): one line
+        raise _Failed(one_line(error), EXIT_BAD_INPUT) from None
+
+
+def _pool_items(args, work, frames, labels: dict, shared: dict):
+    """(key, make_payload) per frame or per segment, decoding only as the pool asks for the next item."""
+    from .video_segments import DEFAULT_SEGMENT_FRAMES, segments_of
+
+    if work.per_frame:
+        for index, frame in enumerate(frames):
+            labels[index] = f"frame {index + 1}"
+            yield str(index), (lambda frame=frame: frame)
+        return
+    for index, piece in enumerate(segments_of(frames, args.segment_frames or DEFAULT_SEGMENT_FRAMES)):
+        labels[index] = f"segment {index + 1} (frames {piece.start + 1}-{piece.start + len(piece.frames)})"
+        shared[index] = piece.shared
+        yield str(index), (lambda stack=piece.frames: stack)
+
+
+def _stylise_pooled(args, work, pool, clip, size, writer, bar, stops) -> int:
+    """Frames or segments out to the pool, results back in clip order, segments stitched, frames encoded."""
+    from . import video_io
+    from .video_segments import Stitcher, in_order
+
+    labels, shared, stitcher = {}, {}, Stitcher()
+    items = _pool_items(args, work, video_io.read_frames(clip, *size), labels, shared)
+    for index, outcome in in_order(_checked(pool.results(items), labels)):
+        labels.pop(index)
+        outputs = outcome.result[None] if work.per_frame else stitcher.add(outcome.result, shared.pop(index))
+        for frame in outputs:
+            stops.write(writer, frame)
+            bar.update(1)
+    for frame in stitcher.finish():
+        stops.write(writer, frame)
+        bar.update(1)
+    return writer.frames
+
+
+def _checked(outcomes, labels: dict):
+    """(index, outcome) for each item done; the first item that failed (after the pool's retry) ends the run."""
+    for outcome in outcomes:
+        if not outcome.ok:
+            raise _Failed(f"{labels.get(int(outcome.key), outcome.key)} failed on worker {outcome.worker} after "
+                          f"{outcome.attempts} tries: {outcome.error}; nothing was written", EXIT_FAILED)
+        yield int(outcome.key), outcome
+
+
+def _run(args, clip, size, styles, target, console):
+    """Stylise and encode: (writer, status), the writer None if stopped before it started.  Raises _Failed."""
+    from . import video_io
+    from .fast import FastError
+    from .weights import WeightsError
+
+    audio = video_io.AudioSource(clip.path, clip.start) if clip.has_audio else None
+    work, writer = _video_work(args, size, styles), None
+    try:
+        with _Stops(console) as stops, _open_pool(args, work) as pool:
+            writer = video_io.VideoWriter(target, *size, clip.fps, audio)
+            with _progress_bar(clip.frames, args.quiet) as bar:
+                if pool is None:
+                    _stylise_all(work, clip, size, writer, bar, stops)
+                else:
+                    _stylise_pooled(args, work, pool, clip, size, writer, bar, stops)
+        return writer, EXIT_OK
+    except KeyboardInterrupt:
+        return writer, EXIT_INTERRUPTED
+    except _Failed:
+        _discard(writer)
+        raise
+    except (WeightsError, FastError, video_io.VideoError) as error:
+        _discard(writer)
+        raise _Failed(str(error), EXIT_BAD_INPUT) from None
+    except OSError as error:  # a full disk, a vanished folder, a failed encoder: nothing partial is left
+        _discard(writer)
+        raise _Failed(f"could not write {target} ({error.strerror or error})", EXIT_FAILED) from None
+
+
+def _discard(writer) -> None:
+    if writer is not None:
+        writer.discard()
+
+
 def main(argv=None, console: bool = False) -> int:
     from . import video_io
     from .fast import FastError
     from .images import ImageError
-    from .weights import WeightsError
 
     args, status = parse_or_status(build_parser(), argv)
     if args is None:
@@ -228,27 +362,12 @@ def main(argv=None, console: bool = False) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    audio = video_io.AudioSource(clip.path, clip.start) if clip.has_audio else None
-    writer = None
     started = time.perf_counter()
     try:
-        with _Stops(console) as stops:
-            writer = video_io.VideoWriter(target, *size, clip.fps, audio)
-            with _progress_bar(clip.frames, args.quiet) as bar:
-                _stylise_all(args, clip, size, styles, writer, bar, stops)
-        status = EXIT_OK
-    except KeyboardInterrupt:
-        status = EXIT_INTERRUPTED
-    except (WeightsError, FastError, video_io.VideoError) as error:
-        if writer is not None:
-            writer.discard()
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as error:  # a full disk, a vanished folder, a failed encoder: nothing partial is left
-        if writer is not None:
-            writer.discard()
-        print(f"error: could not write {target} ({error.strerror or error})", file=sys.stderr)
-        return EXIT_FAILED
+        writer, status = _run(args, clip, size, styles, target, console)
+    except _Failed as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return failure.status
     return _publish(writer, target, clip, status, started, args.quiet, console)
 
 

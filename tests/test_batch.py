@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nst import batch_cli, images, pool
@@ -167,15 +168,6 @@ def test_local_pool_retries_once_and_reports_an_item_that_fails_twice():
     assert figures["items"] == 4 and figures["failed"] == 1
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {
-        "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}})
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.slow
 def test_ray_batch_matches_one_process_and_survives_a_killed_worker(local_ray, one_process_run, batch_inputs,
                                                                     tmp_path, capsys, monkeypatch):
@@ -201,3 +193,23 @@ def test_ray_batch_matches_one_process_and_survives_a_killed_worker(local_ray, o
     assert summary["retried"][0]["worker"] == f"ray-{killed[0]}"
     assert sum(worker["restarts"] for worker in summary["per_worker"]) == 1
     assert sum(worker["items"] for worker in summary["per_worker"]) == 6
+
+
+def test_optimise_batch_refuses_an_image_too_large_for_memory_before_loading(batch_inputs, tmp_path, capsys,
+                                                                             monkeypatch):
+    """The one-image command's memory check, per input, before any network is loaded or output made."""
+    from nst import budget
+
+    monkeypatch.setattr(budget, "available_bytes", lambda: 2560 * 2 ** 20)  # 2.5 GiB free
+    monkeypatch.setattr(pool, "open_pool", lambda *a, **k: pytest.fail("the pool was opened"))
+    out = tmp_path / "out"
+    wide, square = tmp_path / "wide.png", tmp_path / "square.png"
+    images.save_rgb(wide, np.zeros((64, 128, 3), np.uint8))
+    images.save_rgb(square, np.zeros((64, 64, 3), np.uint8))
+    # nst.budget's model, 1300 MiB + 2.4 KiB a pixel: at --size 800, 800x400 needs 2050 MiB, 800x800 2800 MiB.
+    common = [str(batch_inputs / "style.png"), "-o", str(out), "--size", "800", "--no-multiscale"]
+    err = _one_line_refusal(capsys, [str(wide), str(square), *common])
+    assert "input square.png" in err and "800 px" in err and "largest --size that fits is about 7" in err, err
+    assert not out.exists()
+    fitting = batch_cli.build_batch_parser().parse_args([str(wide), *common])
+    assert len(batch_cli.plan(fitting, pytest.fail)[0].todo) == 1  # the wide one alone fits
