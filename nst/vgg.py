@@ -70,8 +70,6 @@ def build_vgg19(weights: VGGWeights, image, pooling: str = "avg", last_layer: st
     ``dtype`` "bfloat16" runs the convolutions in bfloat16 (:mod:`nst.precision`);
     the returned tensors are float32 either way, so Grams and costs stay float32.
     """
-    import tensorflow as tf
-
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
     graph = {}

@@ -3,7 +3,6 @@
 import hashlib
 import io
 import pickle
-import struct
 
 import numpy as np
 import pytest
