@@ -146,10 +146,35 @@ def test_cli_piece_to_gif_and_folder(clip, tmp_path, capsys):
     assert made["frames"] == 4 and made["size"] == (64, 48)
     folder = tmp_path / "frames"
     assert video_cli.main([str(gif), str(STYLE), "-o", str(folder), "--consistency", "0", "-q"]) == 0
-    assert sorted(p.name for p in folder.iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 5)]
+    assert sorted(p.name for p in folder.iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 5)] + ["video.json"]
     again = tmp_path / "again.mp4"
     assert video_cli.main([str(folder), str(STYLE), "-o", str(again), "--fps", "8", "-q"]) == 0
     assert video_io.describe(again)["frames"] == 4 and video_io.describe(again)["fps"] == 8
+
+
+def test_frame_folder_keeps_rate_and_sound_for_the_way_back(clip, tmp_path, capsys):
+    """mp4 -> a folder of frames (+ sidecar) -> mp4 again, with no --fps: the clip's rate and sound come back."""
+    import json
+
+    folder = tmp_path / "frames"
+    assert video_cli.main([str(clip), str(STYLE), "-o", str(folder), "--max-frames", "6", "-q"]) == 0, \
+        capsys.readouterr().err
+    record = json.loads((folder / video_io.SIDECAR_NAME).read_text())
+    assert record["fps"] == str(FPS) and record["frames"] == 6 and record["audio"] == video_io.SIDECAR_AUDIO
+    assert video_io.describe(folder)["fps"] == FPS and video_io.describe(folder)["has_audio"]
+    again = tmp_path / "again.mp4"
+    assert video_cli.main([str(folder), str(STYLE), "-o", str(again), "--consistency", "0", "-q"]) == 0, \
+        capsys.readouterr().err
+    made = video_io.describe(again)
+    assert made["frames"] == 6 and made["fps"] == FPS and made["has_audio"]
+    assert abs(made["audio_seconds"] - 6 / FPS) < 0.1
+    # --fps still wins over the sidecar; a damaged sidecar is refused in one line.
+    faster = tmp_path / "faster.mp4"
+    assert video_cli.main([str(folder), str(STYLE), "-o", str(faster), "--consistency", "0", "--fps", "24",
+                           "-q"]) == 0
+    assert video_io.describe(faster)["fps"] == 24
+    (folder / video_io.SIDECAR_NAME).write_text("{not json")
+    _refused([str(folder), str(STYLE), "-o", str(tmp_path / "b.mp4")], capsys, "not a valid sidecar")
 
 
 def _refused(argv, capsys, expect):
