@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Flicker, look and speed of `nst video --method fast` (issue 16).
+"""Flicker, look and speed of `nst video` (issue 16).
 
     python bench/bench_video.py [--frames 10] [--rounds 2] [--consistency 0.7] [--seconds 6]
+    python bench/bench_video.py --look-only --frames 10 --sweep 0.5 0.7 1   # flicker and look, no timing
+    python bench/bench_video.py --method optimised --frames 6 --size 256 --iterations 20 \
+        --temporal-weights 0.01 0.1 1                                      # Ruder et al.'s method
 
 The clip: a 6 s, 25 fps, 854x480 camera move (a slow pan and a 1.0 -> 1.3
 zoom, sub-pixel smooth) over the project's sample photo ``tubingen.jpg``
@@ -18,13 +21,19 @@ Printed:
   Farneback method on the input frames, *not* the DIS flow the tool blends
   with, so the tool's own flow cannot flatter itself;
 * the style cost per frame (the course's 0.2 x conv1_1..conv5_1 Gram cost,
-  bench_look's Judge) with consistency, divided by that of independent frames;
+  bench_look's Judge, on frames 1, 1 + n, ...: frame 0 is the same either way)
+  with consistency, divided by that of independent frames;
 * frames per second at 360p and 480p: the fast mode alone (frames already in
   memory, style statistics cached: ``FastStylizer.stylize``) and the whole
   pipeline (decode, stylise, flow, blend, encode with sound) with
   consistency 0 and on.
-Pictures: bench/out/video/still.jpg (one output frame) and sheet.png (input,
-independent, consistent, and both warping-error maps for four frames).
+With ``--method optimised``: the same two measures for independent optimised
+frames and for Ruder et al.'s (warped start, temporal cost), at each temporal
+weight asked for, on a short piece at a small size.
+Pictures: bench/out/video/still.jpg (one output frame), sheet.png (input,
+independent, consistent, and both warping-error maps for four frames) and
+crops.png (a flat and a busy square of the last frame, input / independent /
+consistent, enlarged 3x).
 """
 
 from __future__ import annotations
@@ -203,6 +212,93 @@ def save_pictures(inputs, independent, consistent):
     rows = [np.concatenate(row, axis=1) for row in rows]
     sheet = np.concatenate(rows, axis=0)
     Image.fromarray(sheet).resize((sheet.shape[1] // 2, sheet.shape[0] // 2), Image.LANCZOS).save(OUT / "sheet.png")
+    save_crops(inputs, independent, consistent)
+
+
+def save_crops(inputs, independent, consistent, side=96, zoom=3):
+    """crops.png: the last frame's flattest and busiest ``side``-px squares, input / independent / consistent,
+    each enlarged ``zoom`` times without smoothing, so the strokes of one pixel can be compared."""
+    from PIL import Image
+
+    last = len(inputs) - 1
+    gray = inputs[last].astype(np.float32).mean(axis=2)
+    busy = {}
+    for top in range(0, gray.shape[0] - side + 1, side // 2):
+        for left in range(0, gray.shape[1] - side + 1, side // 2):
+            window = gray[top:top + side, left:left + side]
+            busy[top, left] = np.abs(np.diff(window, axis=0)).mean() + np.abs(np.diff(window, axis=1)).mean()
+    picks = [min(busy, key=busy.get), max(busy, key=busy.get)]  # a flat area (sky), a textured one
+    rows = []
+    for top, left in picks:
+        crops = [image[last][top:top + side, left:left + side] for image in (inputs, independent, consistent)]
+        rows.append(np.concatenate([c.repeat(zoom, 0).repeat(zoom, 1) for c in crops], axis=1))
+    Image.fromarray(np.concatenate(rows, axis=0)).save(OUT / "crops.png")
+
+
+def style_judge(style):
+    """``outputs, picks -> mean style cost`` of the picked frames against ``style`` (its Grams computed once)."""
+    from bench_look import Judge
+
+    judge = Judge()
+    style_grams = judge.features.style_grams(style)
+    judge.features.style_grams = lambda image, real=judge.features.style_grams: (
+        style_grams if image is style else real(image))
+    return lambda outputs, picks: float(np.mean([judge.style_cost(outputs[t], style) for t in picks]))
+
+
+def sized_style(style_photo, long_side):
+    from nst import images
+
+    return images.resize(style_photo, *images.size_for_long_side(*style_photo.shape[:2], long_side)[::-1])
+
+
+def look_fast(frames, off, consistency, args, style):
+    """Warping error and style cost of independent frames, then re-blended at a sweep of consistencies."""
+    from nst import video
+
+    picks = list(range(1, len(frames), args.style_every))  # frame 0 is the same either way: left out
+    style_cost = style_judge(style)
+    base_error, base_cost = warping_errors(frames, off), style_cost(off, picks)
+    print(f"{frames[0].shape[1]}x{frames[0].shape[0]}, independent frames: warping error {base_error:.4f} "
+          f"(Farneback flow and mask), style cost per frame {base_cost:.5f} (frames {picks})")
+    table = {id(frame): out for frame, out in zip(frames, off)}  # consistency 0 = the stylised frames
+    blended_at = {}
+    for c in sorted({*args.sweep, consistency}):
+        blended_at[c] = [d.output for d in video.stylize_fast(frames, lambda f: table[id(f)], c)]
+        error, cost = warping_errors(frames, blended_at[c]), style_cost(blended_at[c], picks)
+        print(f"    consistency {c:g}: warping error {error:.4f} ({error / base_error - 1:+.0%}), style cost "
+              f"{cost:.5f} (ratio {cost / base_cost:.3f})")
+    return blended_at[consistency]
+
+
+def bench_optimised(clip_path, args, style_photo) -> None:
+    """Ruder et al.'s method on a short piece: independent optimised frames against the temporal ones."""
+    from nst import video, video_io
+    from nst.stylize import Settings, Stylizer
+
+    clip = video_io.open_clip(clip_path)
+    size = video_io.even_size(clip.width, clip.height, args.size)
+    frames = decoded(clip_path, size, args.frames)
+    style = sized_style(style_photo, max(size))
+    stylizer = Stylizer(Settings(size=max(size), multiscale=False, iterations=args.iterations, seed=0))
+    picks = list(range(1, len(frames), args.style_every))
+    style_cost = style_judge(style)
+    print(f"optimised method, {size[0]}x{size[1]}, {len(frames)} frames, {args.iterations} L-BFGS iterations "
+          f"per frame; style cost on frames {picks}")
+    consistency = video.DEFAULT_CONSISTENCY if args.consistency is None else args.consistency
+    runs = [(0.0, 0.0)] + [(consistency, weight) for weight in args.temporal_weights or [video.TEMPORAL_WEIGHT_AT_FULL]]
+    base = None
+    for c, weight in runs:
+        video.TEMPORAL_WEIGHT_AT_FULL = weight  # read by optimised_frame_stylist: the weight at consistency 1
+        stylise = video.optimised_frame_stylist(stylizer, [style], c)
+        started = time.perf_counter()
+        outputs = [d.output for d in video.stylize_optimised(frames, stylise, c)]
+        seconds = (time.perf_counter() - started) / len(frames)
+        error, cost = warping_errors(frames, outputs), style_cost(outputs, picks)
+        base = base or (error, cost)
+        print(f"    consistency {c:g}, temporal weight at consistency 1 {weight:g}: warping error {error:.4f} "
+              f"({error / base[0] - 1:+.0%}), style cost {cost:.5f} (ratio {cost / base[1]:.3f}); "
+              f"{seconds:.1f} s per frame", flush=True)
 
 
 def main(argv=None) -> int:
@@ -211,44 +307,40 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds per size")
     parser.add_argument("--consistency", type=float, default=None, help="default: the tool's")
     parser.add_argument("--seconds", type=float, default=6.0, help="length of the generated clip")
-    parser.add_argument("--style-every", type=int, default=3, help="style cost on every n-th frame")
+    parser.add_argument("--style-every", type=int, default=2, help="style cost on every n-th frame from frame 1")
+    parser.add_argument("--sweep", type=float, nargs="*", default=list(SWEEP),
+                        help="consistencies to compare (re-blended for the fast method, re-run for optimised)")
+    parser.add_argument("--look-only", action="store_true", help="fast method: flicker and look at 480p, no timing")
+    parser.add_argument("--method", choices=("fast", "optimised"), default="fast")
+    parser.add_argument("--size", type=int, default=256, help="optimised method: long side of the frames")
+    parser.add_argument("--iterations", type=int, default=20, help="optimised method: L-BFGS iterations per frame")
+    parser.add_argument("--temporal-weights", type=float, nargs="*", default=None,
+                        help="optimised method: temporal weights at consistency 1 to compare (default: the tool's)")
     args = parser.parse_args(argv)
     from bench_fast import cpu_description
-    from bench_look import Judge
     from nst import fast, images, video, video_io
 
     consistency = video.DEFAULT_CONSISTENCY if args.consistency is None else args.consistency
     OUT.mkdir(parents=True, exist_ok=True)
-    print(f"CPU: {cpu_description()}")
+    print(f"CPU: {cpu_description()}; load average {os.getloadavg()[0]:.1f}")
     clip_path = make_clip(OUT / "tubingen_pan.mp4", args.seconds)
     print(f"clip: {clip_path} ({args.seconds:g} s, {FPS} fps, 854x480, tone); {args.frames} frames per run; "
           f"consistency {consistency}")
-    stylizer = fast.FastStylizer()
     style_photo = images.read_rgb(images.fetch_sample("starry_night.jpg"))
-    results = {}
-    for name, size in SIZES.items():
-        style = images.resize(style_photo, *images.size_for_long_side(*style_photo.shape[:2], max(size))[::-1])
-        results[name] = time_size(name, size, clip_path, args, stylizer, style, consistency)
+    if args.method == "optimised":
+        bench_optimised(clip_path, args, style_photo)
+        return 0
+    stylizer = fast.FastStylizer()
+    if args.look_only:
+        frames = decoded(clip_path, SIZES["480p"], args.frames)
+        style = sized_style(style_photo, 854)
+        off = [stylizer.stylize(frame, [style]) for frame in frames]
+        save_pictures(frames, off, look_fast(frames, off, consistency, args, style))
+        return 0
+    results = {name: time_size(name, size, clip_path, args, stylizer, sized_style(style_photo, max(size)),
+                               consistency) for name, size in SIZES.items()}
     frames, off, on = results["480p"]
-    judge = Judge()
-    style = images.resize(style_photo, *images.size_for_long_side(*style_photo.shape[:2], 854)[::-1])
-    picks = range(0, len(frames), args.style_every)
-    style_grams = judge.features.style_grams(style)
-    judge.features.style_grams = lambda image, real=judge.features.style_grams: (
-        style_grams if image is style else real(image))  # the style's Grams once, not per frame
-
-    def style_cost(outputs):
-        return float(np.mean([judge.style_cost(outputs[t], style) for t in picks]))
-
-    base_error, base_cost = warping_errors(frames, off), style_cost(off)
-    print(f"480p, independent frames: warping error {base_error:.4f} (Farneback flow and mask), style cost per "
-          f"frame {base_cost:.5f} (frames {list(picks)})")
-    table = {id(frame): out for frame, out in zip(frames, off)}  # consistency 0 = the stylised frames
-    for c in sorted({*SWEEP, consistency}):
-        blended = [d.output for d in video.stylize_fast(frames, lambda f: table[id(f)], c)]
-        error, cost = warping_errors(frames, blended), style_cost(blended)
-        print(f"    consistency {c:g}: warping error {error:.4f} ({error / base_error - 1:+.0%}), style cost "
-              f"{cost:.5f} (ratio {cost / base_cost:.3f})")
+    look_fast(frames, off, consistency, args, sized_style(style_photo, 854))
     save_pictures(frames, off, on)
     made = video_io.describe(OUT / f"480p_c{consistency:g}.mp4")
     print(f"output: {made['frames']} frames, {float(made['fps']):g} fps, audio {made['has_audio']} "

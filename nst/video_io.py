@@ -15,6 +15,7 @@ of the frames written so far.  Frames are ``uint8 [height, width, 3]`` RGB.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -44,6 +45,12 @@ CONTAINERS = {
               "yuv420p", "libopus"),
     ".gif": ("ffv1", [], "yuv444p", None),
 }
+# A folder of frames carries no rate and no sound, so an output folder gets a sidecar beside its
+# frames: SIDECAR_NAME (JSON: fps as an exact fraction, frame count, the audio file's name or null)
+# and the input's audio track, stream-copied into SIDECAR_AUDIO (Matroska audio holds any codec).
+# Reading that folder back picks both up, so `nst video FOLDER STYLE -o out.mp4` rebuilds the clip.
+SIDECAR_NAME = "video.json"
+SIDECAR_AUDIO = "audio.mka"
 GIF_PALETTE_FILTER = "[0:v]split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse"
 AUDIO_BITRATE = "160k"
 
@@ -135,8 +142,42 @@ def _open_folder(folder: Path, fps: Optional[Fraction]) -> Clip:
         first = read_rgb(files[0])
     except ImageError as error:
         raise VideoError(str(error)) from None
-    return Clip(folder, True, fps or DEFAULT_FOLDER_FPS, len(files), False, first.shape[1], first.shape[0],
-                frame_files=tuple(files))
+    sidecar = read_sidecar(folder)
+    return Clip(folder, True, fps or sidecar.get("fps") or DEFAULT_FOLDER_FPS, len(files), sidecar["has_audio"],
+                first.shape[1], first.shape[0], frame_files=tuple(files))
+
+
+def read_sidecar(folder: Path) -> dict:
+    """{"fps": Fraction or None, "has_audio": bool} from a frame folder's SIDECAR_NAME (none: nothing known)."""
+    path = Path(folder) / SIDECAR_NAME
+    if not path.is_file():
+        return {"fps": None, "has_audio": False}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        fps = Fraction(record["fps"]) if record.get("fps") is not None else None
+        audio = record.get("audio")
+    except (OSError, ValueError, TypeError, KeyError, ZeroDivisionError, AttributeError) as error:
+        raise VideoError(f"{shown(path)} is not a valid sidecar ({one_line(str(error))}); fix or remove it, "
+                         f"and give --fps") from None
+    if fps is not None and not 0 < fps <= 1000:
+        raise VideoError(f"{shown(path)} gives a frame rate of {fps}; fix or remove it, and give --fps")
+    has_audio = audio == SIDECAR_AUDIO and (Path(folder) / SIDECAR_AUDIO).is_file()
+    return {"fps": fps, "has_audio": has_audio}
+
+
+def _write_sidecar(folder: Path, fps: Fraction, frames: int, audio: Optional["AudioSource"]) -> None:
+    """The rate, the frame count and (if ``audio``) the sound of the frames written, into ``folder``."""
+    sound = None
+    if audio is not None:
+        seconds = frames / fps
+        done = _run_ffmpeg(["-y", "-v", "error", "-ss", f"{audio.start:.6f}", "-t", f"{float(seconds):.6f}",
+                            "-i", str(audio.path), "-map", "0:a:0", "-vn", "-c:a", "copy",
+                            str(folder / SIDECAR_AUDIO)])
+        if done.returncode != 0:
+            raise OSError(f"ffmpeg could not copy the sound beside the frames ({_last_error_line(done.stderr)})")
+        sound = SIDECAR_AUDIO
+    record = {"fps": str(fps), "frames": frames, "audio": sound, "written_by": "nst video"}
+    (folder / SIDECAR_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
 def open_clip(path, fps: Optional[Fraction] = None) -> Clip:
@@ -273,22 +314,31 @@ def check_output(target, inputs, overwrite: bool = False) -> Path:
 
 @dataclass
 class AudioSource:
-    """Where the sound comes from: the input file, from ``start`` seconds on."""
+    """Where the sound comes from: the input file, from ``start`` seconds on.
+
+    A folder of frames stands for the sound file its sidecar names (see SIDECAR_NAME).
+    """
 
     path: Path
     start: float = 0.0
+
+    def __post_init__(self):
+        self.path = Path(self.path)
+        if self.path.is_dir():
+            self.path = self.path / SIDECAR_AUDIO
 
 
 class VideoWriter:
     """Frames in, one finished file (or folder of frames) out, renamed into place by :meth:`finish`.
 
     ``audio``: the input's audio track is copied in (re-encoded for the container),
-    trimmed to the frames actually written.  A GIF and a folder of frames have no sound.
+    trimmed to the frames actually written.  A GIF has no sound; a folder of frames gets
+    it beside them, with its frame rate, in a sidecar (SIDECAR_NAME).
     """
 
     def __init__(self, target, width: int, height: int, fps: Fraction, audio: Optional[AudioSource] = None):
         self.target, self.width, self.height, self.fps = Path(target), width, height, Fraction(fps)
-        self.audio = audio if self.target.suffix.lower() not in ("", ".gif") else None
+        self.audio = audio if self.target.suffix.lower() != ".gif" else None
         self.frames = 0
         self._temporaries: list = []
         self._encoder = None
@@ -335,6 +385,7 @@ class VideoWriter:
             self.discard()
             return None
         if self._encoder is None:
+            _write_sidecar(self._folder, self.fps, self.frames, self.audio)
             os.replace(self._folder, self.target)
             return self.target
         self._encoder.close()  # ffmpeg writes the trailer: the file is complete and playable
@@ -382,7 +433,8 @@ def describe(path) -> dict:
     path = Path(path)
     if path.is_dir():
         files = [p for p in path.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS]
-        return {"frames": len(files), "fps": None, "has_audio": False}
+        sidecar = read_sidecar(path)
+        return {"frames": len(files), "fps": sidecar["fps"], "has_audio": sidecar["has_audio"]}
     clip = open_clip(path)
     count = sum(1 for _ in read_frames(clip, *even_size(clip.width, clip.height)))
     audio = None
