@@ -151,6 +151,14 @@ class FastStylizer:
     VGG-19 ``.mat``; ``decoder``: a :class:`nst.weights.DecoderWeights` or path
     to the converted decoder.  Missing, damaged or wrong files raise
     :class:`nst.weights.WeightsError` and nothing is kept.
+
+    ``convolutions``: "auto" picks the fastest algorithm per layer in fp32
+    (:mod:`nst.fastconv`: upsampling folded into the next conv, Winograd under
+    XLA, im2col at the 3-channel ends), "direct" runs ``tf.nn.conv2d``
+    everywhere.  ``compiled``: None (default) runs an image size on the plain
+    graph until it repeats, then XLA-compiled (:mod:`nst.fastnet`); True
+    compiles every size on its first call, False never.  The graphs agree to
+    float rounding (at most one level in a few pixels), not bit for bit.
     """
 
     def __init__(self, weights=None, decoder=None, precision: str = "auto", convolutions: str = "auto",
