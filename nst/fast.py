@@ -37,11 +37,13 @@ CONVOLUTIONS = ("auto", "direct")  # FastStylizer(convolutions=...): per-layer f
 STYLE_CACHE_SIZE = 32  # style statistics kept (each is two 512-vectors)
 # Peak RSS of one process stylising one square image (style the same size),
 # `bench/bench_fast.py --worker fast --size N --repeats 1` on the AMD host:
-# 690 MiB with the networks loaded; peak 1028 MiB at 512, 1485 at 1024, 2413 at
-# 1536, i.e. about 740 bytes per pixel at the top.  The estimate below adds
-# about a third to both, and is used to refuse sizes that cannot fit.
-BYTES_PER_PIXEL = 1000
-FIXED_BYTES = 800_000_000
+# with the plain graph only, 690 MiB with the networks loaded, peak 1028 MiB at
+# 512, 1485 at 1024, 2413 at 1536 (about 740 bytes per pixel at the top); with
+# the XLA-compiled graph beside it (nst.fastnet, its warm-up included), 903 MiB
+# loaded and 1904 MiB at 1024 (about 1050 bytes per pixel).  The estimate below
+# adds about a third to both, and is used to refuse sizes that cannot fit.
+BYTES_PER_PIXEL = 1400
+FIXED_BYTES = 1_200_000_000
 
 
 class FastError(ValueError):
