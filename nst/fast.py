@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import fastconv, fastnet
-from .fastnet import FEATURE_CHANNELS, POOL_AFTER, UPSAMPLE_AFTER  # noqa: F401  (part of this module's API)
+from .fastnet import FEATURE_CHANNELS, POOL_AFTER, UPSAMPLE_AFTER  # noqa: F401  (re-exported: this module's API)
 from .weights import (CONV_LAYERS, MEAN_RGB, WeightsError, default_decoder_path, load_decoder, load_vgg19,
                       CONVERTED_NAME, WEIGHTS_DIR)
 
