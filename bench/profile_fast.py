@@ -43,10 +43,11 @@ def _algorithms(tf, fastconv, kernel, upsampled, xla):
         kernel_tf, k2, b4 = k32(kernel), k32(fastconv.upsampled_kernel(kernel)), tf.zeros([4 * kernel.shape[3]])
         found = {"direct": direct, "upsampled": lambda x: fastconv.upsampled_conv(tf, x, k2, b4)}
     else:
-        kernel_tf, k16 = k32(kernel), k32(fastconv.winograd_kernel(kernel))
+        kernel_tf, k16, k36 = k32(kernel), k32(fastconv.winograd_kernel(kernel)), k32(fastconv.winograd_kernel(kernel, 4))
         kt, kp = k32(fastconv.few_outputs_kernel(kernel)), k32(fastconv.few_inputs_kernel(kernel))
         found = {"direct": lambda x: fastconv.direct_conv(tf, x, kernel_tf, bias),
-                 "winograd": lambda x: fastconv.winograd_conv(tf, x, k16, bias)}
+                 "winograd": lambda x: fastconv.winograd_conv(tf, x, k16, bias),
+                 "winograd4": lambda x: fastconv.winograd_conv(tf, x, k36, bias)}
         if kernel.shape[3] <= 16:
             found["few_outputs"] = lambda x: fastconv.few_outputs_conv(tf, x, kt, bias)
         if kernel.shape[2] <= 16:
