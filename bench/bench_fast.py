@@ -3,11 +3,17 @@
 Prints the CPU, the FLOPs of the encoder (to relu4_1) and the decoder at the
 size asked, the seconds per image with the style statistics cached (batch,
 video) and with the style encoded too, the share of the fp32 matrix-product
-peak (NumPy sgemm, measured in the same run), the same network in PyTorch,
+peak (NumPy sgemm, measured in the same run), the previous path (every conv
+by ``tf.nn.conv2d``, never compiled), the same network in PyTorch,
 the default optimisation's time at the same size (a few iterations, scaled
 to the default count) and the peak RSS of one image at 1024x1024.  Every
 measurement runs in a fresh process, paths alternate over ``--rounds``.
 Writes a sheet (content | style | TF result | torch result) to bench/out/.
+The fast path's timings are its steady state: the warm-up stylises until the
+shape runs on the XLA-compiled graph (nst.fastnet), and the warm-up times,
+compile included, are printed.  Its GFLOP/s are effective ones: the direct
+convolution's nominal FLOPs over the time, although Winograd and the folded
+upsampling do fewer multiplications.
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_fast.py [--size 512] [--rounds 3]
 """
@@ -78,15 +84,24 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def worker_fast(size, repeats):
+def worker_fast(size, repeats, convolutions="auto", compiled=None):
+    """Seconds per image; the warm-up runs until the shape is on its steady graph (XLA-compiled by default)."""
+    import time
+
     import numpy as np
 
-    from nst import fast, images
+    from nst import fast, fastnet, images
 
     content, style = _images(size)
-    stylizer = fast.FastStylizer()
+    stylizer = fast.FastStylizer(convolutions=convolutions, compiled=compiled)
     loaded_rss = _peak_rss_mib()
-    result = stylizer.stylize(content, [style])  # warm-up: traces the functions, fills the cache
+    warm_up = []
+    # The first stylize encodes the style and the content (the same size here), the next ones only the
+    # content: the encoder sees the shape COMPILE_AFTER times within COMPILE_AFTER stylizations.
+    for _ in range(fastnet.COMPILE_AFTER + 1 if compiled is None and stylizer.precision == "fp32" else 1):
+        started = time.perf_counter()
+        result = stylizer.stylize(content, [style])
+        warm_up.append(time.perf_counter() - started)
     cached = _timed(lambda: stylizer.stylize(content, [style]), repeats)
 
     def uncached():
@@ -97,7 +112,13 @@ def worker_fast(size, repeats):
     OUT.mkdir(parents=True, exist_ok=True)
     np.save(OUT / f"fast_{size}.npy", result)
     images.save_rgb(OUT / f"fast_{size}.png", result)
-    return {"cached": cached, "uncached": fresh, "loaded_rss_mib": loaded_rss}
+    return {"cached": cached, "uncached": fresh, "loaded_rss_mib": loaded_rss, "warm_up": warm_up,
+            "algorithms": stylizer.algorithms}
+
+
+def worker_direct(size, repeats):
+    """The previous path: tf.nn.conv2d for every layer, never compiled."""
+    return worker_fast(size, repeats, convolutions="direct", compiled=False)
 
 
 def worker_torch(size, repeats):
@@ -206,9 +227,28 @@ def _save_sheet(size):
     return float(np.abs(tf_result.astype(float) - torch_result[:size, :size]).mean())
 
 
+def _report(runs, encoder, decoder):
+    peak = max(2 * SGEMM_N ** 3 / min(r["times"]) for r in runs["sgemm"])
+    print(f"fp32 matrix-product peak (NumPy sgemm {SGEMM_N}, best): {peak / 1e9:.0f} GFLOP/s")
+    print("conv algorithms (plain graph / XLA-compiled graph): " +
+          ", ".join(f"{k.split()[-1]} {v}" for k, v in runs["fast"][0]["algorithms"].items()))
+    print("warm-up stylizations (s; the last one compiles with XLA): " +
+          "; ".join(", ".join(f"{s:.1f}" for s in r["warm_up"]) for r in runs["fast"]))
+    print("GFLOP/s below are effective: the direct convolution's nominal FLOPs (2 x 9 x in x out per pixel) "
+          "over the time, whatever algorithm ran")
+    style_flops = encoder  # the style image is the same size here
+    for label, key, flops in (("style cached", "cached", encoder + decoder),
+                              ("style encoded too", "uncached", encoder + decoder + style_flops)):
+        times = {name: statistics.median(min(r[key]) for r in runs[name]) for name in ("fast", "direct", "torch")}
+        share = {name: f"{100 * flops / s / peak:.0f} %" for name, s in times.items()}
+        print(f"{label}: TF {times['fast']:.3f} s ({flops / times['fast'] / 1e9:.0f} GFLOP/s, {share['fast']} of "
+              f"peak); TF direct convs {times['direct']:.3f} s ({share['direct']}); torch {times['torch']:.3f} s "
+              f"({share['torch']}); TF/torch {times['fast'] / times['torch']:.2f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--worker", choices=("fast", "torch", "sgemm", "optimise", "init"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("fast", "direct", "torch", "sgemm", "optimise", "init"), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=512, help="square image side (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds of fresh processes")
     parser.add_argument("--repeats", type=int, default=3, help="timed images per process")
@@ -230,19 +270,11 @@ def main(argv=None) -> int:
     print(f"CPU: {cpu_description()}; TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}; "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"FLOPs at {size}x{size}: encoder {encoder / 1e9:.1f} G, decoder {decoder / 1e9:.1f} G")
-    runs = {"fast": [], "torch": [], "sgemm": []}
+    runs = {"fast": [], "direct": [], "torch": [], "sgemm": []}
     for _ in range(args.rounds):
         for name in runs:
             runs[name].append(run_worker(name, size, args.repeats))
-    peak = max(2 * SGEMM_N ** 3 / min(r["times"]) for r in runs["sgemm"])
-    print(f"fp32 matrix-product peak (NumPy sgemm {SGEMM_N}, best): {peak / 1e9:.0f} GFLOP/s")
-    style_flops = conv_flops(ENCODER_CONVS, size, size)  # the style image is the same size here
-    for label, key, flops in (("style cached", "cached", encoder + decoder),
-                              ("style encoded too", "uncached", encoder + decoder + style_flops)):
-        tf_s = statistics.median(min(r[key]) for r in runs["fast"])
-        torch_s = statistics.median(min(r[key]) for r in runs["torch"])
-        print(f"{label}: TF {tf_s:.3f} s ({flops / tf_s / 1e9:.0f} GFLOP/s, {100 * flops / tf_s / peak:.0f} % "
-              f"of peak); torch {torch_s:.3f} s; TF/torch {tf_s / torch_s:.2f}")
+    _report(runs, encoder, decoder)
     print(f"mean |TF - torch| at {size}: {_save_sheet(size):.3f} / 255; sheet: {OUT}/fast_sheet_{size}.png")
     if not args.skip_optimise:
         probe = run_worker("optimise", size, 1)

@@ -24,24 +24,26 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from . import fastconv, fastnet
+from .fastnet import FEATURE_CHANNELS, POOL_AFTER, UPSAMPLE_AFTER  # noqa: F401  (re-exported: this module's API)
 from .weights import (CONV_LAYERS, MEAN_RGB, WeightsError, default_decoder_path, load_decoder, load_vgg19,
                       CONVERTED_NAME, WEIGHTS_DIR)
 
 DEFAULT_ALPHA = 1.0  # 1: full style; 0: the content's own features decoded
 EPSILON = 1e-5  # added to the variance before the square root, as pytorch-AdaIN does
 ENCODER_LAST = "conv4_1"  # relu4_1: the AdaIN layer
-POOL_AFTER = ("conv1_2", "conv2_2", "conv3_4")  # 2x2 max pooling follows these
-UPSAMPLE_AFTER = (0, 4, 6)  # decoder conv indices followed by nearest 2x upsampling
 FEATURE_STRIDE = 8  # three poolings: features are [ceil(h/8), ceil(w/8), 512]
-FEATURE_CHANNELS = 512
+CONVOLUTIONS = ("auto", "direct")  # FastStylizer(convolutions=...): per-layer fastest, or tf.nn.conv2d only
 STYLE_CACHE_SIZE = 32  # style statistics kept (each is two 512-vectors)
 # Peak RSS of one process stylising one square image (style the same size),
 # `bench/bench_fast.py --worker fast --size N --repeats 1` on the AMD host:
-# 690 MiB with the networks loaded; peak 1028 MiB at 512, 1485 at 1024, 2413 at
-# 1536, i.e. about 740 bytes per pixel at the top.  The estimate below adds
-# about a third to both, and is used to refuse sizes that cannot fit.
-BYTES_PER_PIXEL = 1000
-FIXED_BYTES = 800_000_000
+# with the plain graph only, 690 MiB with the networks loaded, peak 1028 MiB at
+# 512, 1485 at 1024, 2413 at 1536 (about 740 bytes per pixel at the top); with
+# the XLA-compiled graph beside it (nst.fastnet, its warm-up included), 903 MiB
+# loaded and 1904 MiB at 1024 (about 1050 bytes per pixel).  The estimate below
+# adds about a third to both, and is used to refuse sizes that cannot fit.
+BYTES_PER_PIXEL = 1400
+FIXED_BYTES = 1_200_000_000
 
 
 class FastError(ValueError):
@@ -151,9 +153,18 @@ class FastStylizer:
     VGG-19 ``.mat``; ``decoder``: a :class:`nst.weights.DecoderWeights` or path
     to the converted decoder.  Missing, damaged or wrong files raise
     :class:`nst.weights.WeightsError` and nothing is kept.
+
+    ``convolutions``: "auto" picks the fastest algorithm per layer in fp32
+    (:mod:`nst.fastconv`: upsampling folded into the next conv, Winograd under
+    XLA, im2col at the 3-channel ends), "direct" runs ``tf.nn.conv2d``
+    everywhere.  ``compiled``: None (default) runs an image size on the plain
+    graph until it repeats, then XLA-compiled (:mod:`nst.fastnet`); True
+    compiles every size on its first call, False never.  The graphs agree to
+    float rounding (at most one level in a few pixels), not bit for bit.
     """
 
-    def __init__(self, weights=None, decoder=None, precision: str = "auto"):
+    def __init__(self, weights=None, decoder=None, precision: str = "auto", convolutions: str = "auto",
+                 compiled: Optional[bool] = None):
         import tensorflow as tf
 
         from . import precision as precisions
@@ -169,59 +180,41 @@ class FastStylizer:
             raise WeightsError(f"{vgg.path} is not the normalised VGG-19 the AdaIN decoder was trained with; "
                                f"use {CONVERTED_NAME} (run `python -m nst.weights`)")
         dec = decoder if isinstance(decoder, DecoderWeights) else load_decoder(decoder or default_decoder_path())
-        layers = CONV_LAYERS[:CONV_LAYERS.index(ENCODER_LAST) + 1]
+        if convolutions not in CONVOLUTIONS:
+            raise FastError(f"convolutions must be one of {', '.join(CONVOLUTIONS)}, not {convolutions!r}")
         self._style_cache: OrderedDict = OrderedDict()
         with _eager():
-            self._dtype = dtype  # of the convolutions; features and images cross the boundary as float32
+            # fp32 runs a shape on the plain graph until it repeats, then compiled by XLA (nst.fastnet);
+            # compiled=False never compiles, compiled=True always (fp32 only: bf16 stays plain).
+            use_xla = self.precision == "fp32" and compiled is not False
+            kinds = ([] if use_xla and compiled else [False]) + ([True] if use_xla else [])
+            self._networks = [self._network(tf, vgg, dec, dtype, convolutions, xla) for xla in kinds]
+            self._encode_fn = fastnet.CompileOnRepeat(*[net.encode for net in self._networks])
+            self._decode_fn = fastnet.CompileOnRepeat(*[net.decode for net in self._networks])
 
-            def constant(array):
-                return tf.cast(tf.constant(array), dtype)
+    def _network(self, tf, vgg, dec, dtype, convolutions, compiled) -> "fastnet.Network":
+        layers = CONV_LAYERS[:CONV_LAYERS.index(ENCODER_LAST) + 1]
+        encoder_algorithms, decoder_algorithms = fastnet.conv_algorithms(
+            [vgg.kernels[name].shape for name in layers], [k.shape for k in dec.kernels],
+            self.precision, convolutions, compiled)
+        encoder = [(name, fastconv.PreparedConv(tf, vgg.kernels[name], vgg.biases[name], algorithm, dtype))
+                   for name, algorithm in zip(layers, encoder_algorithms)]
+        last = len(dec.kernels) - 1
+        decoder = [fastconv.PreparedConv(tf, kernel, bias, algorithm, dtype, relu=index != last)
+                   for index, (kernel, bias, algorithm) in enumerate(zip(dec.kernels, dec.biases, decoder_algorithms))]
+        return fastnet.Network(tf, encoder, decoder, tf.constant(MEAN_RGB.reshape(1, 1, 1, 3)), dtype, compiled)
 
-            self._encoder = [(name, constant(vgg.kernels[name]), constant(vgg.biases[name])) for name in layers]
-            self._decoder = [(constant(k), constant(b)) for k, b in zip(dec.kernels, dec.biases)]
-            self._mean = tf.constant(MEAN_RGB.reshape(1, 1, 1, 3))
-            image_spec = tf.TensorSpec([None, None, None, 3], tf.float32)
-            feature_spec = tf.TensorSpec([None, None, None, FEATURE_CHANNELS], tf.float32)
-            self._encode_fn = tf.function(self._encode_graph, input_signature=[image_spec])
-            self._decode_fn = tf.function(self._decode_graph, input_signature=[feature_spec])
-
-    # ------------------------------------------------------------------
-    # The networks (TensorFlow, NHWC)
-
-    @staticmethod
-    def _padded_conv(tf, x, kernel, bias, relu=True):
-        # Reflection padding by one pixel, then a 'VALID' 3x3 conv: [n, h, w, in] -> [n, h, w, out].
-        x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
-        x = tf.nn.bias_add(tf.nn.conv2d(x, kernel, strides=1, padding="VALID"), bias)
-        return tf.nn.relu(x) if relu else x
-
-    def _encode_graph(self, images):
-        """RGB 0..1 [n, h, w, 3] -> relu4_1 features [n, ceil(h/8), ceil(w/8), 512]."""
-        import tensorflow as tf
-
-        x = tf.cast(images * 255.0 - self._mean, self._dtype)
-        for name, kernel, bias in self._encoder:
-            x = self._padded_conv(tf, x, kernel, bias)
-            if name in POOL_AFTER:
-                # 'SAME' pads odd sizes at the end only: the output is ceil(h/2), as torch's ceil_mode.
-                x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="SAME")
-        return tf.cast(x, tf.float32)
-
-    def _decode_graph(self, features):
-        """Features [n, h, w, 512] -> RGB [n, 8h, 8w, 3], not yet clipped."""
-        import tensorflow as tf
-
-        x = tf.cast(features, self._dtype)
-        last = len(self._decoder) - 1
-        for index, (kernel, bias) in enumerate(self._decoder):
-            x = self._padded_conv(tf, x, kernel, bias, relu=index != last)
-            if index in UPSAMPLE_AFTER:
-                # Nearest 2x: [n, h, w, c] -> [n, h, 1, w, 1, c] -> repeat -> [n, 2h, 2w, c].
-                shape = tf.shape(x)
-                x = tf.reshape(x, [shape[0], shape[1], 1, shape[2], 1, shape[3]])
-                x = tf.tile(x, [1, 1, 2, 1, 2, 1])
-                x = tf.reshape(x, [shape[0], 2 * shape[1], 2 * shape[2], shape[3]])
-        return tf.cast(x, tf.float32)
+    @property
+    def algorithms(self) -> dict:
+        """Layer label ("encoder conv1_1", "decoder 0", ...) -> its conv algorithm ("plain / compiled" if they differ)."""
+        found = {}
+        for network in self._networks:
+            labelled = [(f"encoder {name}", conv) for name, conv in network.encoder]
+            labelled += [(f"decoder {index}", conv) for index, conv in enumerate(network.decoder)]
+            for label, conv in labelled:
+                found[label] = conv.algorithm if found.get(label, conv.algorithm) == conv.algorithm else \
+                    f"{found[label]} / {conv.algorithm}"
+        return found
 
     def encode(self, image: np.ndarray) -> np.ndarray:
         """relu4_1 features [ceil(h/8), ceil(w/8), 512] of an RGB image (uint8, or float 0..1)."""

