@@ -215,8 +215,9 @@ def test_the_caching_stylizer_gives_the_same_pictures_and_encodes_a_photo_once(s
     content = images.resize(images.read_rgb(sample_pair[0]), 96, 72)
     style = images.resize(images.read_rgb(sample_pair[1]), 96, 60)
     vgg, decoder = weights_fetch.ensure_fast_weights()
-    plain = FastStylizer(vgg, decoder)
-    cached = web_jobs.caching_stylizer(vgg, decoder)
+    # Both on the plain graph: the XLA-compiled one (from a shape's third call) agrees only to float rounding.
+    plain = FastStylizer(vgg, decoder, compiled=False)
+    cached = web_jobs.caching_stylizer(vgg, decoder, compiled=False)
     encoded = []
     original = FastStylizer.encode
     monkeypatch.setattr(FastStylizer, "encode",
