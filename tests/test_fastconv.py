@@ -4,7 +4,8 @@ Random inputs and kernels of several channel counts, on odd and even sizes,
 plain and under XLA (jit_compile, how the fast mode runs Winograd).  The bound:
 float32's epsilon (1.2e-7) times the square root of the terms summed per output
 (9 x 256 at most here, about 48), rounded up to 1e-5 of the output's largest value;
-measured differences are 3e-7 to 8e-7 of it.
+measured differences are 3e-7 to 8e-7 of it.  The Winograd grid is exhaustive only
+with the slow tests (`make test-slow`); the default suite runs a cross-section of it.
 """
 
 import numpy as np
@@ -44,11 +45,26 @@ def _assert_close(result, reference, tolerance=RELATIVE_TOLERANCE):
 
 
 SIZES = [(8, 8), (9, 7), (6, 11), (2, 3), (3, 2), (5, 10)]  # multiples of 2 and 4 or not; the smallest
+WINOGRAD_SHAPES = [(h, w, False) for h, w in SIZES] + [(9, 7, True), (3, 2, True)]  # (height, width, jit)
+WINOGRAD_CHANNELS = [(3, 8), (16, 16), (128, 64), (256, 256)]
+# The default suite's share of the grid: fewer inputs than outputs, and the 256-channel layers where the
+# fast mode picks winograd4 (the widest sum, so the loosest rounding); a size that is a multiple of 4,
+# an odd one, one even but not a multiple of 4, one smaller than a tile; odd and tiny under XLA.
+# The rest of the grid (about 35 s of the file's 60 s) runs with the slow tests.
+WINOGRAD_DEFAULT = {"channels": [(3, 8), (256, 256)],
+                    "shapes": [(8, 8, False), (9, 7, False), (6, 11, False), (2, 3, False), (9, 7, True),
+                               (3, 2, True)]}
 
 
-@pytest.mark.parametrize("height,width,jit", [(h, w, False) for h, w in SIZES] + [(9, 7, True), (3, 2, True)])
-@pytest.mark.parametrize("channels_in,channels_out", [(3, 8), (16, 16), (128, 64), (256, 256)])
-@pytest.mark.parametrize("algorithm", ["winograd", "winograd4"])
+def _winograd_grid():
+    for algorithm in ("winograd", "winograd4"):
+        for channels in WINOGRAD_CHANNELS:
+            for shape in WINOGRAD_SHAPES:
+                exhaustive = channels not in WINOGRAD_DEFAULT["channels"] or shape not in WINOGRAD_DEFAULT["shapes"]
+                yield pytest.param(algorithm, *channels, *shape, marks=[pytest.mark.slow] if exhaustive else [])
+
+
+@pytest.mark.parametrize("algorithm,channels_in,channels_out,height,width,jit", list(_winograd_grid()))
 def test_winograd_equals_conv2d(algorithm, height, width, channels_in, channels_out, jit):
     x, kernel, bias = _case(height, width, channels_in, channels_out)
     tolerance = WINOGRAD4_TOLERANCE if algorithm == "winograd4" else RELATIVE_TOLERANCE
