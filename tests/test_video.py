@@ -13,11 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nst import fast, images, video, video_cli, video_io, weights_fetch
+from nst import fast, fastnet, images, video, video_cli, video_io, weights_fetch
 
 WIDTH, HEIGHT, FPS, FRAMES = 128, 96, 12, 12
 SQUARE, STEP = 36, (3, 2)  # side of the moving square and its motion per frame (dx, dy), pixels
 STYLE = Path(__file__).resolve().parent.parent / "images" / "starry_night.jpg"
+# Frames per run in the tests of containers and folders: a shape's next call after these is XLA-compiled
+# (about 20 s per run on the 2-core host, each CLI run compiling afresh); the compiled path through
+# `nst video` is run by test_cli_keeps_frames_rate_and_sound and test_interrupted_run_leaves_a_playable_video.
+SHORT_RUN = fastnet.COMPILE_AFTER
 
 
 def _square_corner(index):
@@ -168,15 +172,19 @@ def test_cli_keeps_frames_rate_and_sound(clip, tmp_path, capsys):
 def test_cli_piece_to_gif_and_folder(clip, tmp_path, capsys):
     gif = tmp_path / "piece.gif"
     assert video_cli.main([str(clip), str(STYLE), "-o", str(gif), "--size", "64", "--start", "0.25",
-                           "--max-frames", "4", "-q"]) == 0, capsys.readouterr().err
+                           "--max-frames", str(SHORT_RUN), "-q"]) == 0, capsys.readouterr().err
     made = video_io.describe(gif)
-    assert made["frames"] == 4 and made["size"] == (64, 48)
+    assert made["frames"] == SHORT_RUN and made["size"] == (64, 48)
     folder = tmp_path / "frames"
-    assert video_cli.main([str(gif), str(STYLE), "-o", str(folder), "--consistency", "0", "-q"]) == 0
-    assert sorted(p.name for p in folder.iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 5)] + ["video.json"]
+    # --size 0 keeps the gif's 64x48 (the default long side, 640, would stylise 100 times as many pixels
+    # and take minutes; test_interrupted_run_leaves_a_playable_video runs the default size).
+    assert video_cli.main([str(gif), str(STYLE), "-o", str(folder), "--consistency", "0", "--size", "0",
+                           "-q"]) == 0
+    frame_names = [f"frame_{i:06d}.png" for i in range(1, SHORT_RUN + 1)]
+    assert sorted(p.name for p in folder.iterdir()) == frame_names + ["video.json"]
     again = tmp_path / "again.mp4"
-    assert video_cli.main([str(folder), str(STYLE), "-o", str(again), "--fps", "8", "-q"]) == 0
-    assert video_io.describe(again)["frames"] == 4 and video_io.describe(again)["fps"] == 8
+    assert video_cli.main([str(folder), str(STYLE), "-o", str(again), "--fps", "8", "--size", "0", "-q"]) == 0
+    assert video_io.describe(again)["frames"] == SHORT_RUN and video_io.describe(again)["fps"] == 8
 
 
 def test_frame_folder_keeps_rate_and_sound_for_the_way_back(clip, tmp_path, capsys):
@@ -184,21 +192,24 @@ def test_frame_folder_keeps_rate_and_sound_for_the_way_back(clip, tmp_path, caps
     import json
 
     folder = tmp_path / "frames"
-    assert video_cli.main([str(clip), str(STYLE), "-o", str(folder), "--max-frames", "6", "-q"]) == 0, \
+    # --size 0 throughout: the clip's own 128x96, as in test_cli_keeps_frames_rate_and_sound.
+    assert video_cli.main([str(clip), str(STYLE), "-o", str(folder), "--max-frames", str(SHORT_RUN), "--size", "0",
+                           "-q"]) == 0, \
         capsys.readouterr().err
     record = json.loads((folder / video_io.SIDECAR_NAME).read_text())
-    assert record["fps"] == str(FPS) and record["frames"] == 6 and record["audio"] == video_io.SIDECAR_AUDIO
+    assert record["fps"] == str(FPS) and record["frames"] == SHORT_RUN and record["audio"] == video_io.SIDECAR_AUDIO
     assert video_io.describe(folder)["fps"] == FPS and video_io.describe(folder)["has_audio"]
     again = tmp_path / "again.mp4"
-    assert video_cli.main([str(folder), str(STYLE), "-o", str(again), "--consistency", "0", "-q"]) == 0, \
+    assert video_cli.main([str(folder), str(STYLE), "-o", str(again), "--consistency", "0", "--size", "0",
+                           "-q"]) == 0, \
         capsys.readouterr().err
     made = video_io.describe(again)
-    assert made["frames"] == 6 and made["fps"] == FPS and made["has_audio"]
-    assert abs(made["audio_seconds"] - 6 / FPS) < 0.1
+    assert made["frames"] == SHORT_RUN and made["fps"] == FPS and made["has_audio"]
+    assert abs(made["audio_seconds"] - SHORT_RUN / FPS) < 0.1  # the clip's sound lasts 1 s
     # --fps still wins over the sidecar; a damaged sidecar is refused in one line.
     faster = tmp_path / "faster.mp4"
     assert video_cli.main([str(folder), str(STYLE), "-o", str(faster), "--consistency", "0", "--fps", "24",
-                           "-q"]) == 0
+                           "--size", "0", "-q"]) == 0
     assert video_io.describe(faster)["fps"] == 24
     (folder / video_io.SIDECAR_NAME).write_text("{not json")
     _refused([str(folder), str(STYLE), "-o", str(tmp_path / "b.mp4")], capsys, "not a valid sidecar")
