@@ -25,6 +25,10 @@ FEATURE_CHANNELS = 512
 # same size) stays on the plain graph, a third image of that size pays XLA's
 # compile once, measured at 10-20 s of CPU at 512x512 on the AMD host.
 COMPILE_AFTER = 2
+# The compile pays back only over many calls of one size: the compiled graph saves about
+# 1 s per 512x512 image (1.15 s against 2.15 s, bench/bench_fast.py), so a clip or batch
+# that gives one process fewer frames than this keeps the plain graph (compiled=False).
+COMPILE_PAYS_FROM = 30
 
 
 def conv_algorithms(encoder_shapes, decoder_shapes, precision: str, convolutions: str, compiled: bool):

@@ -25,6 +25,7 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Optional
 
 from .cli import ArgumentError
 from .cli_args import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _Parser, number, parse_or_status
@@ -226,11 +227,13 @@ def _ignore_signals_while(console: bool, action):
             signal.signal(signum, handler)
 
 
-def _video_work(args, size, styles):
+def _video_work(args, size, styles, frames: Optional[int] = None):
+    """The recipe for every frame.  ``frames``: the clip's frame count, if known (shared out over the workers)."""
     from .video_work import VideoWork
 
+    frames_each = None if frames is None else -(-frames // max(1, args.workers or 1))
     return VideoWork(args.method, styles, args.consistency, args.flow, max(size), args.style_blend_weights,
-                     args.preserve_colors, args.alpha, args.iterations)
+                     args.preserve_colors, args.alpha, args.iterations, frames_each)
 
 
 def _stylise_all(work, clip, size, writer, bar, stops) -> int:
@@ -320,7 +323,7 @@ def _run(args, clip, size, styles, target, console):
     from .weights import WeightsError
 
     audio = video_io.AudioSource(clip.path, clip.start) if clip.has_audio else None
-    work, writer = _video_work(args, size, styles), None
+    work, writer = _video_work(args, size, styles, clip.frames), None
     try:
         with _Stops(console) as stops, _open_pool(args, work) as pool:
             writer = video_io.VideoWriter(target, *size, clip.fps, audio)

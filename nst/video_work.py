@@ -35,11 +35,20 @@ class VideoWork:
     preserve_colors: bool = False
     alpha: Optional[float] = None  # fast only; None: the fast method's default
     iterations: Optional[int] = None  # optimised only; None: nst.video's default
+    frames_each: Optional[int] = None  # fast only: frames one process will stylise, if known (None: many)
 
     @property
     def per_frame(self) -> bool:
         """Frames are independent (consistency 0: one frame per item), or the unit is a segment."""
         return self.consistency <= 0
+
+    @property
+    def fast_compiled(self) -> Optional[bool]:
+        """FastStylizer's ``compiled``: False (never compile) when one process gets too few frames
+        for XLA's compile to pay back (:data:`nst.fastnet.COMPILE_PAYS_FROM`), else None (on repeat)."""
+        from .fastnet import COMPILE_PAYS_FROM
+
+        return False if self.frames_each is not None and self.frames_each < COMPILE_PAYS_FROM else None
 
     def stylist(self):
         """Load the network: fast, ``frame -> output``; optimised, ``(frame, guide) -> output``."""
@@ -49,7 +58,7 @@ class VideoWork:
             from .fast import DEFAULT_ALPHA, FastStylizer
 
             alpha = DEFAULT_ALPHA if self.alpha is None else self.alpha
-            return video.fast_frame_stylist(FastStylizer(), self.styles, alpha=alpha,
+            return video.fast_frame_stylist(FastStylizer(compiled=self.fast_compiled), self.styles, alpha=alpha,
                                             style_weights=self.style_weights, preserve_colors=self.preserve_colors)
         from .stylize import Settings, Stylizer
 

@@ -250,3 +250,27 @@ def test_ray_workers_stylise_the_clip_like_one_process(local_ray, clip, one_proc
     _run([clip, STYLE, "-o", segmented, "--size", 0, "--ray", "--workers", 2, "--segment-frames", 8, "-q"], capsys)
     made = video_io.describe(segmented)
     assert made["frames"] == FRAMES and made["fps"] == FPS and made["has_audio"]
+
+
+@pytest.mark.parametrize("frames, workers, builds_xla", [(12, None, False), (40, None, True), (40, 2, False),
+                                                         (None, None, True)])
+def test_a_short_clip_never_builds_the_xla_graph(frames, workers, builds_xla, monkeypatch):
+    # XLA's compile (~20 CPU s per frame size) pays back only over nst.fastnet.COMPILE_PAYS_FROM frames per
+    # process; a shorter share (or an unknown length: many) decides whether the compiled network is built.
+    from argparse import Namespace
+
+    from nst import fastnet
+
+    built = []
+    original = fastnet.Network.__init__
+
+    def spy(self, *args, **kwargs):
+        built.append(args[-1] if args else kwargs["compiled"])
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(fastnet.Network, "__init__", spy)
+    args = Namespace(method="fast", consistency=0.0, flow="fast", style_blend_weights=None, preserve_colors=False,
+                     alpha=None, iterations=None, workers=workers)
+    work = video_cli._video_work(args, (64, 48), [images.read_rgb(STYLE)], frames)
+    work.stylist()
+    assert built and (True in built) == builds_xla, built
