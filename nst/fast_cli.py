@@ -220,7 +220,11 @@ def _stylize_all(args, argv, jobs, styles, mask, signals) -> int:
         from .cli import chosen_precision
 
         args.precision = chosen_precision(args.precision)
-        stylizer = FastStylizer(weights_path, decoder_path, precision=args.precision)
+        from .fastnet import COMPILE_PAYS_FROM
+
+        # A few images: XLA's compile (nst.fastnet) would cost more than it saves.
+        compiled = False if len(jobs) < COMPILE_PAYS_FROM else None
+        stylizer = FastStylizer(weights_path, decoder_path, precision=args.precision, compiled=compiled)
         for job in jobs:
             started = time.perf_counter()
             result = stylizer.stylize(job.content, styles, alpha=args.alpha, style_weights=args.style_blend_weights,

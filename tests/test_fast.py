@@ -274,6 +274,29 @@ def test_cli_fast_folder_of_contents(tmp_path, capsys):
     assert record["content"] == str((folder / "b.jpg").resolve())
 
 
+def test_cli_fast_few_images_never_build_the_xla_graph(tmp_path, capsys, monkeypatch):
+    # Three same-sized images would reach the compile-on-repeat switch (nst.fastnet.COMPILE_AFTER), but the
+    # compile (~10-20 CPU s) saves about 1 s an image: under COMPILE_PAYS_FROM images the CLI never builds it.
+    from nst import fastnet
+
+    built = []
+    original = fastnet.Network.__init__
+
+    def spy(self, *args, **kwargs):
+        built.append(args[-1])
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(fastnet.Network, "__init__", spy)
+    folder, out = tmp_path / "contents", tmp_path / "results"
+    folder.mkdir(), out.mkdir()
+    for name in "abc":
+        images.save_rgb(folder / f"{name}.png", _fixture("tubingen_starry_content.png"))
+    status, stdout, stderr = _nst([folder, FIXTURES / "tubingen_starry_style0.png", "-o", out, "--method", "fast",
+                                   "--size", 64, "--no-pictures", "-q"], capsys)
+    assert status == 0, stderr
+    assert len(stdout.split()) == 3 and built == [False]
+
+
 def test_cli_fast_mask_and_original_size(tmp_path, capsys):
     content = FIXTURES / "golden_gate_scream_content.png"  # 150x112
     mask = tmp_path / "mask.png"
