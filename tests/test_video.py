@@ -18,9 +18,10 @@ from nst import fast, fastnet, images, video, video_cli, video_io, weights_fetch
 WIDTH, HEIGHT, FPS, FRAMES = 128, 96, 12, 12
 SQUARE, STEP = 36, (3, 2)  # side of the moving square and its motion per frame (dx, dy), pixels
 STYLE = Path(__file__).resolve().parent.parent / "images" / "starry_night.jpg"
-# Frames per run in the tests of containers and folders: a shape's next call after these is XLA-compiled
-# (about 20 s per run on the 2-core host, each CLI run compiling afresh); the compiled path through
-# `nst video` is run by test_cli_keeps_frames_rate_and_sound and test_interrupted_run_leaves_a_playable_video.
+# Frames per run in the tests of containers and folders, kept short.  (A clip this short never reaches
+# XLA's compile: `nst video` skips it under fastnet.COMPILE_PAYS_FROM frames a process, see
+# test_video_pool.test_a_short_clip_never_builds_the_xla_graph; the compiled graph itself is checked
+# against PyTorch in test_fast.)
 SHORT_RUN = fastnet.COMPILE_AFTER
 
 
