@@ -58,6 +58,23 @@ def layer_style_cost(a_S, a_G):
     return layer_style_cost_from_gram(style_gram(a_S), a_G)
 
 
+def distribution_cost(a_G, target, directions):
+    """Sliced-Wasserstein distance (Heitz et al. 2021) of one layer's features to the style's.
+
+    a_G [1, n_H, n_W, n_C]; ``directions`` [n_C, n_C] orthonormal (fixed, so L-BFGS sees one
+    objective); ``target`` [n_H n_W, n_C]: the style's projections on them, each column sorted
+    and resampled to n_H n_W quantiles.  Mean over positions and directions of the squared
+    difference between the sorted projections: zero exactly when every 1-D marginal matches,
+    which a Gram matrix (second moments only) does not ask.
+    """
+    import tensorflow as tf
+
+    n_H, n_W, n_C = _dims(a_G)
+    projections = tf.matmul(tf.reshape(a_G, [n_H * n_W, n_C]), directions)  # [N, n_C]
+    ordered = tf.sort(projections, axis=0)  # [N, n_C], each column ascending
+    return tf.reduce_mean(tf.square(ordered - target))
+
+
 def total_variation(image):
     """Sum of squared differences between neighbouring pixels of [1, h, w, 3], per pixel.
 

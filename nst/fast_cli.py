@@ -26,7 +26,7 @@ from .images import OUTPUT_EXTENSIONS, ImageError
 FAST_ONLY_FLAGS = "--alpha, --mask and --style-size"
 # Flags that steer the optimisation only; given with --method fast they are refused, not ignored.
 OPTIMISE_ONLY = ("iterations", "learning_rate", "optimizer", "init", "noise_ratio", "seed", "content_weight",
-                 "style_weight", "tv_weight", "content_layer", "style_layers", "pooling", "multiscale", "min_size",
+                 "style_weight", "tv_weight", "distribution_weight", "content_layer", "style_layers", "pooling", "multiscale", "min_size",
                  "print_every", "save_every", "gif")
 
 

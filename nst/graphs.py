@@ -16,6 +16,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from . import costs
+from .settings import DISTRIBUTION_LAYERS
 from .weights import CONV_LAYERS, MEAN_RGB, VGGWeights
 
 
@@ -25,6 +26,20 @@ def make_session(graph):
 
     config = tf.compat.v1.ConfigProto()
     return tf.compat.v1.Session(graph=graph, config=config)
+
+
+def projection_directions(n_C: int) -> np.ndarray:
+    """[n_C, n_C] fixed random orthonormal directions for the sliced-Wasserstein term (seeded: the
+    style's projections and the result's must use the same ones, and L-BFGS needs one objective)."""
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(n_C, n_C)))
+    return q.astype(np.float32)
+
+
+def quantiles(ordered: np.ndarray, count: int) -> np.ndarray:
+    """Sorted columns [M, n_C] resampled to ``count`` evenly spaced quantiles [count, n_C] (linear)."""
+    where = (np.arange(count) + 0.5) * (len(ordered) / count) - 0.5  # centres of count equal bins, in [0, M-1]
+    positions = np.arange(len(ordered))
+    return np.stack([np.interp(where, positions, column) for column in ordered.T], axis=1).astype(np.float32)
 
 
 def deepest(layers) -> str:
@@ -46,7 +61,7 @@ class FeatureGraph:
         with self.graph.as_default():
             self.pixels = tf.compat.v1.placeholder(tf.float32, [1, None, None, 3], name="pixels")  # RGB 0..255
             net = build_vgg19(weights, self.pixels - MEAN_RGB, pooling=pooling,
-                              last_layer=deepest([content_layer, *style_layers]))
+                              last_layer=deepest([content_layer, *style_layers, *DISTRIBUTION_LAYERS]))
             self.content = net[content_layer]  # [1, n_H, n_W, n_C]
             self.grams = {}
             for name in style_layers:
@@ -54,6 +69,7 @@ class FeatureGraph:
                 features = tf.reshape(net[name], [-1, n_C])  # [n_H * n_W, n_C]
                 positions = tf.cast(tf.shape(features)[0], tf.float32)
                 self.grams[name] = tf.matmul(features, features, transpose_a=True) / positions  # [n_C, n_C]
+            self.activations = {name: net[name] for name in DISTRIBUTION_LAYERS}  # [1, n_H, n_W, n_C] each
         self.session = make_session(self.graph)
 
     def content_features(self, image: np.ndarray) -> np.ndarray:
@@ -61,6 +77,13 @@ class FeatureGraph:
 
     def style_grams(self, image: np.ndarray) -> dict:
         return self.session.run(self.grams, {self.pixels: image[None].astype(np.float32)})
+
+    def sorted_projections(self, image: np.ndarray) -> dict:
+        """{layer: [n_H n_W, n_C]} the style's features projected on :func:`projection_directions`,
+        each column sorted: the sliced-Wasserstein term's target before resampling."""
+        found = self.session.run(self.activations, {self.pixels: image[None].astype(np.float32)})
+        return {name: np.sort(a.reshape(-1, a.shape[-1]) @ projection_directions(a.shape[-1]), axis=0)
+                for name, a in found.items()}
 
     def close(self):
         self.session.close()
@@ -116,6 +139,7 @@ class Problem:
         from .vgg import build_vgg19
 
         layers = [s.content_layer] + [name for name, _ in s.style_layers]
+        layers += list(DISTRIBUTION_LAYERS) if s.distribution_weight else []
         from .precision import compute_dtype
 
         # Mixed precision (nst.precision): bf16 convolutions, float32 activations out, so the
@@ -131,11 +155,15 @@ class Problem:
             gram = self._target([n_C, n_C], name)  # the style's Gram matrix at this size
             J_style += layer_weight * costs.layer_style_cost_from_gram(gram.value(), net[name])
         self.J_style = tf.convert_to_tensor(J_style)
+        self.J_distribution = self._distribution(net) if s.distribution_weight else None
         self.J_tv = costs.total_variation(self.pixels)
         self.J = s.content_weight * self.J_content + s.style_weight * self.J_style
         if s.tv_weight:  # reported either way; 0 * J_tv would still cost a gradient pass (~2%)
             self.J += s.tv_weight * self.J_tv
         self.costs = {"total": self.J, "content": self.J_content, "style": self.J_style, "tv": self.J_tv}
+        if self.J_distribution is not None:  # built only when asked: the sorts cost time
+            self.J += s.distribution_weight * self.J_distribution
+            self.costs.update(total=self.J, distribution=self.J_distribution)
         if temporal:
             previous = self._target(self.shape, "temporal_image")  # [1, h, w, 3] in 0..255
             mask = self._target(self.shape[:3] + (1,), "temporal_mask")  # [1, h, w, 1] in 0..1
@@ -145,14 +173,30 @@ class Problem:
             self.J += weight.value() * self.costs["temporal"]
             self.costs["total"] = self.J
 
-    def targets(self, content: np.ndarray, grams: dict, temporal=None) -> dict:
+    def _distribution(self, net):
+        """Mean over DISTRIBUTION_LAYERS of the sliced-Wasserstein cost; targets [n_H n_W, n_C] each."""
+        total = 0.0
+        for name in DISTRIBUTION_LAYERS:
+            _, n_H, n_W, n_C = net[name].shape.as_list()
+            self.positions["distribution_" + name] = n_H * n_W
+            target = self._target([n_H * n_W, n_C], "distribution_" + name)
+            total += costs.distribution_cost(net[name], target.value(), projection_directions(n_C))
+        return total / len(DISTRIBUTION_LAYERS)
+
+    def targets(self, content: np.ndarray, grams: dict, temporal=None, distributions=None) -> dict:
         """{target name: value} for :meth:`start`.
 
         ``content``: activations [1, n_H, n_W, n_C]; ``grams``: per-position Gram matrices
         [n_C, n_C] (float64), scaled here to this size's n_H n_W; ``temporal``: (image
-        [h, w, 3], mask [h, w], weight) at this size, for a graph built with the term.
+        [h, w, 3], mask [h, w], weight) at this size, for a graph built with the term;
+        ``distributions``: [(blend weight, {layer: sorted projections [M, n_C]}), ...] per style, for
+        a graph with the sliced-Wasserstein term (the styles' quantile functions are averaged).
         """
         values = {"content": content}
+        if self.J_distribution is not None:
+            for name in DISTRIBUTION_LAYERS:
+                count = self.positions["distribution_" + name]
+                values["distribution_" + name] = sum(w * quantiles(d[name], count) for w, d in distributions)
         for name, gram in grams.items():
             values[name] = np.asarray(gram * self.positions[name], dtype=np.float32)
         if temporal is not None:

@@ -65,6 +65,12 @@ DEFAULT_CONTENT_WEIGHT = 10.0  # the course's alpha
 # style weight 400: content cost 0.189, 500: 0.202 (the issue's ceiling is 0.2); 450 sits between.
 DEFAULT_STYLE_WEIGHT = 450.0
 DEFAULT_TV_WEIGHT = 0.0
+# Sliced-Wasserstein term (Heitz et al. 2021) beside the Gram matrices, on the layers whose Grams a
+# flat region cannot satisfy without specks (README "The defaults").  Off by default until it is
+# timed side by side: on tubingen x shipwreck at 512 px, weight 10 turned the sky's dot lattice into
+# smooth streaks with the issue-13 costs unchanged (content 0.084, style 0.0006/0.0014/0.0025).
+DEFAULT_DISTRIBUTION_WEIGHT = 0.0
+DISTRIBUTION_LAYERS = ("conv1_1", "conv2_1")
 DEFAULT_CONTENT_LAYER = "conv4_2"
 DEFAULT_STYLE_LAYERS = (("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2))
 DEFAULT_POOLING = "avg"
@@ -143,6 +149,7 @@ NUMBERS = {  # Settings field -> what it may be
     "content_weight": NON_NEGATIVE,
     "style_weight": NON_NEGATIVE,
     "tv_weight": NON_NEGATIVE,
+    "distribution_weight": NON_NEGATIVE,
     "style_blend_weights": NON_NEGATIVE,  # each weight
 }
 
@@ -266,6 +273,7 @@ class Settings:
     content_weight: float = DEFAULT_CONTENT_WEIGHT
     style_weight: float = DEFAULT_STYLE_WEIGHT
     tv_weight: float = DEFAULT_TV_WEIGHT
+    distribution_weight: float = DEFAULT_DISTRIBUTION_WEIGHT
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: Sequence = DEFAULT_STYLE_LAYERS  # ((name, weight), ...) or "conv1_1:0.5,conv2_1"
     style_blend_weights: Optional[Sequence[float]] = None  # None: equal
@@ -290,7 +298,7 @@ class Settings:
             s.iterations = (DEFAULT_SCHEDULE if s.multiscale else DEFAULT_ITERATIONS)[s.optimizer]
         s.iterations = check_iterations(s.iterations)
         for name in ("size", "min_size", "learning_rate", "style_scale", "content_weight", "style_weight",
-                     "tv_weight", "noise_ratio"):
+                     "tv_weight", "distribution_weight", "noise_ratio"):
             NUMBERS[name].check(name, getattr(s, name))  # checked, kept as given
         if isinstance(s.init, str) and s.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)} or an image array, not {s.init!r}")
@@ -361,6 +369,10 @@ OPTIONS = (
     Option("tv_weight", "style", "weight of the total-variation cost (mean squared difference of neighbouring "
            "pixels, 0..255 units): smooths noise; on the 512 px sample the raw TV is about 5000, so 1e-5 adds "
            "about 0.05 to a total near 0.8 (default: %(default)s)"),
+    Option("distribution_weight", "style", "weight of a sliced-Wasserstein term on "
+           f"{' and '.join(DISTRIBUTION_LAYERS)}: matches the whole distribution of their features, not only "
+           "their Gram matrices; 10 turns the specks some paintings leave in a flat sky into smooth strokes, "
+           "at the cost of a sort of the features every iteration (default: %(default)s)"),
     Option("content_layer", "style", "VGG-19 layer for the content cost (default: %(default)s)"),
     Option("style_layers", "style", "style layers with optional weights; unweighted layers share what is left "
            "of 1 equally; reluX_Y is accepted for convX_Y (default: %(default)s)",

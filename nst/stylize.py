@@ -180,7 +180,8 @@ class Stylizer:
             try:
                 problem = self._problem(s, height, width, target["temporal"] is not None)
                 try:
-                    problem.start(start, problem.targets(target["content"], target["grams"], target["temporal"]))
+                    problem.start(start, problem.targets(target["content"], target["grams"], target["temporal"],
+                                                         target["distributions"]))
                     best = optimise(problem, start, Tracker(run, scale, target["finish"]))
                 finally:
                     if not self.keep_graphs:
@@ -320,17 +321,20 @@ def _scale_targets(features: FeatureGraph, s: Settings, content, styles, height:
     def finish(pixels):
         return recombine_colors(pixels, content_rgb) if s.preserve_colors else to_uint8(pixels)
 
-    grams = {}
+    grams, distributions = {}, []
     for blend, style in zip(s.style_blend_weights, styles_in):
         if blend == 0:
             continue
         for name, gram in features.style_grams(style).items():
             grams[name] = grams.get(name, 0.0) + blend * gram.astype(np.float64)
+        if s.distribution_weight:
+            distributions.append((blend, features.sorted_projections(style)))
     if temporal is not None:
         previous = resize_float(np.asarray(temporal.image, dtype=np.float32), height, width)
         mask = resize_float(np.asarray(temporal.mask, dtype=np.float32)[..., None], height, width, top=1.0)[..., 0]
         temporal = (luminance_rgb(previous) if s.preserve_colors else previous, mask, temporal.weight)
     return {"content": features.content_features(content_in), "grams": grams, "finish": finish,
+            "distributions": distributions,
             "content_in": content_in, "style_in": styles_in[0], "temporal": temporal}
 
 

@@ -64,3 +64,58 @@ def test_total_variation_of_constant_image_is_zero_and_of_a_step_is_known(sessio
     tv_flat, tv_step = session.run([costs.total_variation(tf.constant(flat)), costs.total_variation(tf.constant(step))])
     assert tv_flat == 0
     assert tv_step == pytest.approx(4 * 3 * 2.0 ** 2 / 20)
+
+
+# The sliced-Wasserstein term (nst.costs.distribution_cost, Heitz et al. 2021) and its targets.
+
+def _target_of(features, directions):
+    """The target nst.graphs builds: projections sorted per column, resampled to the same count."""
+    from nst.graphs import quantiles
+
+    flat = features.reshape(-1, features.shape[-1]) @ directions
+    return quantiles(np.sort(flat, axis=0), flat.shape[0])
+
+
+def test_distribution_cost_sees_what_the_gram_matrix_cannot():
+    # One channel, 1000 positions: all ones, or a quarter at 2 and the rest 0 (sparse specks).  Both
+    # have the same second moment, so the same Gram matrix, but not the same distribution.
+    import tensorflow as tf
+
+    from nst.costs import distribution_cost, style_gram
+
+    dense = np.ones((1, 40, 25, 1), np.float32)
+    sparse = np.zeros((1, 40, 25, 1), np.float32)
+    sparse.reshape(-1)[::4] = 2.0
+    dense_t, sparse_t = tf.constant(dense), tf.constant(sparse)
+    assert float(style_gram(dense_t)[0, 0]) == pytest.approx(float(style_gram(sparse_t)[0, 0]))
+    identity = np.eye(1, dtype=np.float32)
+    # Sorted: 750 zeros and 250 twos against 1000 ones: every squared difference is 1.
+    assert float(distribution_cost(dense_t, _target_of(sparse, identity), identity)) == pytest.approx(1.0)
+    assert float(distribution_cost(dense_t, _target_of(dense, identity), identity)) == 0.0
+
+
+def test_distribution_cost_ignores_where_features_are():
+    # A distribution of features, not a layout: shuffling the positions changes nothing.
+    import tensorflow as tf
+
+    from nst.costs import distribution_cost
+    from nst.graphs import projection_directions
+
+    rng = np.random.default_rng(3)
+    features = rng.gamma(0.5, size=(1, 12, 10, 8)).astype(np.float32)
+    shuffled = rng.permutation(features.reshape(-1, 8)).reshape(features.shape)
+    directions = projection_directions(8)
+    assert np.allclose(directions @ directions.T, np.eye(8), atol=1e-5)
+    target = _target_of(features, directions)
+    assert float(distribution_cost(tf.constant(shuffled), target, directions)) < 1e-10
+    assert float(distribution_cost(tf.constant(shuffled * 1.5), target, directions)) > 1e-3
+
+
+def test_quantiles_resample_a_sorted_column():
+    from nst.graphs import quantiles
+
+    ordered = np.arange(10, dtype=np.float32)[:, None]  # 0..9
+    assert np.array_equal(quantiles(ordered, 10), ordered)
+    half = quantiles(ordered, 5)[:, 0]  # the centres of 5 bins of 2 values each
+    assert np.allclose(half, [0.5, 2.5, 4.5, 6.5, 8.5])
+    assert np.all(np.diff(quantiles(ordered, 23)[:, 0]) >= 0)

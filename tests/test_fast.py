@@ -319,6 +319,7 @@ def test_cli_fast_mask_and_original_size(tmp_path, capsys):
     (["--method", "fast", "--style-blend-weights", "1", "2"], "one weight per style image"),
     (["--method", "fast", "--size", "100000"], "GB is free; give a smaller size"),
     (["--method", "fast", "--iterations", "50"], "--iterations applies to --method optimise only"),
+    (["--method", "fast", "--distribution-weight", "10"], "--distribution-weight applies to --method optimise only"),
     (["--method", "fast", "--style-layers", "conv1_1"], "--style-layers applies to --method optimise only"),
 ])
 def test_cli_fast_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, message):

@@ -451,3 +451,18 @@ def test_default_iterations_follow_multiscale():
     single = Settings(multiscale=False).resolved(1)
     assert multi.iterations == st.DEFAULT_SCHEDULE["lbfgs"] and isinstance(single.iterations, int)
     assert single.iterations == st.DEFAULT_ITERATIONS["lbfgs"]
+
+
+def test_distribution_term_is_weighted_into_the_total_and_off_by_default(tiny_weights, pictures):
+    # The sliced-Wasserstein term (settings.DISTRIBUTION_LAYERS) is built only when asked for.
+    plain = run(tiny_weights, pictures, optimizer="lbfgs", iterations=4)
+    assert "distribution" not in plain.costs
+    asked = run(tiny_weights, pictures, optimizer="lbfgs", iterations=4, distribution_weight=50.0)
+    c = asked.costs
+    assert np.isfinite(c["distribution"]) and c["distribution"] > 0
+    s = asked.settings
+    expected = s.content_weight * c["content"] + s.style_weight * c["style"] + 50.0 * c["distribution"]
+    assert c["total"] == pytest.approx(expected, rel=1e-5)
+    assert not np.array_equal(asked.image, plain.image)  # it steers the picture
+    with pytest.raises(ValueError, match="distribution_weight must be at least 0"):
+        run(tiny_weights, pictures, distribution_weight=-1.0)
