@@ -26,8 +26,8 @@ from .images import OUTPUT_EXTENSIONS, ImageError
 FAST_ONLY_FLAGS = "--alpha, --mask and --style-size"
 # Flags that steer the optimisation only; given with --method fast they are refused, not ignored.
 OPTIMISE_ONLY = ("iterations", "learning_rate", "optimizer", "init", "noise_ratio", "seed", "content_weight",
-                 "style_weight", "tv_weight", "distribution_weight", "content_layer", "style_layers", "pooling", "multiscale", "min_size",
-                 "print_every", "save_every", "gif")
+                 "style_weight", "tv_weight", "distribution_weight", "content_layer", "style_layers", "pooling",
+                 "multiscale", "min_size", "print_every", "save_every", "gif")
 
 
 @dataclass
@@ -220,11 +220,10 @@ def _stylize_all(args, argv, jobs, styles, mask, signals) -> int:
         from .cli import chosen_precision
 
         args.precision = chosen_precision(args.precision)
-        from .fastnet import COMPILE_PAYS_FROM
+        from .fastnet import compiled_for
 
         # A few images: XLA's compile (nst.fastnet) would cost more than it saves.
-        compiled = False if len(jobs) < COMPILE_PAYS_FROM else None
-        stylizer = FastStylizer(weights_path, decoder_path, precision=args.precision, compiled=compiled)
+        stylizer = FastStylizer(weights_path, decoder_path, precision=args.precision, compiled=compiled_for(len(jobs)))
         for job in jobs:
             started = time.perf_counter()
             result = stylizer.stylize(job.content, styles, alpha=args.alpha, style_weights=args.style_blend_weights,

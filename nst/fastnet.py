@@ -31,6 +31,12 @@ COMPILE_AFTER = 2
 COMPILE_PAYS_FROM = 30
 
 
+def compiled_for(calls) -> "bool | None":
+    """FastStylizer's ``compiled`` for a run of ``calls`` images of one process (None: unknown, many):
+    False (never compile) under :data:`COMPILE_PAYS_FROM`, else None (compile once a size repeats)."""
+    return False if calls is not None and calls < COMPILE_PAYS_FROM else None
+
+
 def conv_algorithms(encoder_shapes, decoder_shapes, precision: str, convolutions: str, compiled: bool):
     """(encoder algorithms, decoder algorithms) for kernels of the given [3, 3, in, out] shapes.
 

@@ -46,9 +46,9 @@ class VideoWork:
     def fast_compiled(self) -> Optional[bool]:
         """FastStylizer's ``compiled``: False (never compile) when one process gets too few frames
         for XLA's compile to pay back (:data:`nst.fastnet.COMPILE_PAYS_FROM`), else None (on repeat)."""
-        from .fastnet import COMPILE_PAYS_FROM
+        from .fastnet import compiled_for
 
-        return False if self.frames_each is not None and self.frames_each < COMPILE_PAYS_FROM else None
+        return compiled_for(self.frames_each)
 
     def stylist(self):
         """Load the network: fast, ``frame -> output``; optimised, ``(frame, guide) -> output``."""
