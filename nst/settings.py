@@ -66,9 +66,9 @@ DEFAULT_CONTENT_WEIGHT = 10.0  # the course's alpha
 DEFAULT_STYLE_WEIGHT = 450.0
 DEFAULT_TV_WEIGHT = 0.0
 # Sliced-Wasserstein term (Heitz et al. 2021) beside the Gram matrices, on the layers whose Grams a
-# flat region cannot satisfy without specks (README "The defaults").  Off by default until it is
-# timed side by side: on tubingen x shipwreck at 512 px, weight 10 turned the sky's dot lattice into
-# smooth streaks with the issue-13 costs unchanged (content 0.084, style 0.0006/0.0014/0.0025).
+# flat region cannot satisfy without specks (README "The defaults").  Off by default: weight 10 on the
+# four sample pairs at 512 px (bench/bench_look.py) took 1.3-1.6x the time, calmed the Shipwreck sky's
+# dot lattice without removing it, and raised tubingen x starry_night's content cost to 0.201.
 DEFAULT_DISTRIBUTION_WEIGHT = 0.0
 DISTRIBUTION_LAYERS = ("conv1_1", "conv2_1")
 DEFAULT_CONTENT_LAYER = "conv4_2"
@@ -371,8 +371,8 @@ OPTIONS = (
            "about 0.05 to a total near 0.8 (default: %(default)s)"),
     Option("distribution_weight", "style", "weight of a sliced-Wasserstein term on "
            f"{' and '.join(DISTRIBUTION_LAYERS)}: matches the whole distribution of their features, not only "
-           "their Gram matrices; 10 turns the specks some paintings leave in a flat sky into smooth strokes, "
-           "at the cost of a sort of the features every iteration (default: %(default)s)"),
+           "their Gram matrices; 10 calms the specks some paintings leave in a flat sky, at the cost of a sort "
+           "of the features every iteration (1.3-1.6x the time at 512 px) (default: %(default)s)"),
     Option("content_layer", "style", "VGG-19 layer for the content cost (default: %(default)s)"),
     Option("style_layers", "style", "style layers with optional weights; unweighted layers share what is left "
            "of 1 equally; reluX_Y is accepted for convX_Y (default: %(default)s)",
