@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .settings import NUMBERS, OPTIONS, Number
+from .settings import NUMBERS, OPTIONS, PER_SCALE, Number
 
 # CLI-only defaults (the engine's live in nst.settings; each is defined once).
 DEFAULT_PRINT_EVERY = 0  # 0: the progress bar only
@@ -63,11 +63,15 @@ def number(spec: Number):
     return parse
 
 
-def _iterations(text):
-    """``N`` (every scale) or ``N,N,...`` (one per scale, coarse to fine)."""
-    parse = number(NUMBERS["iterations"])
-    values = tuple(parse(part.strip()) for part in text.split(","))
-    return values[0] if len(values) == 1 else values
+def _schedule(field):
+    """Parser of a per-scale option: ``N`` (every scale) or ``N,N,...`` (one per scale, coarse to fine)."""
+    parse = number(NUMBERS[field])
+
+    def parse_schedule(text):
+        values = tuple(parse(part.strip()) for part in text.split(","))
+        return values[0] if len(values) == 1 else values
+
+    return parse_schedule
 
 
 def _engine_option(group, option) -> None:
@@ -77,8 +81,8 @@ def _engine_option(group, option) -> None:
         extra["action"] = argparse.BooleanOptionalAction if extra["default"] else "store_true"
         if not extra["default"]:
             del extra["default"]
-    elif option.field == "iterations":
-        extra["type"] = _iterations
+    elif option.field in PER_SCALE:
+        extra["type"] = _schedule(option.field)
     elif option.field in NUMBERS:
         spec = NUMBERS[option.field]
         if option.cli_minimum is not None:

@@ -62,17 +62,69 @@ def distribution_cost(a_G, target, directions):
     """Sliced-Wasserstein distance (Heitz et al. 2021) of one layer's features to the style's.
 
     a_G [1, n_H, n_W, n_C]; ``directions`` [n_C, n_C] orthonormal (fixed, so L-BFGS sees one
-    objective); ``target`` [n_H n_W, n_C]: the style's projections on them, each column sorted
+    objective); ``target`` [n_C, n_H n_W]: the style's projections on them, each row sorted
     and resampled to n_H n_W quantiles.  Mean over positions and directions of the squared
     difference between the sorted projections: zero exactly when every 1-D marginal matches,
     which a Gram matrix (second moments only) does not ask.
+
+    Written as mean((P - M)^2), M being each projection's target of the same rank (held constant):
+    the same value and gradient as sorting P, with NumPy's sort (see :func:`rank_matched`), which
+    is 2 to 4 times faster on a CPU than TensorFlow's (a top-k of every element) and its gradient.
     """
     import tensorflow as tf
 
     n_H, n_W, n_C = _dims(a_G)
-    projections = tf.matmul(tf.reshape(a_G, [n_H * n_W, n_C]), directions)  # [N, n_C]
-    ordered = tf.sort(projections, axis=0)  # [N, n_C], each column ascending
-    return tf.reduce_mean(tf.square(ordered - target))
+    features = tf.reshape(a_G, [n_H * n_W, n_C])
+    projections = tf.matmul(directions, features, transpose_a=True, transpose_b=True)  # [n_C, N]
+    matched = tf.numpy_function(rank_matched, [projections, target], tf.float32, stateful=False)
+    matched = tf.stop_gradient(tf.ensure_shape(matched, projections.shape))  # [n_C, N]
+    return tf.reduce_mean(tf.square(projections - matched))
+
+
+def rank_matched(values, target):
+    """values, target float32 [rows, N], each row of ``target`` sorted -> [rows, N]: every value
+    replaced by its row's target at the value's rank (ties by position).  Rows are split over threads."""
+    import numpy as np
+
+    matched = np.empty_like(values)
+
+    def rows(part):
+        np.put_along_axis(matched[part], _argsort_rows(values[part]), target[part], axis=1)
+
+    pool, workers = _sort_threads()
+    bounds = np.linspace(0, len(values), min(workers, len(values)) + 1).astype(int)
+    parts = [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+    list(pool.map(rows, parts))
+    return matched
+
+
+def _argsort_rows(values):
+    """argsort of each row of float32 [rows, N] (int64), by one in-place sort of 64-bit keys:
+    the value's bits made order-preserving as an int32 (IEEE 754: flip the magnitude of negatives),
+    then the position.  NumPy sorts integers with SIMD, several times faster than an argsort."""
+    import numpy as np
+
+    bits = values.view(np.int32)
+    keys = (bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))).astype(np.int64)
+    keys <<= 32
+    keys |= np.arange(values.shape[1], dtype=np.int64)
+    keys.sort(axis=1)
+    keys &= 0xFFFFFFFF
+    return keys
+
+
+_SORT_POOL = []  # [(ThreadPoolExecutor, its number of threads)], made at the first use
+
+
+def _sort_threads():
+    """A small thread pool for :func:`rank_matched` (NumPy releases the GIL while it sorts)."""
+    if not _SORT_POOL:
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = max(1, min(4, os.cpu_count() or 1))
+        _SORT_POOL.append((ThreadPoolExecutor(workers, thread_name_prefix="nst-sort"), workers))
+    return _SORT_POOL[0]
 
 
 def total_variation(image):

@@ -20,11 +20,24 @@ from .settings import DISTRIBUTION_LAYERS
 from .weights import CONV_LAYERS, MEAN_RGB, VGGWeights
 
 
+# Grappler passes left out of every session: on these graphs (VGG-19 and its gradient, weights as
+# constants) they cost about 1.5 s of each graph's first run and made no later run faster.  AMD EPYC,
+# 2 cores, first run / each later run (exp probtime, three graphs of the default run): all passes
+# 2.2 / 0.22, 3.0 / 0.79, 4.2 / 2.53 s at 128, 256, 512 px; without these 1.1 / 0.18, 1.4 / 0.68,
+# 3.0 / 2.32 s.  The remapper (fused convolutions, oneDNN's among them) and the layout pass stay on.
+GRAPPLER_PASSES_OFF = ("constant_folding", "arithmetic_optimization", "dependency_optimization",
+                       "loop_optimization", "function_optimization", "debug_stripper", "shape_optimization",
+                       "memory_optimization", "common_subgraph_elimination")
+
+
 def make_session(graph):
     """The one place sessions are created (thread and optimizer settings go here)."""
     import tensorflow as tf
+    from tensorflow.core.protobuf import rewriter_config_pb2
 
     config = tf.compat.v1.ConfigProto()
+    for name in GRAPPLER_PASSES_OFF:
+        setattr(config.graph_options.rewrite_options, name, rewriter_config_pb2.RewriterConfig.OFF)
     return tf.compat.v1.Session(graph=graph, config=config)
 
 
@@ -105,11 +118,12 @@ class Problem:
     can feed any image and fetch the cost and its gradient in one run, while
     Adam updates the variable in place.  ``train``: the op an optimiser's
     ``build(problem, settings)`` adds (None for L-BFGS).  With ``temporal`` the
-    cost gains ``temporal_weight * sum(mask (x - previous)^2) / (h w 3)``.
+    cost gains ``temporal_weight * sum(mask (x - previous)^2) / (h w 3)``; with
+    ``distribution_weight`` (this scale's) above 0 it gains the sliced-Wasserstein term.
     """
 
     def __init__(self, weights: VGGWeights, settings, height: int, width: int, temporal: bool = False,
-                 build: Optional[Callable] = None):
+                 build: Optional[Callable] = None, distribution_weight: float = 0.0):
         import tensorflow as tf
 
         self.shape = (1, height, width, 3)
@@ -119,7 +133,7 @@ class Problem:
         with self.graph.as_default():
             self.variable = tf.compat.v1.Variable(tf.zeros(self.shape), name="generated", use_resource=True)
             self.pixels = tf.compat.v1.placeholder_with_default(self.variable.value(), self.shape, name="pixels")
-            self._costs(weights, settings, temporal)
+            self._costs(weights, settings, temporal, distribution_weight)
             self.gradient = tf.gradients(self.J, self.pixels)[0]  # [1, h, w, 3]
             self.train = build(self, settings) if build is not None else None
             self.init_value = tf.compat.v1.placeholder(tf.float32, self.shape)
@@ -133,13 +147,13 @@ class Problem:
         self.loads[name] = (value, assign)
         return variable
 
-    def _costs(self, weights, s, temporal: bool) -> None:
+    def _costs(self, weights, s, temporal: bool, distribution_weight: float) -> None:
         import tensorflow as tf
 
         from .vgg import build_vgg19
 
         layers = [s.content_layer] + [name for name, _ in s.style_layers]
-        layers += list(DISTRIBUTION_LAYERS) if s.distribution_weight else []
+        layers += list(DISTRIBUTION_LAYERS) if distribution_weight else []
         from .precision import compute_dtype
 
         # Mixed precision (nst.precision): bf16 convolutions, float32 activations out, so the
@@ -155,14 +169,14 @@ class Problem:
             gram = self._target([n_C, n_C], name)  # the style's Gram matrix at this size
             J_style += layer_weight * costs.layer_style_cost_from_gram(gram.value(), net[name])
         self.J_style = tf.convert_to_tensor(J_style)
-        self.J_distribution = self._distribution(net) if s.distribution_weight else None
+        self.J_distribution = self._distribution(net) if distribution_weight else None
         self.J_tv = costs.total_variation(self.pixels)
         self.J = s.content_weight * self.J_content + s.style_weight * self.J_style
         if s.tv_weight:  # reported either way; 0 * J_tv would still cost a gradient pass (~2%)
             self.J += s.tv_weight * self.J_tv
         self.costs = {"total": self.J, "content": self.J_content, "style": self.J_style, "tv": self.J_tv}
         if self.J_distribution is not None:  # built only when asked: the sorts cost time
-            self.J += s.distribution_weight * self.J_distribution
+            self.J += distribution_weight * self.J_distribution
             self.costs.update(total=self.J, distribution=self.J_distribution)
         if temporal:
             previous = self._target(self.shape, "temporal_image")  # [1, h, w, 3] in 0..255
@@ -174,12 +188,12 @@ class Problem:
             self.costs["total"] = self.J
 
     def _distribution(self, net):
-        """Mean over DISTRIBUTION_LAYERS of the sliced-Wasserstein cost; targets [n_H n_W, n_C] each."""
+        """Mean over DISTRIBUTION_LAYERS of the sliced-Wasserstein cost; targets [n_C, n_H n_W] each."""
         total = 0.0
         for name in DISTRIBUTION_LAYERS:
             _, n_H, n_W, n_C = net[name].shape.as_list()
             self.positions["distribution_" + name] = n_H * n_W
-            target = self._target([n_H * n_W, n_C], "distribution_" + name)
+            target = self._target([n_C, n_H * n_W], "distribution_" + name)  # one sorted row per direction
             total += costs.distribution_cost(net[name], target.value(), projection_directions(n_C))
         return total / len(DISTRIBUTION_LAYERS)
 
@@ -196,7 +210,7 @@ class Problem:
         if self.J_distribution is not None:
             for name in DISTRIBUTION_LAYERS:
                 count = self.positions["distribution_" + name]
-                values["distribution_" + name] = sum(w * quantiles(d[name], count) for w, d in distributions)
+                values["distribution_" + name] = sum(w * quantiles(d[name], count) for w, d in distributions).T
         for name, gram in grams.items():
             values[name] = np.asarray(gram * self.positions[name], dtype=np.float32)
         if temporal is not None:

@@ -66,10 +66,13 @@ DEFAULT_CONTENT_WEIGHT = 10.0  # the course's alpha
 DEFAULT_STYLE_WEIGHT = 450.0
 DEFAULT_TV_WEIGHT = 0.0
 # Sliced-Wasserstein term (Heitz et al. 2021) beside the Gram matrices, on the layers whose Grams a
-# flat region cannot satisfy without specks (README "The defaults").  Off by default: weight 10 on the
-# four sample pairs at 512 px (bench/bench_look.py) took 1.3-1.6x the time, calmed the Shipwreck sky's
-# dot lattice without removing it, and raised tubingen x starry_night's content cost to 0.201.
-DEFAULT_DISTRIBUTION_WEIGHT = 0.0
+# flat region cannot satisfy without specks (README "The defaults").  Per scale, coarse to fine, like
+# the iterations: on at the coarse scales, where the sort of the features is cheap and where the
+# specks' lattice forms; off at the last, full-size scale, whose few iterations only refine it.
+# Tubingen x shipwreck at 512 px, 4x crops of the sky: weight 40 at 128 and 256 px cleared most of the
+# lattice for 1.2x the time; 100 and 300 left it as clear as 40 or clearer; 40 at 512 px as well
+# cleaned a little more for 1.6x the time.
+DEFAULT_DISTRIBUTION_SCHEDULE = (40.0, 40.0, 0.0)
 DISTRIBUTION_LAYERS = ("conv1_1", "conv2_1")
 DEFAULT_CONTENT_LAYER = "conv4_2"
 DEFAULT_STYLE_LAYERS = (("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2))
@@ -138,6 +141,7 @@ class Number:
 
 
 NON_NEGATIVE = Number(float, minimum=0)
+PER_SCALE = ("iterations", "distribution_weight")  # Settings fields that take one value per scale
 NUMBERS = {  # Settings field -> what it may be
     "size": Number(int, minimum=MIN_SIDE),
     "min_size": Number(int, minimum=MIN_SIDE),
@@ -154,28 +158,39 @@ NUMBERS = {  # Settings field -> what it may be
 }
 
 
-def scale_iterations(iterations, n_scales: int) -> list:
-    """Iterations at each of ``n_scales`` scales (coarse to fine) from an int or a schedule.
+def per_scale(schedule, n_scales: int) -> list:
+    """The value at each of ``n_scales`` scales (coarse to fine) from one value or a schedule.
 
     A schedule longer than the scales gives its last (finest) entries; a shorter one
     repeats its first entry at the extra coarse scales.
     """
-    if not isinstance(iterations, (list, tuple)):
-        return [int(iterations)] * n_scales
-    schedule = list(iterations)[-n_scales:]
+    if not isinstance(schedule, (list, tuple)):
+        return [schedule] * n_scales
+    schedule = list(schedule)[-n_scales:]
     return [schedule[0]] * (n_scales - len(schedule)) + schedule
+
+
+def scale_iterations(iterations, n_scales: int) -> list:
+    """Iterations at each of ``n_scales`` scales: :func:`per_scale` of an int or a schedule."""
+    return [int(n) for n in per_scale(iterations, n_scales)]
+
+
+def check_schedule(name: str, value):
+    """For a per-scale field (``iterations``, ``distribution_weight``): one number (every scale), a
+    sequence of numbers (coarse to fine) or the text ``"N"`` / ``"N,N,..."``; checked by NUMBERS[name]."""
+    if isinstance(value, str):
+        value = tuple(part.strip() for part in value.split(","))
+        value = value[0] if len(value) == 1 else value
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{name} must list at least one number")
+        return tuple(NUMBERS[name].check(name, part) for part in value)
+    return NUMBERS[name].check(name, value)
 
 
 def check_iterations(iterations):
     """An int (every scale), a sequence of ints (coarse to fine) or the text ``"N"`` / ``"N,N,..."``."""
-    if isinstance(iterations, str):
-        iterations = tuple(part.strip() for part in iterations.split(","))
-        iterations = iterations[0] if len(iterations) == 1 else iterations
-    if isinstance(iterations, (list, tuple)):
-        if not iterations:
-            raise ValueError("iterations must list at least one number")
-        return tuple(NUMBERS["iterations"].check("iterations", value) for value in iterations)
-    return NUMBERS["iterations"].check("iterations", iterations)
+    return check_schedule("iterations", iterations)
 
 
 # --------------------------------------------------------------------------
@@ -273,7 +288,7 @@ class Settings:
     content_weight: float = DEFAULT_CONTENT_WEIGHT
     style_weight: float = DEFAULT_STYLE_WEIGHT
     tv_weight: float = DEFAULT_TV_WEIGHT
-    distribution_weight: float = DEFAULT_DISTRIBUTION_WEIGHT
+    distribution_weight: object = DEFAULT_DISTRIBUTION_SCHEDULE  # per scale, like iterations: a number or one per scale
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: Sequence = DEFAULT_STYLE_LAYERS  # ((name, weight), ...) or "conv1_1:0.5,conv2_1"
     style_blend_weights: Optional[Sequence[float]] = None  # None: equal
@@ -297,8 +312,9 @@ class Settings:
         if s.iterations is None:
             s.iterations = (DEFAULT_SCHEDULE if s.multiscale else DEFAULT_ITERATIONS)[s.optimizer]
         s.iterations = check_iterations(s.iterations)
+        s.distribution_weight = check_schedule("distribution_weight", s.distribution_weight)
         for name in ("size", "min_size", "learning_rate", "style_scale", "content_weight", "style_weight",
-                     "tv_weight", "distribution_weight", "noise_ratio"):
+                     "tv_weight", "noise_ratio"):
             NUMBERS[name].check(name, getattr(s, name))  # checked, kept as given
         if isinstance(s.init, str) and s.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)} or an image array, not {s.init!r}")
@@ -370,9 +386,11 @@ OPTIONS = (
            "pixels, 0..255 units): smooths noise; on the 512 px sample the raw TV is about 5000, so 1e-5 adds "
            "about 0.05 to a total near 0.8 (default: %(default)s)"),
     Option("distribution_weight", "style", "weight of a sliced-Wasserstein term on "
-           f"{' and '.join(DISTRIBUTION_LAYERS)}: matches the whole distribution of their features, not only "
-           "their Gram matrices; 10 calms the specks some paintings leave in a flat sky, at the cost of a sort "
-           "of the features every iteration (1.3-1.6x the time at 512 px) (default: %(default)s)"),
+           f"{' and '.join(DISTRIBUTION_LAYERS)}, one number for every scale or one per scale from coarse to fine "
+           "like --iterations: matches the whole distribution of their features, not only their Gram matrices, "
+           "which keeps some paintings from leaving a lattice of specks in a flat sky; it sorts the features every "
+           "iteration, so it runs where that is cheap: 0 turns it off "
+           f"(default: {','.join(f'{w:g}' for w in DEFAULT_DISTRIBUTION_SCHEDULE)})", metavar="W[,W...]"),
     Option("content_layer", "style", "VGG-19 layer for the content cost (default: %(default)s)"),
     Option("style_layers", "style", "style layers with optional weights; unweighted layers share what is left "
            "of 1 equally; reluX_Y is accepted for convX_Y (default: %(default)s)",

@@ -49,7 +49,7 @@ from .settings import (DEFAULT_CONTENT_LAYER, DEFAULT_CONTENT_WEIGHT, DEFAULT_IN
                        DEFAULT_STYLE_LAYERS, DEFAULT_STYLE_SCALE, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, INITS,
                        LBFGS_FIRST_STEP, LBFGS_HISTORY, MIN_SIDE, NON_NEGATIVE, OPTIMIZERS, PIXEL_MAX, PIXEL_MIN,
                        POOLINGS, LayerError, Settings, normalise_blend_weights, parse_layer, parse_style_layers,
-                       scale_iterations)
+                       per_scale, scale_iterations)
 from .weights import MEAN_RGB, VGGWeights
 
 __all__ = [  # the engine's public names; the settings' are re-exported so older imports keep working
@@ -139,8 +139,8 @@ class Stylizer:
         # memory not being needed while the (larger) optimisation graphs run.
         features = self._feature_graph(s)
         try:
-            targets = [_scale_targets(features, s, content, styles, height, width, temporal)
-                       for height, width in sizes]
+            targets = [_scale_targets(features, s, content, styles, height, width, temporal, distribution)
+                       for (height, width), distribution in zip(sizes, per_scale(s.distribution_weight, len(sizes)))]
         finally:
             if not self.keep_graphs:
                 self._close_features()
@@ -178,7 +178,7 @@ class Stylizer:
             else:
                 start = resize_float(previous, height, width)
             try:
-                problem = self._problem(s, height, width, target["temporal"] is not None)
+                problem = self._problem(s, height, width, target["temporal"] is not None, target["distribution_weight"])
                 try:
                     problem.start(start, problem.targets(target["content"], target["grams"], target["temporal"],
                                                          target["distributions"]))
@@ -201,11 +201,12 @@ class Stylizer:
             self._features = FeatureGraph(self._weights, s.pooling, s.content_layer, [n for n, _ in s.style_layers])
         return self._features
 
-    def _problem(self, s: Settings, height: int, width: int, temporal: bool) -> Problem:
-        key = (height, width, temporal)
+    def _problem(self, s: Settings, height: int, width: int, temporal: bool, distribution_weight: float) -> Problem:
+        key = (height, width, temporal, distribution_weight)
         if key not in self._problems:
             self._problems[key] = Problem(self._weights, s, height, width, temporal,
-                                          build=OPTIMIZER_TABLE[s.optimizer].build)
+                                          build=OPTIMIZER_TABLE[s.optimizer].build,
+                                          distribution_weight=distribution_weight)
         return self._problems[key]
 
     def _close_features(self) -> None:
@@ -302,9 +303,10 @@ def prepare_init(kind, content: np.ndarray, style: np.ndarray, noise_ratio: floa
 
 
 def _scale_targets(features: FeatureGraph, s: Settings, content, styles, height: int, width: int,
-                   temporal: Optional[Temporal]) -> dict:
+                   temporal: Optional[Temporal], distribution_weight: float) -> dict:
     """Inputs and targets of one scale: content activations [1, n_H, n_W, n_C], blended Grams [n_C, n_C],
-    the temporal term's (image [h, w, 3], mask [h, w], weight) resized to this scale, or None."""
+    the temporal term's (image [h, w, 3], mask [h, w], weight) resized to this scale, or None, and
+    with ``distribution_weight`` (this scale's) the styles' sorted projections."""
     from .images import resize
 
     content_rgb = resize(content, width, height)
@@ -327,14 +329,14 @@ def _scale_targets(features: FeatureGraph, s: Settings, content, styles, height:
             continue
         for name, gram in features.style_grams(style).items():
             grams[name] = grams.get(name, 0.0) + blend * gram.astype(np.float64)
-        if s.distribution_weight:
+        if distribution_weight:
             distributions.append((blend, features.sorted_projections(style)))
     if temporal is not None:
         previous = resize_float(np.asarray(temporal.image, dtype=np.float32), height, width)
         mask = resize_float(np.asarray(temporal.mask, dtype=np.float32)[..., None], height, width, top=1.0)[..., 0]
         temporal = (luminance_rgb(previous) if s.preserve_colors else previous, mask, temporal.weight)
     return {"content": features.content_features(content_in), "grams": grams, "finish": finish,
-            "distributions": distributions,
+            "distributions": distributions, "distribution_weight": distribution_weight,
             "content_in": content_in, "style_in": styles_in[0], "temporal": temporal}
 
 

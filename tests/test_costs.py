@@ -69,11 +69,12 @@ def test_total_variation_of_constant_image_is_zero_and_of_a_step_is_known(sessio
 # The sliced-Wasserstein term (nst.costs.distribution_cost, Heitz et al. 2021) and its targets.
 
 def _target_of(features, directions):
-    """The target nst.graphs builds: projections sorted per column, resampled to the same count."""
+    """The target nst.graphs builds: projections sorted per column, resampled to the same count, one row
+    per direction [n_C, N]."""
     from nst.graphs import quantiles
 
     flat = features.reshape(-1, features.shape[-1]) @ directions
-    return quantiles(np.sort(flat, axis=0), flat.shape[0])
+    return quantiles(np.sort(flat, axis=0), flat.shape[0]).T
 
 
 def test_distribution_cost_sees_what_the_gram_matrix_cannot():
@@ -119,3 +120,41 @@ def test_quantiles_resample_a_sorted_column():
     half = quantiles(ordered, 5)[:, 0]  # the centres of 5 bins of 2 values each
     assert np.allclose(half, [0.5, 2.5, 4.5, 6.5, 8.5])
     assert np.all(np.diff(quantiles(ordered, 23)[:, 0]) >= 0)
+
+
+def test_distribution_cost_has_the_value_and_gradient_of_sorting():
+    # The cost pairs each projection with the target of its rank (NumPy's sort, nst.costs.rank_matched):
+    # the same value and gradient as the textbook form, mean((sort(P) - target)^2) with tf.sort.
+    import tensorflow as tf
+
+    from nst.costs import distribution_cost
+    from nst.graphs import projection_directions
+
+    rng = np.random.default_rng(5)
+    features = tf.constant(rng.gamma(0.7, size=(1, 9, 7, 6)).astype(np.float32))
+    features_np = features.numpy()
+    features_np[0, :3, :, 0] = 0.0  # ties, as ReLU zeros give
+    features = tf.constant(features_np)
+    directions = projection_directions(6)
+    target = _target_of(rng.gamma(2.0, size=(1, 9, 7, 6)).astype(np.float32), directions)  # [6, 63]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(features)
+        cost = distribution_cost(features, target, directions)
+        projections = tf.matmul(tf.reshape(features, [63, 6]), directions)  # [63, 6]
+        textbook = tf.reduce_mean(tf.square(tf.sort(projections, axis=0) - target.T))
+    assert float(cost) == pytest.approx(float(textbook), rel=1e-5) and float(cost) > 0.1
+    np.testing.assert_allclose(tape.gradient(cost, features), tape.gradient(textbook, features), rtol=1e-4, atol=1e-7)
+
+
+def test_rank_matched_orders_negative_zero_and_positive_values():
+    from nst.costs import rank_matched
+
+    values = np.array([[3.0, -1.5, 0.0, -0.0, 2.0, -7.0, 1e-30, -1e-30]], np.float32)
+    target = np.arange(8, dtype=np.float32)[None] * 10  # rank r -> 10 r
+    expected = np.argsort(np.argsort(values[0], kind="stable"), kind="stable") * 10.0
+    got = rank_matched(values, target)[0]
+    assert np.array_equal(got[[0, 1, 4, 5, 6, 7]], expected[[0, 1, 4, 5, 6, 7]])
+    assert sorted(got[[2, 3]]) == [30.0, 40.0]  # 0.0 and -0.0: equal values, ranks 3 and 4 (of 0..7)
+    many = np.random.default_rng(0).normal(size=(5, 1000)).astype(np.float32)
+    ordered = np.sort(many, axis=1)
+    assert np.array_equal(rank_matched(many, ordered), many)  # its own sorted rows give every value back

@@ -453,9 +453,9 @@ def test_default_iterations_follow_multiscale():
     assert single.iterations == st.DEFAULT_ITERATIONS["lbfgs"]
 
 
-def test_distribution_term_is_weighted_into_the_total_and_off_by_default(tiny_weights, pictures):
-    # The sliced-Wasserstein term (settings.DISTRIBUTION_LAYERS) is built only when asked for.
-    plain = run(tiny_weights, pictures, optimizer="lbfgs", iterations=4)
+def test_distribution_term_is_weighted_into_the_total_where_asked(tiny_weights, pictures):
+    # The sliced-Wasserstein term (settings.DISTRIBUTION_LAYERS) is built only at a scale whose weight is above 0.
+    plain = run(tiny_weights, pictures, optimizer="lbfgs", iterations=4, distribution_weight=0)
     assert "distribution" not in plain.costs
     asked = run(tiny_weights, pictures, optimizer="lbfgs", iterations=4, distribution_weight=50.0)
     c = asked.costs
@@ -464,5 +464,24 @@ def test_distribution_term_is_weighted_into_the_total_and_off_by_default(tiny_we
     expected = s.content_weight * c["content"] + s.style_weight * c["style"] + 50.0 * c["distribution"]
     assert c["total"] == pytest.approx(expected, rel=1e-5)
     assert not np.array_equal(asked.image, plain.image)  # it steers the picture
-    with pytest.raises(ValueError, match="distribution_weight must be at least 0"):
-        run(tiny_weights, pictures, distribution_weight=-1.0)
+    for bad, message in ((-1.0, "distribution_weight must be at least 0"), ((), "must list at least one number"),
+                         ("10,x", "distribution_weight must be a number")):
+        with pytest.raises(ValueError, match=message):
+            run(tiny_weights, pictures, distribution_weight=bad)
+
+
+def test_distribution_term_runs_at_the_coarse_scales_by_default(tiny_weights, pictures):
+    # Default schedule: on where the sort is cheap, off at the last (full-size) scale.
+    from nst.settings import DEFAULT_DISTRIBUTION_SCHEDULE
+
+    assert DEFAULT_DISTRIBUTION_SCHEDULE[0] > 0 and DEFAULT_DISTRIBUTION_SCHEDULE[-1] == 0
+    seen = {}
+    result = run(tiny_weights, pictures, size=128, multiscale=True, min_size=32, iterations=2, optimizer="lbfgs",
+                 callback=lambda p: seen.setdefault(p.scale, set()).update(p.costs))
+    assert len(result.sizes) == 3 and result.settings.distribution_weight == DEFAULT_DISTRIBUTION_SCHEDULE
+    assert ["distribution" in seen[scale] for scale in range(3)] == [True, True, False]
+    # One number: every scale; a schedule shorter than the scales repeats its first entry.
+    seen.clear()
+    run(tiny_weights, pictures, size=128, multiscale=True, min_size=32, iterations=2, optimizer="lbfgs",
+        distribution_weight=(0, 5), callback=lambda p: seen.setdefault(p.scale, set()).update(p.costs))
+    assert ["distribution" in seen[scale] for scale in range(3)] == [False, False, True]
