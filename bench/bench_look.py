@@ -43,7 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PAIRS = (("tubingen.jpg", "starry_night.jpg"), ("golden_gate.jpg", "the_scream.jpg"),
          ("tubingen.jpg", "shipwreck.jpg"), ("golden_gate.jpg", "woman-with-hat-matisse.jpg"))
 RUNS = {
-    "before": "--no-multiscale --content-weight 10 --style-weight 40 --iterations 200",
+    "before": "--no-multiscale --content-weight 10 --style-weight 40 --iterations 200 --distribution-weight 0",
     "now": "",
 }
 VIEW_SIDES = (512, 256, 128)

@@ -66,13 +66,11 @@ DEFAULT_CONTENT_WEIGHT = 10.0  # the course's alpha
 DEFAULT_STYLE_WEIGHT = 450.0
 DEFAULT_TV_WEIGHT = 0.0
 # Sliced-Wasserstein term (Heitz et al. 2021) beside the Gram matrices, on the layers whose Grams a
-# flat region cannot satisfy without specks (README "The defaults").  Per scale, coarse to fine, like
-# the iterations: on at the coarse scales, where the sort of the features is cheap and where the
-# specks' lattice forms; off at the last, full-size scale, whose few iterations only refine it.
-# Tubingen x shipwreck at 512 px, 4x crops of the sky: weight 40 at 128 and 256 px cleared most of the
-# lattice for 1.2x the time; 100 and 300 left it as clear as 40 or clearer; 40 at 512 px as well
-# cleaned a little more for 1.6x the time.
-DEFAULT_DISTRIBUTION_SCHEDULE = (40.0, 40.0, 0.0)
+# flat region cannot satisfy without specks (README "The defaults").  One weight per scale is allowed,
+# like the iterations.  Tubingen x shipwreck at 512 px, 4x crops of the sky (exp lat7, prof): without it
+# a diamond lattice; weight 40 at 128 and 256 px only: a faint mesh, 1.06x the time; 40 at every scale:
+# a smooth sky with a few isolated dots, 1.17x the time; 100 or 300 at the coarse scales: no better.
+DEFAULT_DISTRIBUTION_WEIGHT = 40.0
 DISTRIBUTION_LAYERS = ("conv1_1", "conv2_1")
 DEFAULT_CONTENT_LAYER = "conv4_2"
 DEFAULT_STYLE_LAYERS = (("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2))
@@ -288,7 +286,7 @@ class Settings:
     content_weight: float = DEFAULT_CONTENT_WEIGHT
     style_weight: float = DEFAULT_STYLE_WEIGHT
     tv_weight: float = DEFAULT_TV_WEIGHT
-    distribution_weight: object = DEFAULT_DISTRIBUTION_SCHEDULE  # per scale, like iterations: a number or one per scale
+    distribution_weight: object = DEFAULT_DISTRIBUTION_WEIGHT  # per scale, like iterations: a number or one per scale
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: Sequence = DEFAULT_STYLE_LAYERS  # ((name, weight), ...) or "conv1_1:0.5,conv2_1"
     style_blend_weights: Optional[Sequence[float]] = None  # None: equal
@@ -388,9 +386,8 @@ OPTIONS = (
     Option("distribution_weight", "style", "weight of a sliced-Wasserstein term on "
            f"{' and '.join(DISTRIBUTION_LAYERS)}, one number for every scale or one per scale from coarse to fine "
            "like --iterations: matches the whole distribution of their features, not only their Gram matrices, "
-           "which keeps some paintings from leaving a lattice of specks in a flat sky; it sorts the features every "
-           "iteration, so it runs where that is cheap: 0 turns it off "
-           f"(default: {','.join(f'{w:g}' for w in DEFAULT_DISTRIBUTION_SCHEDULE)})", metavar="W[,W...]"),
+           "which keeps some paintings from leaving a lattice of specks in a flat sky; 0 turns it off, 40,40,0 "
+           "keeps it off the last scale for about 10%% less time (default: %(default)s)", metavar="W[,W...]"),
     Option("content_layer", "style", "VGG-19 layer for the content cost (default: %(default)s)"),
     Option("style_layers", "style", "style layers with optional weights; unweighted layers share what is left "
            "of 1 equally; reluX_Y is accepted for convX_Y (default: %(default)s)",

@@ -470,18 +470,18 @@ def test_distribution_term_is_weighted_into_the_total_where_asked(tiny_weights, 
             run(tiny_weights, pictures, distribution_weight=bad)
 
 
-def test_distribution_term_runs_at_the_coarse_scales_by_default(tiny_weights, pictures):
-    # Default schedule: on where the sort is cheap, off at the last (full-size) scale.
-    from nst.settings import DEFAULT_DISTRIBUTION_SCHEDULE
+def test_distribution_term_takes_one_weight_per_scale(tiny_weights, pictures):
+    from nst.settings import DEFAULT_DISTRIBUTION_WEIGHT
 
-    assert DEFAULT_DISTRIBUTION_SCHEDULE[0] > 0 and DEFAULT_DISTRIBUTION_SCHEDULE[-1] == 0
-    seen = {}
-    result = run(tiny_weights, pictures, size=128, multiscale=True, min_size=32, iterations=2, optimizer="lbfgs",
-                 callback=lambda p: seen.setdefault(p.scale, set()).update(p.costs))
-    assert len(result.sizes) == 3 and result.settings.distribution_weight == DEFAULT_DISTRIBUTION_SCHEDULE
-    assert ["distribution" in seen[scale] for scale in range(3)] == [True, True, False]
-    # One number: every scale; a schedule shorter than the scales repeats its first entry.
-    seen.clear()
-    run(tiny_weights, pictures, size=128, multiscale=True, min_size=32, iterations=2, optimizer="lbfgs",
-        distribution_weight=(0, 5), callback=lambda p: seen.setdefault(p.scale, set()).update(p.costs))
-    assert ["distribution" in seen[scale] for scale in range(3)] == [False, False, True]
+    def scales_with_the_term(**settings):
+        seen = {}
+        result = run(tiny_weights, pictures, size=128, multiscale=True, min_size=32, iterations=2, optimizer="lbfgs",
+                     callback=lambda p: seen.setdefault(p.scale, set()).update(p.costs), **settings)
+        assert len(result.sizes) == 3
+        return ["distribution" in seen[scale] for scale in range(3)], result.settings.distribution_weight
+
+    assert DEFAULT_DISTRIBUTION_WEIGHT > 0  # on by default, at every scale
+    assert scales_with_the_term() == ([True, True, True], DEFAULT_DISTRIBUTION_WEIGHT)
+    assert scales_with_the_term(distribution_weight="40,40,0") == ([True, True, False], (40.0, 40.0, 0.0))
+    # A schedule shorter than the scales repeats its first (coarsest) entry.
+    assert scales_with_the_term(distribution_weight=(0, 5)) == ([False, False, True], (0.0, 5.0))
