@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .settings import NUMBERS, OPTIONS, PER_SCALE, Number
+from .settings import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, NUMBERS, OPTIONS, PER_SCALE, Number
 
 # CLI-only defaults (the engine's live in nst.settings; each is defined once).
 DEFAULT_PRINT_EVERY = 0  # 0: the progress bar only
@@ -31,7 +31,7 @@ Beside OUT it writes OUT_compare.png (content | style(s) | result),
 OUT_costs.png (costs against iteration) and OUT.json (the full configuration,
 the seed, final costs and cost history: enough to reproduce the run).
 Weights: the normalised VGG-19 (Gatys et al. 2016) gives small costs; the
-default weights (content 10, style 450) paint the photo over, where the
+default weights (content {content:g}, style {style:g}) paint the photo over, where the
 course's alpha and beta (10, 40) leave a textured photo.
 """
 
@@ -98,7 +98,7 @@ def _engine_option(group, option) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="nst", description="Neural style transfer (Gatys, Ecker and Bethge 2015) with VGG-19: "
-                "redraw CONTENT in the style of STYLE.", epilog=EXAMPLES,
+                "redraw CONTENT in the style of STYLE.", epilog=EXAMPLES.format(content=DEFAULT_CONTENT_WEIGHT, style=DEFAULT_STYLE_WEIGHT),
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("content", metavar="CONTENT", help="content image (JPEG, PNG, ...; EXIF orientation honoured)")
     p.add_argument("styles", metavar="STYLE", nargs="+", help="one or more style images")
