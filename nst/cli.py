@@ -226,8 +226,7 @@ def _record(args, paths, result, init_path, weights, files, argv) -> dict:
         "elapsed_s": round(result.elapsed, 3),
         "files": {key: str(path) for key, path in paths.items() if path in files},
         "versions": _versions(),
-        "history": [{"step": int(row.step), "elapsed_s": round(row.elapsed, 3), "total": row.total,
-                     "content": row.content, "style": row.style, "tv": row.tv} for row in result.history],
+        "history": [row.record() for row in result.history],
     }
 
 
@@ -243,7 +242,8 @@ def _stage_results(staging, args, paths, result, content, styles, reporter) -> N
     s = result.settings
     if "costs" in paths:
         title = f"{Path(args.content).name} + {', '.join(Path(p).name for p in args.styles)} ({s.optimizer})"
-        weights = {"content": s.content_weight, "style": s.style_weight, "tv": s.tv_weight}
+        weights = {"content": s.content_weight, "style": s.style_weight, "tv": s.tv_weight,
+                   "distribution": s.distribution_weight}
         staging.stage(paths["costs"], lambda name: pictures.save_cost_plot(
             name, result.history, weights, result.sizes, title,
             engine.scale_iterations(s.iterations, len(result.sizes))))

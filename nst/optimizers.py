@@ -36,6 +36,12 @@ class HistoryRow(NamedTuple):
     content: float  # unweighted costs
     style: float
     tv: float
+    distribution: float = 0.0  # the sliced-Wasserstein term (0 at a scale where it is off)
+
+    def record(self) -> dict:
+        """The row as the JSON records write it."""
+        return {"step": int(self.step), "elapsed_s": round(self.elapsed, 3), "total": self.total,
+                "content": self.content, "style": self.style, "tv": self.tv, "distribution": self.distribution}
 
 
 @dataclass
@@ -121,7 +127,8 @@ class Tracker:
         run = self.run
         elapsed = time.perf_counter() - run.started
         step = self.offset + iteration
-        run.history.append(HistoryRow(step, elapsed, costs["total"], costs["content"], costs["style"], costs["tv"]))
+        run.history.append(HistoryRow(step, elapsed, costs["total"], costs["content"], costs["style"], costs["tv"],
+                                      costs.get("distribution", 0.0)))
         if iteration > 0:
             run.steps = step
         if run.callback is not None:

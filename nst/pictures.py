@@ -35,11 +35,22 @@ def save_side_by_side(path, content, styles, result) -> Path:
     return save_rgb(path, side_by_side([content, *styles, result]))
 
 
+def _weight_at_steps(weight, steps: np.ndarray, per_scale: list) -> np.ndarray:
+    """A weight given for every scale or per scale (coarse to fine) at each step of a history:
+    the steps of scale k run from sum(per_scale[:k]) to sum(per_scale[:k + 1])."""
+    from .settings import per_scale as weights_per_scale
+
+    weights = np.array(weights_per_scale(weight, len(per_scale)), dtype=np.float64)
+    scale = np.searchsorted(np.cumsum(per_scale), steps, side="left")
+    return weights[np.minimum(scale, len(per_scale) - 1)]
+
+
 def save_cost_plot(path, history, weights: dict, sizes=None, title: str = "", per_scale=None) -> Path:
     """Plot the weighted costs against the step (log scale) to ``path`` (PNG).
 
-    ``history`` rows are :class:`nst.optimizers.HistoryRow` ``(step, elapsed, total, content, style, tv)``;
-    ``weights`` maps content/style/tv to their weights, so the curves show each
+    ``history`` rows are :class:`nst.optimizers.HistoryRow` ``(step, elapsed, total, content, style, tv[,
+    distribution])``; ``weights`` maps those terms to their weights (a number, or one per scale for
+    ``distribution``), so the curves show each
     term's share of the total.  ``per_scale``: iterations at each scale (a list), to mark
     where each scale starts.
     """
@@ -54,10 +65,13 @@ def save_cost_plot(path, history, weights: dict, sizes=None, title: str = "", pe
     try:
         steps = column["step"]
         axes.plot(steps, column["total"], label="total", color="black", linewidth=1.8)
-        for name, colour in (("content", "tab:blue"), ("style", "tab:orange"), ("tv", "tab:green")):
+        for name, colour in (("content", "tab:blue"), ("style", "tab:orange"), ("tv", "tab:green"),
+                             ("distribution", "tab:purple")):
             weight = weights.get(name, 0.0)
-            if weight > 0:
-                axes.plot(steps, weight * column[name], label=f"{weight:g} x {name}", color=colour, linewidth=1.2)
+            at_step = _weight_at_steps(weight, steps, per_scale or [steps.max() if len(steps) else 0])
+            if np.any(at_step > 0):
+                shown = ",".join(f"{w:g}" for w in weight) if isinstance(weight, (list, tuple)) else f"{weight:g}"
+                axes.plot(steps, at_step * column[name], label=f"{shown} x {name}", color=colour, linewidth=1.2)
         if sizes and len(sizes) > 1:
             per_scale = per_scale or [steps.max() / len(sizes) if len(steps) else 0] * len(sizes)
             starts = np.cumsum(per_scale)[:-1]

@@ -328,7 +328,6 @@ def run_optimise(job: Job, between_steps, changed) -> None:
         "sizes": [[w, h] for h, w in result.sizes], "steps": result.steps,
         "best_iteration": result.best_iteration, "final_costs": result.costs,
         "elapsed_s": round(result.elapsed, 3), "versions": _versions(),
-        "history": [{"step": int(row[0]), "elapsed_s": round(row[1], 3), "total": row[2], "content": row[3],
-                     "style": row[4], "tv": row[5]} for row in result.history],
+        "history": [row.record() for row in result.history],
     }
     job.state = "stopped" if result.status == "stopped" else "done"

@@ -299,6 +299,8 @@ def test_console_script_real_run(sample_pair, weights_path, tmp_path):
     history = record["history"]
     assert history[0]["content"] == 0.0 and record["final_costs"]["total"] < 0.5 * history[0]["total"]
     assert record["final_costs"]["total"] == min(row["total"] for row in history)
+    # The sliced-Wasserstein term is on by default and recorded beside the other costs.
+    assert record["settings"]["distribution_weight"] > 0 and history[-1]["distribution"] > 0
     # The result is stylised: not the content any more, yet the same scene.
     small = np.asarray(Image.open(content).resize((96, 72), Image.LANCZOS)).astype(float)
     difference = np.abs(result - small).mean()

@@ -485,3 +485,13 @@ def test_distribution_term_takes_one_weight_per_scale(tiny_weights, pictures):
     assert scales_with_the_term(distribution_weight="40,40,0") == ([True, True, False], (40.0, 40.0, 0.0))
     # A schedule shorter than the scales repeats its first (coarsest) entry.
     assert scales_with_the_term(distribution_weight=(0, 5)) == ([False, False, True], (0.0, 5.0))
+
+
+def test_cost_plot_weights_each_scale_by_its_own_distribution_weight():
+    from nst.pictures import _weight_at_steps
+
+    steps = np.arange(11)  # a schedule of 6 then 4 iterations: steps 0..6 at the first scale, 6..10 at the second
+    assert list(_weight_at_steps((40.0, 0.0), steps, [6, 4])) == [40.0] * 7 + [0.0] * 4
+    assert list(_weight_at_steps(5.0, steps, [6, 4])) == [5.0] * 11
+    assert list(_weight_at_steps((1.0, 2.0, 3.0), steps, [10])) == [3.0] * 11  # one scale: the finest entry
+
