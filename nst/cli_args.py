@@ -98,7 +98,8 @@ def _engine_option(group, option) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="nst", description="Neural style transfer (Gatys, Ecker and Bethge 2015) with VGG-19: "
-                "redraw CONTENT in the style of STYLE.", epilog=EXAMPLES.format(content=DEFAULT_CONTENT_WEIGHT, style=DEFAULT_STYLE_WEIGHT),
+                "redraw CONTENT in the style of STYLE.",
+                epilog=EXAMPLES.format(content=DEFAULT_CONTENT_WEIGHT, style=DEFAULT_STYLE_WEIGHT),
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("content", metavar="CONTENT", help="content image (JPEG, PNG, ...; EXIF orientation honoured)")
     p.add_argument("styles", metavar="STYLE", nargs="+", help="one or more style images")

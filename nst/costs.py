@@ -124,6 +124,7 @@ def _sort_threads():
 
         workers = max(1, min(4, os.cpu_count() or 1))
         _SORT_POOL.append((ThreadPoolExecutor(workers, thread_name_prefix="nst-sort"), workers))
+        os.register_at_fork(after_in_child=_SORT_POOL.clear)  # a forked worker has none of the threads
     return _SORT_POOL[0]
 
 
