@@ -195,14 +195,14 @@ def test_learning_rate_is_adams_first_step(tiny_weights, pictures):
 
 
 def test_style_weight_zero_keeps_content(tiny_weights, pictures):
-    result = run(tiny_weights, pictures, style_weight=0.0, init="content")
+    result = run(tiny_weights, pictures, style_weight=0.0, distribution_weight=0, init="content")
     np.testing.assert_array_equal(result.image, pictures[0])
 
 
 def test_content_weight_pulls_towards_content(tiny_weights, pictures):
     # This network's style cost is about 1e5 and its content cost about 30: weigh the style down.
-    loose = run(tiny_weights, pictures, content_weight=0.0, style_weight=1e-3, iterations=10)
-    tight = run(tiny_weights, pictures, content_weight=1e3, style_weight=1e-3, iterations=10)
+    loose = run(tiny_weights, pictures, content_weight=0.0, style_weight=1e-3, distribution_weight=0, iterations=10)
+    tight = run(tiny_weights, pictures, content_weight=1e3, style_weight=1e-3, distribution_weight=0, iterations=10)
     content = pictures[0].astype(float)
     assert np.abs(tight.image - content).mean() < 0.5 * np.abs(loose.image - content).mean()
 
