@@ -91,12 +91,15 @@ class FeatureGraph:
     def style_grams(self, image: np.ndarray) -> dict:
         return self.session.run(self.grams, {self.pixels: image[None].astype(np.float32)})
 
-    def sorted_projections(self, image: np.ndarray) -> dict:
-        """{layer: [n_H n_W, n_C]} the style's features projected on :func:`projection_directions`,
-        each column sorted: the sliced-Wasserstein term's target before resampling."""
-        found = self.session.run(self.activations, {self.pixels: image[None].astype(np.float32)})
-        return {name: np.sort(a.reshape(-1, a.shape[-1]) @ projection_directions(a.shape[-1]), axis=0)
-                for name, a in found.items()}
+    def style_targets(self, image: np.ndarray, projections: bool = False) -> tuple:
+        """One VGG pass over a style image: its Grams {layer: [n_C, n_C]} and, with ``projections``, its
+        features projected on :func:`projection_directions`, each column sorted {layer: [n_H n_W, n_C]}
+        (the sliced-Wasserstein term's target before resampling); else an empty dict."""
+        fetches = {"grams": self.grams, **({"activations": self.activations} if projections else {})}
+        found = self.session.run(fetches, {self.pixels: image[None].astype(np.float32)})
+        columns = {name: a.reshape(-1, a.shape[-1]) for name, a in found.get("activations", {}).items()}
+        return found["grams"], {name: np.sort(c @ projection_directions(c.shape[-1]), axis=0)
+                                for name, c in columns.items()}
 
     def close(self):
         self.session.close()

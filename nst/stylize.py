@@ -327,10 +327,11 @@ def _scale_targets(features: FeatureGraph, s: Settings, content, styles, height:
     for blend, style in zip(s.style_blend_weights, styles_in):
         if blend == 0:
             continue
-        for name, gram in features.style_grams(style).items():
+        style_grams, projections = features.style_targets(style, projections=bool(distribution_weight))
+        for name, gram in style_grams.items():
             grams[name] = grams.get(name, 0.0) + blend * gram.astype(np.float64)
         if distribution_weight:
-            distributions.append((blend, features.sorted_projections(style)))
+            distributions.append((blend, projections))
     if temporal is not None:
         previous = resize_float(np.asarray(temporal.image, dtype=np.float32), height, width)
         mask = resize_float(np.asarray(temporal.mask, dtype=np.float32)[..., None], height, width, top=1.0)[..., 0]

@@ -470,6 +470,28 @@ def test_distribution_term_is_weighted_into_the_total_where_asked(tiny_weights, 
             run(tiny_weights, pictures, distribution_weight=bad)
 
 
+def test_style_targets_give_grams_and_sorted_projections_in_one_pass(tiny_weights, pictures):
+    from nst.graphs import DISTRIBUTION_LAYERS, FeatureGraph
+
+    _, stripes, _ = pictures
+    features = FeatureGraph(tiny_weights, "avg", "conv4_2", [name for name, _ in st.DEFAULT_STYLE_LAYERS])
+    grams, projections = features.style_targets(stripes, projections=True)
+    only_grams, none = features.style_targets(stripes)
+    activations = features.session.run(features.activations, {features.pixels: stripes[None].astype(np.float32)})
+    features.close()
+    assert none == {} and set(projections) == set(DISTRIBUTION_LAYERS)
+    for name, gram in grams.items():
+        np.testing.assert_allclose(gram, only_grams[name], rtol=1e-6)
+    for name, a in activations.items():
+        columns = a.reshape(-1, a.shape[-1])  # [n_H n_W, n_C]
+        sorted_columns = projections[name]
+        assert sorted_columns.shape == columns.shape
+        assert np.all(np.diff(sorted_columns, axis=0) >= 0)  # each column ascending
+        # The directions are orthonormal, so the projections keep the features' total energy.
+        assert np.sum(sorted_columns.astype(np.float64) ** 2) == pytest.approx(np.sum(columns.astype(np.float64) ** 2),
+                                                                              rel=1e-4)
+
+
 def test_distribution_term_takes_one_weight_per_scale(tiny_weights, pictures):
     from nst.settings import DEFAULT_DISTRIBUTION_WEIGHT
 
