@@ -141,10 +141,10 @@ def _prepare(args):
 class _Reporter:
     """The engine's callback: progress bar, printed costs, intermediate images, GIF frames."""
 
-    def __init__(self, args, paths, total_steps):
+    def __init__(self, args, paths, total_steps, signals=None):
         from tqdm import tqdm
 
-        self.args, self.paths, self.total = args, paths, total_steps
+        self.args, self.paths, self.total, self.signals = args, paths, total_steps, signals
         self.bar = None  # created at the first event, so set-up time does not skew the ETA
         self._make_bar = lambda: tqdm(
             total=total_steps, unit="it", disable=args.quiet, dynamic_ncols=True, file=sys.stderr,
@@ -154,6 +154,11 @@ class _Reporter:
         self.written = []
 
     def __call__(self, progress):
+        if self.signals is not None and self.signals.stopping:
+            # A first signal arrived but the run goes on: it landed in a destructor, where _Signals
+            # leaves it for here, or its KeyboardInterrupt was swallowed on the way.  The engine
+            # calls back only while it iterates, so this is the place to raise it.
+            raise KeyboardInterrupt
         c = progress.costs
         if self.bar is None:
             self.bar = self._make_bar()
@@ -332,7 +337,19 @@ class _Signals:
                 self.told = True
             return
         self.stopping = True
+        if _in_destructor(frame):  # raised there, it would only be printed ("Exception ignored") and lost
+            return  # the engine's callback (_Reporter) raises it at the next step
         raise KeyboardInterrupt
+
+
+def _in_destructor(frame) -> bool:
+    """Whether a signal landed inside a ``__del__`` (garbage collection can run one anywhere, e.g.
+    imageio's plugins while the run saves an intermediate image)."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def tune_malloc(arenas: int = 2, mmap_threshold: int = 1 << 20) -> None:
@@ -416,7 +433,7 @@ def _optimise_and_write(args, argv, settings, content, styles, init_path, weight
     reporter = None
     try:
         weights = engine.get_weights(weights_path)
-        reporter = _Reporter(args, paths, _total_steps(settings, sizes))
+        reporter = _Reporter(args, paths, _total_steps(settings, sizes), signals)
         started = time.perf_counter()
         result = engine.stylize(content, styles, settings, callback=reporter, weights=weights)
         signals.saving = True
