@@ -27,7 +27,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
-from .cli import ArgumentError
+from .cli import ArgumentError, _in_destructor
 from .cli_args import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _Parser, number, parse_or_status
 from .settings import Number
 
@@ -198,8 +198,8 @@ class _Stops:
         return False
 
     def _handle(self, signum, frame):
-        if self.writing:
-            self.pending = True
+        if self.writing or _in_destructor(frame):  # a KeyboardInterrupt raised in a __del__ would be lost
+            self.pending = True  # raised after the next frame is written
             return
         raise KeyboardInterrupt
 

@@ -204,6 +204,31 @@ def test_a_signal_inside_a_destructor_is_not_lost(monkeypatch):
         cli._Signals()._handle(signal.SIGINT, sys._getframe())
 
 
+def test_a_signal_inside_a_destructor_stops_a_video_after_the_next_frame(monkeypatch):
+    import sys
+
+    from nst import video_cli
+
+    lost, written = [], []
+    monkeypatch.setattr(sys, "unraisablehook", lost.append)
+    stops = video_cli._Stops(console=False)
+
+    class Collected:
+        def __del__(self):
+            stops._handle(signal.SIGINT, sys._getframe())
+
+    Collected()
+    assert lost == [] and stops.pending
+
+    class Writer:
+        def write(self, frame):
+            written.append(frame)
+
+    with pytest.raises(KeyboardInterrupt):
+        stops.write(Writer(), "frame 1")
+    assert written == ["frame 1"]  # the frame in hand is written first
+
+
 # ------------------------------------------------------------------ 4. two runs, one output name
 
 def test_a_second_run_on_the_same_output_is_refused(capsys, pair, tiny, tmp_path):
