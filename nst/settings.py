@@ -37,17 +37,18 @@ OPTIMIZERS = ("adam", "lbfgs")
 # 1.02/0.70/0.59/0.58: by 150-200 the curve has flattened (about 7% per 50 more).
 DEFAULT_ITERATIONS = {"adam": 300, "lbfgs": 200}  # a single scale (--no-multiscale)
 # Coarse to fine (the default): most iterations where they are cheap.  A 128 px iteration
-# costs 1/16 of a 512 px one, so (100, 50, 25) costs about as much as 44 iterations at
+# costs 1/16 of a 512 px one, so (80, 40, 25) costs about as much as 40 iterations at
 # 512 px.  The coarse scales lay out the large shapes (swirls, bands); the last one refines
 # the brush strokes and pulls the photo back.  Tubingen x starry_night, style weight 400, seed 0
 # (bench/bench_look.py's metric: content, style at 512/256/128 px):
 #   120, 60, 20: 0.192, 0.0016/0.0042/0.0063 (style at 256 px only equal to the reference's)
 #   120, 60, 25: 0.178, 0.0012/0.0034/0.0062
-#   100, 50, 25: 0.180, 0.0012/0.0032/0.0062 (the default: the same look, about 10 s less)
-#    80, 40, 25: 0.179, 0.0012/0.0037/0.0063;  60, 30, 25: 0.178, 0.0013/0.0042/0.0070, weaker swirls
+#   100, 50, 25: 0.180, 0.0012/0.0032/0.0062
+#    80, 40, 25: 0.179, 0.0012/0.0037/0.0063 (the default: the same look, about 20 s less than 120, 60, 25)
+#    60, 30, 25: 0.178, 0.0013/0.0042/0.0070, weaker swirls in the sky
 # See README "The defaults".  (The Adam schedule was scaled from the earlier L-BFGS one,
 # 120, 60, 20, by the measured 1.4x; its look is not measured.)
-DEFAULT_SCHEDULE = {"adam": (180, 80, 25), "lbfgs": (100, 50, 25)}
+DEFAULT_SCHEDULE = {"adam": (180, 80, 25), "lbfgs": (80, 40, 25)}
 # Adam step in 0..255 pixel units.  On the sample pair at 160 px, total cost after 50/150
 # iterations: lr 2 (the course's) 0.956/0.665, lr 5 0.766/0.593, lr 10 0.703/0.580.
 DEFAULT_LEARNING_RATE = 10.0
