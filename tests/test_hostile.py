@@ -183,21 +183,28 @@ def test_a_storm_of_signals_still_saves_every_file(pair, tiny, tmp_path, signum)
     assert record["status"] == "interrupted" and record["steps"] >= 5
 
 
+def _signal_inside_a_destructor(handle, monkeypatch) -> list:
+    """Run a signal handler inside a ``__del__``; return what Python reported as lost there."""
+    import sys
+
+    lost = []
+    monkeypatch.setattr(sys, "unraisablehook", lost.append)
+
+    class Collected:
+        def __del__(self):
+            handle(signal.SIGINT, sys._getframe())
+
+    Collected()  # no name keeps it: collected (and the handler run inside __del__) at once
+    return lost
+
+
 def test_a_signal_inside_a_destructor_is_not_lost(monkeypatch):
     # Garbage collection can run a __del__ (imageio's plugins, say) at any moment; a KeyboardInterrupt
     # raised there is only printed as "Exception ignored", and the run went on for ever.
     import sys
 
-    lost = []
-    monkeypatch.setattr(sys, "unraisablehook", lost.append)
     signals = cli._Signals()
-
-    class Collected:
-        def __del__(self):
-            signals._handle(signal.SIGINT, sys._getframe())
-
-    Collected()  # no name keeps it: collected (and the handler run inside __del__) at once
-    assert signals.stopping and lost == []
+    assert _signal_inside_a_destructor(signals._handle, monkeypatch) == [] and signals.stopping
     with pytest.raises(KeyboardInterrupt):  # the engine's callback raises it at the next step
         cli._Reporter(None, {}, 10, signals)(None)
     with pytest.raises(KeyboardInterrupt):  # elsewhere a first signal still interrupts at once
@@ -205,20 +212,11 @@ def test_a_signal_inside_a_destructor_is_not_lost(monkeypatch):
 
 
 def test_a_signal_inside_a_destructor_stops_a_video_after_the_next_frame(monkeypatch):
-    import sys
-
     from nst import video_cli
 
-    lost, written = [], []
-    monkeypatch.setattr(sys, "unraisablehook", lost.append)
+    written = []
     stops = video_cli._Stops(console=False)
-
-    class Collected:
-        def __del__(self):
-            stops._handle(signal.SIGINT, sys._getframe())
-
-    Collected()
-    assert lost == [] and stops.pending
+    assert _signal_inside_a_destructor(stops._handle, monkeypatch) == [] and stops.pending
 
     class Writer:
         def write(self, frame):
