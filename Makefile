@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup weights images demo gallery course-demo test test-slow test-fast bench-smoke clean serve
+.PHONY: setup weights images demo gallery course-demo test test-slow test-hosts test-fast bench-smoke clean serve
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ test: setup
 # Only the tests marked slow (see the marker in pyproject.toml); .ci/run runs them after `make test`.
 test-slow: setup
 	$(BIN)/python -m pytest -q -ra -m slow
+
+# The tests marked host (they depend on the kind of machine), run as each other kind of the project's
+# machines in turn: oneDNN on or off and the CPU flags --precision auto reads (tests/host_profiles.py).
+# `make test NST_HOST_PROFILE=zen3` runs the whole default suite as one of them.
+HOST_PROFILES ?= $(shell $(PYTHON) tests/host_profiles.py)
+test-hosts: setup
+	@status=0; for profile in $(HOST_PROFILES); do \
+	  echo "== tests marked host, as $$profile"; \
+	  $(BIN)/python -m pytest -q -ra -m "host and not slow" --host-profile $$profile || status=1; \
+	done; exit $$status
 
 # The default suite's former name, kept so that older notes still work.
 test-fast: test

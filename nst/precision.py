@@ -11,20 +11,29 @@ significant digits and the optimisation stays stable (issue 15).
 emulates it, which gives no speed and costs digits, so an explicit ``bf16``
 on such a CPU falls back to float32 with a one-line notice (the run still
 finishes, and its JSON record says which precision it used).
+
+``NST_CPU_FLAGS``, when set, stands in for the CPU's ``flags`` line: the test
+suite's host profiles (``pytest --host-profile``) use it to run as another kind
+of machine, and a user can set it to ``avx2`` to make ``auto`` mean fp32.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT_PRECISION = "auto"
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native bfloat16 arithmetic
+FLAGS_VARIABLE = "NST_CPU_FLAGS"  # overrides the flags read from /proc/cpuinfo (host profiles, see above)
 DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # precision -> TensorFlow compute dtype
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """The first ``flags`` line of ``cpuinfo`` ('' where it cannot be read: not Linux, no x86)."""
+    """``$NST_CPU_FLAGS`` if set, else the first ``flags`` line of ``cpuinfo`` ('' where it cannot be
+    read: not Linux, no x86)."""
+    if cpuinfo == "/proc/cpuinfo" and FLAGS_VARIABLE in os.environ:
+        return os.environ[FLAGS_VARIABLE].strip()
     try:
         with open(cpuinfo) as handle:
             for line in handle:

@@ -5,9 +5,37 @@ from pathlib import Path
 
 import pytest
 
+from host_profiles import PROFILES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--host-profile", choices=sorted(PROFILES), default=os.environ.get("NST_HOST_PROFILE") or None,
+                     help="run as another kind of machine (tests/host_profiles.py; default $NST_HOST_PROFILE, "
+                          "else the machine as it is)")
+
+
+def pytest_configure(config):
+    # Before any test module imports TensorFlow, which reads TF_ENABLE_ONEDNN_OPTS once at start-up;
+    # subprocesses and Ray workers inherit the environment.
+    profile = config.getoption("--host-profile")
+    if profile:
+        os.environ.update(PROFILES[profile][0])
+        os.environ["NST_HOST_PROFILE"] = profile
+
+
+def pytest_report_header(config):
+    from nst import precision
+
+    profile = config.getoption("--host-profile")
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                 "unknown CPU") if os.path.exists("/proc/cpuinfo") else "unknown CPU"
+    return [f"host: {model}; profile: {profile + ' (' + PROFILES[profile][1] + ')' if profile else 'as it is'}; "
+            f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}; "
+            f"--precision auto -> {precision.choose('auto')[0]}"]
 
 
 @pytest.fixture(scope="session")

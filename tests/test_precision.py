@@ -8,13 +8,10 @@ on a host with bfloat16 units; here only behaviour is checked, on any CPU
 import numpy as np
 import pytest
 
+from host_profiles import EPYC_ZEN3 as EPYC, PROFILES, XEON_AMX, XEON_AVX512_BF16
 from nst import precision
 
-# First flags lines of /proc/cpuinfo on the project's two kinds of machine (trimmed).
-XEON_AMX = ("fpu vme de pse tsc msr pae mce cx8 apic sep mtrr avx2 fma avx512f avx512bw avx512_bf16 "
-            "amx_bf16 amx_tile amx_int8")
-XEON_AVX512_BF16 = "fpu vme avx2 fma avx512f avx512bw avx512_bf16"
-EPYC = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr fma avx2 sha_ni"
+pytestmark = pytest.mark.host  # numbers that depend on the CPU's kernels and flags
 
 
 @pytest.mark.parametrize("requested, flags, chosen, notice", [
@@ -48,6 +45,23 @@ def test_cpu_flags_reads_a_cpuinfo_file(tmp_path):
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Test\nflags\t\t: {XEON_AMX}\n\nprocessor\t: 1\nflags\t: sse\n")
     assert precision.cpu_flags(str(cpuinfo)) == XEON_AMX
     assert precision.cpu_flags(str(tmp_path / "missing")) == ""
+
+
+def test_nst_cpu_flags_stands_in_for_the_cpu(monkeypatch):
+    monkeypatch.setenv("NST_CPU_FLAGS", EPYC)
+    assert precision.cpu_flags() == EPYC and precision.choose("auto") == ("fp32", "")
+    monkeypatch.setenv("NST_CPU_FLAGS", XEON_AVX512_BF16)
+    assert precision.choose("auto") == ("bf16", "")
+    monkeypatch.setenv("NST_CPU_FLAGS", "")  # set but empty: a CPU without flags, not the real one
+    assert precision.cpu_flags() == "" and precision.choose("auto")[0] == "fp32"
+
+
+@pytest.mark.parametrize("profile, dtype", [("zen3", "fp32"), ("onednn-fp32", "fp32"), ("zen4", "bf16"),
+                                            ("sapphire-rapids", "bf16")])
+def test_each_host_profile_gives_its_precision(profile, dtype, monkeypatch):
+    for name, value in PROFILES[profile][0].items():
+        monkeypatch.setenv(name, value)
+    assert precision.choose("auto")[0] == dtype
 
 
 @pytest.fixture(scope="module")
