@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from host_profiles import NO_CONTENT_COST
 
 from nst import cli, stylize
 
@@ -272,11 +273,13 @@ def _run(argv, **kwargs):
                           **kwargs)
 
 
+@pytest.mark.host
 def test_console_script_real_run(sample_pair, weights_path, tmp_path):
     content, style = sample_pair
     out = tmp_path / "tubingen_starry.png"
+    # fp32 pinned (auto is bf16 on some hosts): the checks below are about the files and the record.
     done = _run([content, style, "-o", out, "--size", "96", "--iterations", "12", "--save-every", "6",
-                 "--print-every", "6", "--gif", "--seed", "3"])
+                 "--print-every", "6", "--gif", "--seed", "3", "--precision", "fp32"])
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(out)
     assert "iteration 6/12" in done.stderr and "iteration 12/12" in done.stderr
@@ -297,7 +300,10 @@ def test_console_script_real_run(sample_pair, weights_path, tmp_path):
     assert record["settings"]["style_layers"][0] == ["conv1_1", 0.2]
     assert record["sizes"] == [[96, 72]]
     history = record["history"]
-    assert history[0]["content"] == 0.0 and record["final_costs"]["total"] < 0.5 * history[0]["total"]
+    assert record["settings"]["precision"] == "fp32"
+    # It starts at the content photo: no content cost, to the kernels' rounding (tests/test_stylize.py).
+    assert history[0]["content"] <= NO_CONTENT_COST * history[0]["total"]
+    assert record["final_costs"]["total"] < 0.5 * history[0]["total"]
     assert record["final_costs"]["total"] == min(row["total"] for row in history)
     # The sliced-Wasserstein term is on by default and recorded beside the other costs.
     assert record["settings"]["distribution_weight"] > 0 and history[-1]["distribution"] > 0
@@ -310,7 +316,7 @@ def test_console_script_real_run(sample_pair, weights_path, tmp_path):
     again = tmp_path / "again"
     again.mkdir()
     repeat = _run([content, style, "-o", again / "r.png", "--size", "96", "--iterations", "12", "--seed", "3",
-                   "--no-pictures", "-q"])
+                   "--precision", "fp32", "--no-pictures", "-q"])
     assert repeat.returncode == 0, repeat.stderr
     np.testing.assert_array_equal(np.asarray(Image.open(again / "r.png")), result)
 
@@ -340,6 +346,7 @@ def test_python_dash_m_and_multiscale_preserve_colors(sample_pair, weights_path,
     assert np.abs(rgb_to_yiq(result)[..., 1:] - rgb_to_yiq(small)[..., 1:]).mean() < 1.5
 
 
+@pytest.mark.host
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_saves_best_image(sample_pair, weights_path, tmp_path, signum):
@@ -356,7 +363,7 @@ def test_ctrl_c_saves_best_image(sample_pair, weights_path, tmp_path, signum):
     try:
         deadline = time.time() + 300
         while not (tmp_path / "r_0002.png").exists() and process.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.2)  # pacing a poll of an observable state (an intermediate image)
         assert process.poll() is None, "finished before it could be interrupted"
         process.send_signal(signum)
         _, err = process.communicate(timeout=120)

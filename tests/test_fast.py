@@ -57,6 +57,7 @@ def test_matches_pytorch_reference(stylizer, case):
     assert _mad(result, reference[:h, :w]) <= 1 / 255
 
 
+@pytest.mark.host
 def test_compiled_graph_matches_pytorch_reference(fast_paths):
     # The XLA-compiled graph (Winograd F(4x4) in the deep layers) against the same torch outputs.
     stylizer = fast.FastStylizer(*fast_paths, precision="fp32", compiled=True)
@@ -375,6 +376,7 @@ def test_cli_fast_refuses_an_output_another_run_is_writing(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []  # the claim was released, nothing written
 
 
+@pytest.mark.host
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
 def test_cli_fast_folder_stops_between_images_on_a_signal(tmp_path, signum):
     import signal
@@ -394,10 +396,10 @@ def test_cli_fast_folder_stops_between_images_on_a_signal(tmp_path, signum):
     try:
         deadline = time.time() + 240
         while not (out / "c001.json").exists() and process.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.05)  # pacing a poll of an observable state (a result written)
         while process.poll() is None:  # a storm: some signals land inside a write
             process.send_signal(getattr(signal, signum))
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing: the storm's interval
         stdout, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:

@@ -13,6 +13,8 @@ import pytest
 
 from nst import fastconv, fastnet
 
+pytestmark = pytest.mark.host  # numbers that depend on the CPU's kernels and flags
+
 tf = pytest.importorskip("tensorflow")
 RELATIVE_TOLERANCE = 1e-5
 # F(4x4, 3x3)'s transforms carry factors up to 8 and 1/24 and lose more: measured up to 1.1e-5.

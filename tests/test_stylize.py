@@ -8,6 +8,7 @@ build and run in a fraction of a second; the last tests use the real weights.
 import numpy as np
 import pytest
 
+from host_profiles import NO_CONTENT_COST
 from nst import stylize as st
 from nst.stylize import Settings
 from nst.weights import load_vgg19
@@ -379,12 +380,16 @@ def real(weights_path, sample_pair):
     return st.get_weights(weights_path), images.read_rgb(sample_pair[0]), images.read_rgb(sample_pair[1])
 
 
+@pytest.mark.host
 def test_real_weights_stylise_and_lbfgs_beats_adam(real):
     weights, content, style = real
-    adam = st.stylize(content, [style], size=96, optimizer="adam", iterations=20, seed=0, weights=weights)
-    lbfgs = st.stylize(content, [style], size=96, optimizer="lbfgs", iterations=20, seed=0, weights=weights)
+    # fp32 pinned: this test is about the optimisers, not the number format (auto is bf16 on some hosts).
+    adam = st.stylize(content, [style], size=96, optimizer="adam", iterations=20, seed=0, weights=weights,
+                      precision="fp32")
+    lbfgs = st.stylize(content, [style], size=96, optimizer="lbfgs", iterations=20, seed=0, weights=weights,
+                       precision="fp32")
     start = adam.history[0]
-    assert start.content == 0.0 and start.total > 0  # starts at the content: no content cost, all style
+    assert start.total > 0 and start.content <= NO_CONTENT_COST * start.total  # starts at the content: all style
     for result in (adam, lbfgs):
         assert result.image.shape == (72, 96, 3)
         assert result.costs["style"] < 0.3 * start.style  # the style cost falls a lot in 20 iterations

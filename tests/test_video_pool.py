@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from host_profiles import EPYC_ZEN3, EPYC_ZEN4
 from nst import images, pool, video_cli, video_io
 from nst.video_segments import (OVERLAP, Segment, Stitcher, crossfade, in_order, plan_segments,
                                 segments_of)
 from nst.video_work import VideoWork
-from test_video import FPS, FRAMES, HEIGHT, STYLE, WIDTH, clip, mean_warping_error  # noqa: F401 (clip: fixture)
+from test_video import (FPS, FRAMES, HEIGHT, LONG_FRAMES, STYLE, WIDTH, clip, long_clip,  # noqa: F401 (fixtures)
+                        mean_warping_error, signal_after_frames)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,34 +205,26 @@ def test_default_path_starts_no_pool_and_imports_no_ray(clip, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_at_the_terminal_with_ray_keeps_a_playable_video(clip, tmp_path):
+@pytest.mark.host
+def test_ctrl_c_at_the_terminal_with_ray_keeps_a_playable_video(long_clip, tmp_path):
     """SIGINT to the whole process group (the command, Ray's processes, its workers), as a terminal sends it."""
-    import select
     import signal
-    import time
 
     pytest.importorskip("ray")
     out = tmp_path / "stopped.mp4"
-    process = subprocess.Popen([sys.executable, "-m", "nst", "video", str(clip), str(STYLE), "-o", str(out),
+    process = subprocess.Popen([sys.executable, "-m", "nst", "video", str(long_clip), str(STYLE), "-o", str(out),
                                 "--size", "0", "--consistency", "0", "--ray", "--workers", "2"],
                                stderr=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
                                env={**os.environ, "PYTHONPATH": str(ROOT)})
-    seen, deadline = b"", time.monotonic() + 240
     try:
-        while not any(f" {n}/{FRAMES} ".encode() in seen for n in (3, 4, 5)) and time.monotonic() < deadline:
-            if select.select([process.stderr], [], [], 1.0)[0]:
-                chunk = os.read(process.stderr.fileno(), 4096)
-                if not chunk:
-                    break
-                seen += chunk
-        os.killpg(process.pid, signal.SIGINT)
+        seen = signal_after_frames(process, 3, lambda: os.killpg(process.pid, signal.SIGINT))
         _, rest = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130, (seen + rest).decode(errors="replace")[-2000:]
     made = video_io.describe(out)
-    assert 3 <= made["frames"] < FRAMES and made["has_audio"]
+    assert 3 <= made["frames"] < LONG_FRAMES and made["has_audio"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -252,15 +246,13 @@ def test_ray_workers_stylise_the_clip_like_one_process(local_ray, clip, one_proc
     assert made["frames"] == FRAMES and made["fps"] == FPS and made["has_audio"]
 
 
-@pytest.mark.parametrize("frames, workers, builds_xla", [(12, None, False), (40, None, True), (40, 2, False),
-                                                         (None, None, True)])
-def test_a_short_clip_never_builds_the_xla_graph(frames, workers, builds_xla, monkeypatch):
-    # XLA's compile (~20 CPU s per frame size) pays back only over nst.fastnet.COMPILE_PAYS_FROM frames per
-    # process; a shorter share (or an unknown length: many) decides whether the compiled network is built.
+def _networks_built(frames, workers, cpu_flags, monkeypatch) -> list:
+    """The ``compiled`` flag of each network a video of ``frames`` frames over ``workers`` builds."""
     from argparse import Namespace
 
     from nst import fastnet
 
+    monkeypatch.setenv("NST_CPU_FLAGS", cpu_flags)  # what --precision auto reads
     built = []
     original = fastnet.Network.__init__
 
@@ -273,4 +265,23 @@ def test_a_short_clip_never_builds_the_xla_graph(frames, workers, builds_xla, mo
                      alpha=None, iterations=None, workers=workers)
     work = video_cli._video_work(args, (64, 48), [images.read_rgb(STYLE)], frames)
     work.stylist()
-    assert built and (True in built) == builds_xla, built
+    assert built
+    return built
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("frames, workers, builds_xla", [(12, None, False), (40, None, True), (40, 2, False),
+                                                         (None, None, True)])
+def test_a_short_clip_never_builds_the_xla_graph(frames, workers, builds_xla, monkeypatch):
+    # XLA's compile (~20 CPU s per frame size) pays back only over nst.fastnet.COMPILE_PAYS_FROM frames per
+    # process; a shorter share (or an unknown length: many) decides whether the compiled network is built.
+    # On a CPU without bf16 units, so that auto means fp32: this test is about the frame count.
+    built = _networks_built(frames, workers, EPYC_ZEN3, monkeypatch)
+    assert (True in built) == builds_xla, built
+
+
+@pytest.mark.host
+def test_bf16_never_builds_the_xla_graph(monkeypatch):
+    # Where auto means bf16 the fast mode keeps oneDNN's direct convolutions, the reason to ask for bf16
+    # (nst.fastnet.conv_algorithms), even for a clip long enough to pay for XLA in fp32.
+    assert True not in _networks_built(None, None, EPYC_ZEN4, monkeypatch)

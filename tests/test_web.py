@@ -180,7 +180,7 @@ def downloaded(folder: Path, suffix: str, timeout=60) -> Path:
         files = [p for p in folder.iterdir() if p.suffix == suffix]
         if files and not list(folder.glob("*.crdownload")):
             return files[0]
-        time.sleep(0.1)
+        time.sleep(0.1)  # pacing a poll of an observable state (the download complete)
     raise AssertionError(f"no {suffix} file was downloaded into {folder}: {list(folder.iterdir())}")
 
 
@@ -266,7 +266,7 @@ def test_optimisation_previews_stop_and_download(server, browser, sample_pair, s
         assert now["state"] in ("", "queued", "running"), now
         if now["previews"] and now["previews"] not in previews:
             previews[now["previews"]] = pixels(fetch_bytes(browser, f"/api/jobs/{now['job']}/preview.png"))
-        time.sleep(0.1)
+        time.sleep(0.1)  # pacing a poll of an observable state (a new preview)
     progress = browser.find_element(By.ID, "progress-text").text
     assert "Step" in progress and "left" in progress and "cost" in progress, progress
     screenshot(browser, shots / "2-during.jpg")

@@ -105,7 +105,9 @@ def test_the_least_recently_used_session_goes_beyond_the_cap(tmp_path, monkeypat
     store = SessionStore(images_dir=tmp_path)
     try:
         first, second = store.new_session(), store.new_session()
-        time.sleep(0.01)
+        made = time.monotonic()
+        while time.monotonic() == made:  # pacing: until the clock ticks, so the use below is newer
+            pass
         assert store.get(first.token) is first  # used: now the second is the oldest
         third = store.new_session()
         assert store.get(second.token) is None and not second.folder.exists()
@@ -134,7 +136,7 @@ def test_fast_jobs_run_between_optimisation_steps_and_stop_ends_it(monkeypatch):
                 job.state = "stopped"
                 return
             between_steps()
-            time.sleep(0.005)
+            time.sleep(0.005)  # pacing: the stand-in engine's step time
         raise AssertionError("never stopped")
 
     def fake_fast(job, stylizer):
@@ -159,7 +161,7 @@ def test_fast_jobs_run_between_optimisation_steps_and_stop_ends_it(monkeypatch):
         queue.stop(long_run)
         deadline = time.monotonic() + 10
         while not long_run.finished and time.monotonic() < deadline:
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing a poll of an observable state (the job finished)
         assert long_run.state == "stopped"
         fast_at = events.index(("fast", fast.id))
         assert events[fast_at - 1][0] == "step" and events[fast_at + 1][0] == "step"
@@ -168,12 +170,17 @@ def test_fast_jobs_run_between_optimisation_steps_and_stop_ends_it(monkeypatch):
 
 
 def test_a_newer_request_of_the_same_slot_replaces_a_queued_one(monkeypatch):
-    gate = threading.Event()
-    monkeypatch.setattr(web_queue, "run_fast", lambda job, stylizer: gate.wait(10))
+    gate, running = threading.Event(), threading.Event()
+
+    def held_at_the_gate(job, stylizer):
+        running.set()
+        gate.wait(10)
+
+    monkeypatch.setattr(web_queue, "run_fast", held_at_the_gate)
     queue = web_queue.JobQueue(stylizer=None)
     try:
         first = queue.submit_fast(_job("alice", "fast", slot="page"))  # runs, held at the gate
-        time.sleep(0.2)
+        assert running.wait(10)  # the first is running, no longer queued
         second = _job("alice", "fast", slot="page")
         second_done = queue.submit_fast(second)
         other = _job("bob", "fast", slot="page")  # another session's slot is its own
@@ -208,6 +215,7 @@ def test_serve_refuses_a_bad_or_busy_port_in_one_line():
             assert done.stderr.count("\n") == 1
 
 
+@pytest.mark.host
 def test_the_caching_stylizer_gives_the_same_pictures_and_encodes_a_photo_once(sample_pair, monkeypatch):
     from nst import images, weights_fetch
     from nst.fast import FastStylizer
@@ -239,6 +247,7 @@ def _stored(path, long_side):
                        original_size=(width, height), pixels=images.resize(pixels, width, height))
 
 
+@pytest.mark.host
 @pytest.mark.parametrize("flags, runs", [("fpu sse2 avx2 fma", "fp32"), ("fpu avx2 avx512f amx_bf16", "bf16")])
 def test_the_page_asks_for_bf16_and_gets_what_the_cpu_has(sample_pair, monkeypatch, flags, runs):
     """Issue 15: the page's number format; bf16 without units falls back to fp32 with a note, and the
