@@ -254,13 +254,36 @@ def _can_create_in(folder: Path) -> bool:
     return True
 
 
+def write_rgb(handle, image: np.ndarray, suffix: str = ".png") -> None:
+    """Encode ``uint8 [h, w, 3]`` into the open binary ``handle`` in the format ``suffix`` names.
+
+    Pillow straight into a handle the caller closes, not imageio's writer: when an
+    encode failed (a full disk) or was interrupted (Ctrl-C), imageio's plugin kept
+    unfinished work for its ``__del__``, which later printed a traceback
+    ("Exception ignored in PluginV3.__del__", issue 27).  The bytes are the same:
+    imageio's writer is this same Pillow call.
+    """
+    from PIL import Image
+
+    Image.init()
+    picture = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    picture.save(handle, format=Image.registered_extensions()[(suffix or ".png").lower()])
+
+
+def encode_rgb(image: np.ndarray, suffix: str = ".png") -> bytes:
+    """``uint8 [h, w, 3]`` as the bytes of an image file (what :func:`save_rgb` would write)."""
+    import io
+
+    buffer = io.BytesIO()
+    write_rgb(buffer, image, suffix)
+    return buffer.getvalue()
+
+
 def save_rgb(path, image: np.ndarray) -> Path:
     """Save ``uint8 [h, w, 3]`` atomically (temporary file in the same folder, then rename)."""
-    import imageio.v3 as iio
-
     path = Path(path)
-    with atomic_path(path) as name:
-        iio.imwrite(name, np.asarray(image, dtype=np.uint8), extension=path.suffix or ".png")
+    with atomic_path(path) as name, open(name, "wb") as handle:
+        write_rgb(handle, image, path.suffix)
     return path
 
 

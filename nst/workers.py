@@ -21,9 +21,9 @@ def encoded(image, extension: Optional[str]):
     """``image`` (uint8 [h, w, 3]) as the bytes of an image file, or as it is when ``extension`` is None."""
     if extension is None:
         return image
-    import imageio.v3 as iio
+    from .images import encode_rgb
 
-    return iio.imwrite("<bytes>", image, extension=extension)  # the writer nst.images.save_rgb uses
+    return encode_rgb(image, extension)  # the encoder nst.images.save_rgb uses
 
 
 def limit_threads(threads: Optional[int]) -> None:
