@@ -185,11 +185,21 @@ class _Reporter:
         """Save an --save-every image; a failed write (a full disk) ends the run, keeping the best image."""
         from . import images
 
+        # A signal during the write is only noted (as while the results are saved) and raised once the
+        # file is complete: an encoder interrupted half-way leaves nothing for a destructor to trip on.
+        saving_before = self.signals.saving if self.signals is not None else False
+        if self.signals is not None:
+            self.signals.saving = True
         try:
             images.save_rgb(path, image)
         except OSError as error:
             raise engine.Stop(f"could not write {path} ({error.strerror or error}); stopped the run") from None
+        finally:
+            if self.signals is not None:
+                self.signals.saving = saving_before
         self.written.append(path)
+        if self.signals is not None and self.signals.stopping:
+            raise KeyboardInterrupt
 
     def close(self):
         if self.bar is not None:

@@ -150,11 +150,12 @@ def _start(argv, **kwargs):
 def _wait_for(path: Path, process, seconds=120):
     deadline = time.time() + seconds
     while not path.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.05)  # pacing a poll of an observable state (the file present)
     assert process.poll() is None, process.communicate()[1]
     assert path.exists(), f"{path} never appeared"
 
 
+@pytest.mark.host
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_storm_of_signals_still_saves_every_file(pair, tiny, tmp_path, signum):
     out = tmp_path / "out"
@@ -169,7 +170,7 @@ def test_a_storm_of_signals_still_saves_every_file(pair, tiny, tmp_path, signum)
         deadline = time.monotonic() + 120
         while process.poll() is None and time.monotonic() < deadline:
             process.send_signal(signum)
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing: the storm's interval
         _, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
@@ -198,6 +199,7 @@ def _signal_inside_a_destructor(handle, monkeypatch) -> list:
     return lost
 
 
+@pytest.mark.host
 def test_a_signal_inside_a_destructor_is_not_lost(monkeypatch):
     # Garbage collection can run a __del__ (imageio's plugins, say) at any moment; a KeyboardInterrupt
     # raised there is only printed as "Exception ignored", and the run went on for ever.
@@ -211,6 +213,30 @@ def test_a_signal_inside_a_destructor_is_not_lost(monkeypatch):
         cli._Signals()._handle(signal.SIGINT, sys._getframe())
 
 
+@pytest.mark.host
+def test_a_signal_during_an_intermediate_save_waits_for_the_file(tmp_path, monkeypatch):
+    # Interrupted half-way, an encoder leaves unfinished work that a destructor later trips on (issue 27):
+    # a first Ctrl-C during an --save-every write is held until the file is complete, then stops the run.
+    import sys
+
+    from nst import images
+
+    signals = cli._Signals()
+    real_save = images.save_rgb
+
+    def save_with_a_signal_inside(path, image):
+        signals._handle(signal.SIGINT, sys._getframe())  # not a destructor: would raise at once elsewhere
+        return real_save(path, image)
+
+    monkeypatch.setattr(images, "save_rgb", save_with_a_signal_inside)
+    image = np.full((24, 32, 3), 200, np.uint8)
+    with pytest.raises(KeyboardInterrupt):
+        cli._Reporter(None, {}, 10, signals)._save_intermediate(tmp_path / "r_0005.png", image)
+    assert listing(tmp_path) == ["r_0005.png"] and np.array_equal(images.read_rgb(tmp_path / "r_0005.png"), image)
+    assert signals.stopping and not signals.saving
+
+
+@pytest.mark.host
 def test_a_signal_inside_a_destructor_stops_a_video_after_the_next_frame(monkeypatch):
     from nst import video_cli
 
