@@ -127,6 +127,7 @@ def _plan(args):
     """Check everything the run needs; return (clip, (width, height), styles, target) or raise."""
     from . import video_io
     from .fast import check_fits
+    from .pool import LOCAL_RAY
 
     if args.style_blend_weights and len(args.style_blend_weights) != len(args.styles):
         raise ArgumentError(f"--style-blend-weights needs one weight per style image ({len(args.styles)}), "
@@ -143,8 +144,20 @@ def _plan(args):
     clip = video_io.trim(clip, args.start, args.duration, args.max_frames)
     width, height = video_io.even_size(clip.width, clip.height, args.size)
     check_fits(height, width, what="frame")
+    video_io.check_decodable(clip, width, height)
+    if args.method == "fast" and args.ray in (None, LOCAL_RAY):  # the workers read this machine's file
+        _check_decoder()
     target = video_io.check_output(args.output, [args.input, *args.styles], args.overwrite)
     return clip, (width, height), _styles(args, max(width, height)), target
+
+
+def _check_decoder() -> None:
+    """Read the fast method's decoder once here (NumPy only), so that a missing or damaged file is
+    refused with the other inputs, not after TensorFlow's start-up lines.  The workers read it again
+    as they load; those of a Ray cluster read their own node's copy, so it is not checked here then."""
+    from .weights import default_decoder_path, load_decoder
+
+    load_decoder(default_decoder_path())
 
 
 def _pooled(args) -> bool:
@@ -343,7 +356,15 @@ def _run(args, clip, size, styles, target, console):
         raise _Failed(str(error), EXIT_BAD_INPUT) from None
     except OSError as error:  # a full disk, a vanished folder, a failed encoder: nothing partial is left
         _discard(writer)
-        raise _Failed(f"could not write {target} ({error.strerror or error})", EXIT_FAILED) from None
+        raise _Failed(_not_written(target, error), EXIT_FAILED) from None
+
+
+def _not_written(target, error: OSError) -> str:
+    """The error line of an output that could not be written (its temporary files are gone by then)."""
+    from .files import is_out_of_space
+
+    advice = "free some space and run again" if is_out_of_space(error) else "check the output folder and run again"
+    return f"could not write {target} ({error.strerror or error}); nothing was written; {advice}"
 
 
 def _discard(writer) -> None:
@@ -352,8 +373,8 @@ def _discard(writer) -> None:
 
 
 def main(argv=None, console: bool = False) -> int:
-    from . import video_io
     from .fast import FastError
+    from .files import FileProblem
     from .images import ImageError
 
     args, status = parse_or_status(build_parser(), argv)
@@ -361,7 +382,7 @@ def main(argv=None, console: bool = False) -> int:
         return status
     try:
         clip, size, styles, target = _plan(args)
-    except (ArgumentError, ImageError, FastError, video_io.VideoError) as error:
+    except (ArgumentError, ImageError, FastError, FileProblem) as error:  # VideoError, WeightsError among them
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -382,7 +403,7 @@ def _publish(writer, target, clip, status, started, quiet, console) -> int:
         published = _ignore_signals_while(console, writer.finish)
     except OSError as error:
         writer.discard()
-        print(f"error: could not write {target} ({error})", file=sys.stderr)
+        print(f"error: {_not_written(target, error)}", file=sys.stderr)
         return EXIT_FAILED
     if published is None:
         if status == EXIT_INTERRUPTED:

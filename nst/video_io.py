@@ -15,12 +15,15 @@ of the frames written so far.  Frames are ``uint8 [height, width, 3]`` RGB.
 
 from __future__ import annotations
 
+import collections
+import errno
 import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -75,6 +78,27 @@ def _last_error_line(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     useful = [line for line in lines if "must be specified" not in line]
     return one_line(useful[-1] if useful else "no message")
+
+
+def _ffmpeg_failure(stderr: str, folder: Path, what: str) -> OSError:
+    """The OSError for an ffmpeg run that failed writing into ``folder``.
+
+    Out of space is told as such (errno ENOSPC or EDQUOT, as a failed Python write would be):
+    ffmpeg's last line is often a consequence instead ("Nothing was written into output file,
+    because at least one of its streams received no packets"), and a write into the encoder's
+    pipe only sees a broken pipe.  ffmpeg prints the system's own text for the errno; a folder
+    left with no free block at all counts too.  Anything else: ``what`` and ffmpeg's last line.
+    """
+    for code in (errno.ENOSPC, errno.EDQUOT):
+        if os.strerror(code) in stderr:
+            return OSError(code, os.strerror(code))
+    try:
+        full = os.statvfs(folder).f_bavail == 0
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return OSError(f"{what} ({_last_error_line(stderr)})")
 
 
 # --------------------------------------------------------------------------
@@ -174,7 +198,7 @@ def _write_sidecar(folder: Path, fps: Fraction, frames: int, audio: Optional["Au
                             "-i", str(audio.path), "-map", "0:a:0", "-vn", "-c:a", "copy",
                             str(folder / SIDECAR_AUDIO)])
         if done.returncode != 0:
-            raise OSError(f"ffmpeg could not copy the sound beside the frames ({_last_error_line(done.stderr)})")
+            raise _ffmpeg_failure(done.stderr, folder, "ffmpeg could not copy the sound beside the frames")
         sound = SIDECAR_AUDIO
     record = {"fps": str(fps), "frames": frames, "audio": sound, "written_by": "nst video"}
     (folder / SIDECAR_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -262,6 +286,27 @@ def read_frames(clip: Clip, width: int, height: int) -> Iterator[np.ndarray]:
         reader.close()
 
 
+def check_decodable(clip: Clip, width: int, height: int) -> None:
+    """Decode the first frame asked for (after :func:`trim`), or raise VideoError.
+
+    ffmpeg's probe (:func:`open_clip`) reads the container's header only: a file whose
+    frames are missing (cut off after the header) or damaged passes it.  Decoding one
+    frame here refuses it while the run is still being checked, before any network loads.
+    A folder's first frame was read by :func:`open_clip` already.
+    """
+    if clip.is_folder:
+        return
+    from dataclasses import replace
+
+    frames = read_frames(replace(clip, frames=1), width, height)
+    try:
+        if next(frames, None) is None:
+            raise VideoError(f"{shown(clip.path)} has no frame ffmpeg can decode in the part asked for; check "
+                             f"--start/--duration, or re-encode the file (e.g. to H.264 mp4) if it is damaged")
+    finally:
+        frames.close()
+
+
 def _read_folder(clip: Clip, width: int, height: int) -> Iterator[np.ndarray]:
     from .images import ImageError, read_rgb, resize
 
@@ -312,6 +357,72 @@ def check_output(target, inputs, overwrite: bool = False) -> Path:
     return target
 
 
+class _Encoder:
+    """The bundled ffmpeg encoding raw RGB frames, sent through a pipe, into ``path``.
+
+    Not imageio-ffmpeg's ``write_frames``: that one lets ffmpeg print on our stderr (raw
+    lines such as "Error writing trailer: No space left on device" above the one error
+    line) and ignores ffmpeg's exit status when it closes, so a trailer that could not be
+    written went unnoticed.  Here ffmpeg's messages are read into memory (the last few
+    lines are kept; never a file, which a full disk would refuse) and a failure, in a
+    write or at the end, raises the OSError :func:`_ffmpeg_failure` makes of them.
+    """
+
+    KEPT_LINES = 40
+
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction, output_arguments: list):
+        self.path = Path(path)
+        command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error", "-f", "rawvideo",
+                   "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(Fraction(fps)), "-i", "pipe:0",
+                   "-an", *output_arguments, str(self.path)]
+        # Its own session, as _run_ffmpeg: the terminal's Ctrl-C reaches only us, and we stop after a frame.
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, start_new_session=True)
+        self.messages: collections.deque = collections.deque(maxlen=self.KEPT_LINES)
+        self.reader = threading.Thread(target=self._read_messages, daemon=True)
+        self.reader.start()
+
+    def _read_messages(self) -> None:
+        for line in self.process.stderr:  # until ffmpeg exits and the pipe closes
+            self.messages.append(line.decode("utf-8", errors="replace").rstrip())
+
+    def send(self, frame: np.ndarray) -> None:
+        try:
+            self.process.stdin.write(memoryview(frame).cast("B"))
+        except OSError:  # a broken pipe: ffmpeg has stopped, its messages say why
+            self.process.stdin = _close_quietly(self.process.stdin)
+            raise self._failure() from None
+
+    def close(self) -> None:
+        """Let ffmpeg finish the file (its trailer); raise the OSError of a failure."""
+        self.process.stdin = _close_quietly(self.process.stdin)
+        if self.process.wait() != 0:
+            raise self._failure()
+        self.reader.join()
+
+    def kill(self) -> None:
+        self.process.stdin = _close_quietly(self.process.stdin)
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.reader.join()
+
+    def _failure(self) -> OSError:
+        self.process.wait()
+        self.reader.join()  # every message ffmpeg wrote before it exited
+        return _ffmpeg_failure("\n".join(self.messages), self.path.parent, "the encoder stopped")
+
+
+def _close_quietly(stream) -> None:
+    """Close a pipe to a process that may have exited (flushing it would raise a broken pipe); None."""
+    if stream is not None:
+        try:
+            stream.close()
+        except OSError:
+            pass
+    return None
+
+
 @dataclass
 class AudioSource:
     """Where the sound comes from: the input file, from ``start`` seconds on.
@@ -354,25 +465,18 @@ class VideoWriter:
         return Path(name)
 
     def _start_encoder(self) -> None:
-        import imageio_ffmpeg
-
         codec, options, pixels, _ = CONTAINERS[self.target.suffix.lower()]
         suffix = ".mkv" if self.target.suffix.lower() == ".gif" else self.target.suffix
         self._encoded = self._temporary(suffix)
-        self._encoder = imageio_ffmpeg.write_frames(
-            str(self._encoded), (self.width, self.height), fps=self.fps, codec=codec, pix_fmt_out=pixels,
-            quality=None, macro_block_size=1, ffmpeg_log_level="error", output_params=options)
-        self._encoder.send(None)  # starts ffmpeg
+        self._encoder = _Encoder(self._encoded, self.width, self.height, self.fps, [
+            "-c:v", codec, "-pix_fmt", pixels, *options])
 
     def write(self, frame: np.ndarray) -> None:
         frame = np.ascontiguousarray(frame, dtype=np.uint8)
         if frame.shape != (self.height, self.width, 3):
             raise ValueError(f"frame of shape {frame.shape}, the video is {self.width}x{self.height}")
         if self._encoder is not None:
-            try:
-                self._encoder.send(frame)
-            except IOError as error:
-                raise OSError(f"the encoder stopped ({one_line(str(error).splitlines()[0])})") from None
+            self._encoder.send(frame)
         else:
             from .images import save_rgb
 
@@ -410,16 +514,13 @@ class VideoWriter:
         result = self._temporary(self.target.suffix)
         done = _run_ffmpeg(["-y", "-v", "error", "-i", str(self._encoded), *arguments, str(result)])
         if done.returncode != 0:
-            raise OSError(f"ffmpeg could not finish {shown(self.target)} ({_last_error_line(done.stderr)})")
+            raise _ffmpeg_failure(done.stderr, result.parent, f"ffmpeg could not finish {shown(self.target)}")
         return result
 
     def discard(self) -> None:
         """Stop the encoder and remove every temporary (called after finish, or instead of it)."""
         if self._encoder is not None:
-            try:
-                self._encoder.close()
-            except Exception:  # an encoder that already failed: only the clean-up matters now
-                pass
+            self._encoder.kill()  # its file is removed just below: no trailer to wait for
             self._encoder = None
         for path in self._temporaries:
             path.unlink(missing_ok=True)
