@@ -134,6 +134,35 @@ def expand_inputs(patterns) -> list:
     return list(unique.values())
 
 
+def _check_apart(patterns, out_dir: Path, sources) -> None:
+    """Refuse an output folder that an input folder or pattern reads (``nst batch DIR STYLE -o DIR``).
+
+    Each result would land beside the images it came from, with the manifest, and the next run
+    (a resume included) would list the results as new inputs and stop ("output DIR/a.png is one
+    of the inputs").  Refused on the first run, before anything is written or loaded, rather
+    than recognising the results by the manifest on later runs: that holds only while the
+    manifest is there and its settings unchanged (--overwrite starts a fresh one), and any other
+    tool pointed at the folder would still mix results with originals.  Files named one by one
+    are read again only as named, so their folder may take the results.
+    """
+    import fnmatch
+    import glob
+
+    target, names = out_dir.resolve(), [source.stem + OUTPUT_SUFFIX for source in sources]
+    for text in patterns:
+        if os.path.isdir(text):  # a folder: every image in it, and the results are .png images
+            folders, matches = [text], bool(names)
+        elif _has_magic(text) and not os.path.exists(text):
+            folder, name = os.path.split(text)
+            folders = glob.glob(folder) if _has_magic(folder) else [folder or "."]
+            matches = any(fnmatch.fnmatch(result, name) for result in names)
+        else:
+            continue
+        if matches and any(Path(folder).resolve() == target for folder in folders):
+            raise ArgumentError(f"output folder {out_dir} is also where the inputs {text!r} are read from: the "
+                                f"next run would take the results for inputs; choose another output folder")
+
+
 def _check_header(path: Path) -> tuple:
     """(width, height) of an image; refuses a file PIL cannot identify (reads the header only, not the pixels)."""
     from PIL import Image, UnidentifiedImageError
@@ -262,6 +291,7 @@ def plan(args, manifest_open):
     inputs, style_path = expand_inputs(positionals[:-1]), Path(positionals[-1])
     style = images.read_rgb(style_path)
     out_dir = _out_dir(args.output)
+    _check_apart(positionals[:-1], out_dir, inputs)
     items = _items(inputs, out_dir, style_path)
     work, settings = _method_work(args, style, sha256_of(style_path))
     manifest = manifest_open(out_dir, settings, args.overwrite) if out_dir.is_dir() else None

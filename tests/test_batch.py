@@ -126,8 +126,11 @@ def test_bad_inputs_get_one_line_and_exit_2(batch_inputs, tmp_path, capsys):
         "needs --ray": [str(batch_inputs / "in"), style, "-o", str(out), "--workers", "2"],
         "fast only": [str(batch_inputs / "in"), style, "-o", str(out), "--alpha", "0.5"],
         "one-image command": [str(batch_inputs / "in"), style, "-o", str(out), "--gif"],
-        "is one of the inputs": [str(batch_inputs / "in"), style, "-o", str(batch_inputs / "in"), "--method",
-                                 "fast"],
+        # Its own input folder as the output folder: refused whatever the inputs' names (see test_hostile_outputs).
+        "is also where the inputs": [str(batch_inputs / "in"), style, "-o", str(batch_inputs / "in"), "--method",
+                                     "fast"],
+        "is one of the inputs": [str(batch_inputs / "in" / "img0.png"), style, "-o", str(batch_inputs / "in"),
+                                 "--method", "fast"],
     }
     for expected, argv in cases.items():
         assert expected in _one_line_refusal(capsys, argv), expected
