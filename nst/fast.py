@@ -165,16 +165,11 @@ class FastStylizer:
 
     def __init__(self, weights=None, decoder=None, precision: str = "auto", convolutions: str = "auto",
                  compiled: Optional[bool] = None):
-        import tensorflow as tf
-
         from . import precision as precisions
         from .weights import DecoderWeights, VGGWeights
 
-        # "auto": bf16 where the CPU has bfloat16 units; "fp32" / "bf16": as asked (bf16 is emulated,
-        # slowly, elsewhere: front ends pass the user's request through precision.choose first).
-        self.precision = precisions.choose("auto")[0] if precision == "auto" else precision
-        dtype = tf.as_dtype(precisions.compute_dtype(self.precision))
-
+        # The files and the options are checked before TensorFlow is imported: a missing or damaged
+        # file is refused in one line, without TensorFlow's start-up lines before it.
         vgg = weights if isinstance(weights, VGGWeights) else load_vgg19(weights or WEIGHTS_DIR / CONVERTED_NAME)
         if not vgg.normalised:
             raise WeightsError(f"{vgg.path} is not the normalised VGG-19 the AdaIN decoder was trained with; "
@@ -182,6 +177,12 @@ class FastStylizer:
         dec = decoder if isinstance(decoder, DecoderWeights) else load_decoder(decoder or default_decoder_path())
         if convolutions not in CONVOLUTIONS:
             raise FastError(f"convolutions must be one of {', '.join(CONVOLUTIONS)}, not {convolutions!r}")
+        import tensorflow as tf
+
+        # "auto": bf16 where the CPU has bfloat16 units; "fp32" / "bf16": as asked (bf16 is emulated,
+        # slowly, elsewhere: front ends pass the user's request through precision.choose first).
+        self.precision = precisions.choose("auto")[0] if precision == "auto" else precision
+        dtype = tf.as_dtype(precisions.compute_dtype(self.precision))
         self._style_cache: OrderedDict = OrderedDict()
         with _eager():
             # fp32 runs a shape on the plain graph until it repeats, then compiled by XLA (nst.fastnet);

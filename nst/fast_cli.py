@@ -182,6 +182,7 @@ def run(args, argv, console: bool = False) -> int:
     claims = []
     try:
         jobs, styles, mask = _plan(args)
+        networks = _read_networks(args)
         for job in jobs:
             claims.append(OutputClaim(job.paths["image"]).acquire())
     except (ArgumentError, ImageError, FastError, FileProblem) as error:
@@ -194,7 +195,7 @@ def run(args, argv, console: bool = False) -> int:
     signals = _Signals()
     signals.install()
     try:
-        return _stylize_all(args, argv, jobs, styles, mask, signals)
+        return _stylize_all(args, argv, jobs, styles, mask, signals, networks)
     finally:
         for claim in claims:
             claim.release()
@@ -204,13 +205,25 @@ def run(args, argv, console: bool = False) -> int:
             signals.restore()
 
 
-def _stylize_all(args, argv, jobs, styles, mask, signals) -> int:
+def _read_networks(args) -> tuple:
+    """(encoder, decoder) weights, read from their files before TensorFlow starts.
+
+    Reading them is NumPy and SciPy only: a missing or damaged file (NaN weights with a
+    matching .sha256, say) is refused here in one line, like any other input, and not
+    after TensorFlow's start-up lines.
+    """
+    from .weights import CONVERTED_NAME, WEIGHTS_DIR, default_decoder_path, load_decoder, load_vgg19
+
+    decoder = load_decoder(default_decoder_path())  # the smaller file first: a refusal costs less
+    return load_vgg19(Path(args.weights) if args.weights else WEIGHTS_DIR / CONVERTED_NAME), decoder
+
+
+def _stylize_all(args, argv, jobs, styles, mask, signals, networks) -> int:
     """Load the networks once, then stylise and publish each job in turn."""
     from .fast import FastError
-    from .weights import CONVERTED_NAME, WEIGHTS_DIR, WeightsError, default_decoder_path
+    from .weights import WeightsError
 
-    weights_path = Path(args.weights) if args.weights else WEIGHTS_DIR / CONVERTED_NAME
-    decoder_path = default_decoder_path()
+    weights_path, decoder_path = (network.path for network in networks)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     tune_malloc()
     done = []
@@ -223,7 +236,7 @@ def _stylize_all(args, argv, jobs, styles, mask, signals) -> int:
         from .fastnet import compiled_for
 
         # A few images: XLA's compile (nst.fastnet) would cost more than it saves.
-        stylizer = FastStylizer(weights_path, decoder_path, precision=args.precision, compiled=compiled_for(len(jobs)))
+        stylizer = FastStylizer(*networks, precision=args.precision, compiled=compiled_for(len(jobs)))
         for job in jobs:
             started = time.perf_counter()
             result = stylizer.stylize(job.content, styles, alpha=args.alpha, style_weights=args.style_blend_weights,

@@ -55,6 +55,18 @@ def quantiles(ordered: np.ndarray, count: int) -> np.ndarray:
     return np.stack([np.interp(where, positions, column) for column in ordered.T], axis=1).astype(np.float32)
 
 
+def cost_weight(value: float) -> np.float32:
+    """A cost's weight as the float32 the graph computes in.
+
+    A weight beyond float32's range (``--content-weight 1e308``) becomes inf here without a
+    word: the cost is then inf from the first step, and the run ends with the engine's own
+    one-line message ("the cost became inf ...").  Left to TensorFlow, the same conversion
+    printed a two-line NumPy overflow warning before that message.
+    """
+    with np.errstate(over="ignore"):
+        return np.float32(value)
+
+
 def deepest(layers) -> str:
     return max(layers, key=CONV_LAYERS.index)
 
@@ -174,12 +186,12 @@ class Problem:
         self.J_style = tf.convert_to_tensor(J_style)
         self.J_distribution = self._distribution(net) if distribution_weight else None
         self.J_tv = costs.total_variation(self.pixels)
-        self.J = s.content_weight * self.J_content + s.style_weight * self.J_style
+        self.J = cost_weight(s.content_weight) * self.J_content + cost_weight(s.style_weight) * self.J_style
         if s.tv_weight:  # reported either way; 0 * J_tv would still cost a gradient pass (~2%)
-            self.J += s.tv_weight * self.J_tv
+            self.J += cost_weight(s.tv_weight) * self.J_tv
         self.costs = {"total": self.J, "content": self.J_content, "style": self.J_style, "tv": self.J_tv}
         if self.J_distribution is not None:  # built only when asked: the sorts cost time
-            self.J += distribution_weight * self.J_distribution
+            self.J += cost_weight(distribution_weight) * self.J_distribution
             self.costs.update(total=self.J, distribution=self.J_distribution)
         if temporal:
             previous = self._target(self.shape, "temporal_image")  # [1, h, w, 3] in 0..255

@@ -228,10 +228,21 @@ def _conv_weights(mat: dict, path: Path):
             # MatConvNet: [width, height, in, out]; TensorFlow: [height, width, in, out].
             kernels[name] = np.ascontiguousarray(kernel.transpose(1, 0, 2, 3), dtype=np.float32)
             biases[name] = bias.reshape(-1).astype(np.float32)
-        if not (np.isfinite(kernels[name]).all() and np.isfinite(biases[name]).all()):
-            raise WeightsError(f"{shown(path)}: layer {name} contains NaN or infinite values, so the file is "
-                               f"damaged; delete it and {FETCH_HINT}")
+        check_finite(shown(path), f"layer {name}", (kernels[name], biases[name]), FETCH_HINT)
     return kernels, biases
+
+
+def check_finite(what: str, part: str, arrays, hint: str) -> None:
+    """Refuse weights holding NaN or infinite values (a damaged file, or a conversion gone wrong).
+
+    Such a file loads without complaint and the networks then compute NaN: an optimisation
+    stops at once, and the fast mode's decoder turns every pixel black (NumPy warns as it
+    casts the NaN to bytes).  Refused here instead, in one line: ``what`` (the file),
+    ``part`` (its layer), ``hint`` (how to get a good copy).
+    """
+    if not all(np.isfinite(array).all() for array in arrays):
+        raise WeightsError(f"{what}: {part} contains NaN or infinite values, so the file is damaged; "
+                           f"delete it and {hint}")
 
 
 def _check_vgg19_chain(kernels: dict, biases: dict, path: Path) -> None:
@@ -306,15 +317,19 @@ def load_decoder(path) -> DecoderWeights:
         raise WeightsError(f"decoder file {path} fails its SHA-256 check (corrupted or altered); "
                            f"delete it and {DECODER_FETCH_HINT}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # A float64 beyond float32's range becomes inf here, quietly: check_finite refuses it below.
+        with np.load(path, allow_pickle=False) as archive, np.errstate(over="ignore"):
             kernels = tuple(archive[f"kernel{i}"].astype(np.float32) for i in range(len(DECODER_CHANNELS)))
             biases = tuple(archive[f"bias{i}"].astype(np.float32) for i in range(len(DECODER_CHANNELS)))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
         raise WeightsError(f"{path} is not a readable decoder file ({error}); {DECODER_FETCH_HINT}") from None
-    for kernel, bias, (cin, cout) in zip(kernels, biases, DECODER_CHANNELS):
+    for index, (kernel, bias, (cin, cout)) in enumerate(zip(kernels, biases, DECODER_CHANNELS)):
         if kernel.shape != (3, 3, cin, cout) or bias.shape != (cout,):
             raise WeightsError(f"{path}: a layer has shape {kernel.shape}, expected {(3, 3, cin, cout)}; "
                                f"{DECODER_FETCH_HINT}")
+        # The SHA-256 beside the file only proves it is what was written: a conversion that went
+        # wrong writes its NaN and their hash together.
+        check_finite(f"decoder file {shown(path)}", f"layer {index}", (kernel, bias), DECODER_FETCH_HINT)
     return DecoderWeights(kernels, biases, path)
 
 

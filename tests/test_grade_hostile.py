@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +193,15 @@ def test_model_nn_prints_are_kept_only_up_to_a_bound():
             print("y" * 999)
     kept = printed.getvalue()
     assert len(kept) == PRINTED_KEPT_CHARS and kept.startswith("Iteration 0 :\ntotal cost = 1.0\nyyy")
+
+
+def test_a_fifo_is_called_a_fifo_and_never_opened(tmp_path):
+    # It was reported as "no such file or folder"; opening it to read would block the grader for ever.
+    fifo = tmp_path / "student.ipynb"
+    os.mkfifo(fifo)
+    command = [sys.executable, "-m", "nst.grade", str(fifo)]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2 and completed.stdout == ""
+    assert error_lines(completed.stderr) == [f"error: {fifo} is a FIFO (named pipe), not a notebook file; give a "
+                                             f".ipynb file or a folder of them"], completed.stderr
+    assert os.listdir(tmp_path) == ["student.ipynb"] and stat.S_ISFIFO(os.stat(fifo).st_mode)

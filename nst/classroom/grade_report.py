@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -83,18 +84,34 @@ def format_report(report: dict) -> str:
 
 
 def collect(arguments) -> tuple[list[Path], list[str]]:
+    """The notebooks named (files, or the .ipynb files of folders) and a line per argument that names none.
+
+    Each path is looked at with ``stat``, never opened: a FIFO or a device given by mistake is
+    refused as what it is (opening it to read would block), and one that cannot be looked at
+    (a folder in its path without search permission) says so, instead of "no such file".
+    """
+    from ..files import FileProblem, kind_of, stat_path
+
     notebooks, problems = [], []
     for argument in arguments:
         path = Path(argument)
-        if path.is_dir():
+        try:
+            info = stat_path(path, "notebook path")
+        except FileProblem as error:
+            problems.append(str(error))
+            continue
+        if info is None:
+            problems.append(f"{path}: no such file or folder")
+        elif stat.S_ISDIR(info.st_mode):
             found = sorted(p for p in path.glob("*.ipynb") if p.is_file())
             if not found:
                 problems.append(f"{path}: no .ipynb files in this folder")
             notebooks.extend(found)
-        elif path.is_file():
+        elif stat.S_ISREG(info.st_mode):
             notebooks.append(path)
         else:
-            problems.append(f"{path}: no such file or folder")
+            problems.append(f"{path} is {kind_of(info.st_mode)}, not a notebook file; give a .ipynb file "
+                            f"or a folder of them")
     return notebooks, problems
 
 
