@@ -19,7 +19,7 @@ weights: $(STAMP)
 	$(BIN)/python -m nst.weights
 
 images: $(STAMP)
-	$(BIN)/python -m nst.images tubingen.jpg starry_night.jpg golden_gate.jpg
+	$(BIN)/python -m nst.io.images tubingen.jpg starry_night.jpg golden_gate.jpg
 
 # The main job: stylise the sample pair with the defaults (512 px, coarse to fine), result in output/.
 demo: setup

@@ -63,7 +63,7 @@ therefore not reproduced, and no test pretends they are.
 import numpy as np
 import tensorflow as tf
 
-from nst.weights import MEAN_RGB
+from nst.weights.load import MEAN_RGB
 
 # Long side of every scaled image, in pixels.
 MAX_SIDE = 512
@@ -365,7 +365,7 @@ class NST:
         Its outputs are the ``style_layers`` outputs followed by the
         ``content_layer`` output.
         """
-        from nst.weights import cached_vgg19
+        from nst.weights.load import cached_vgg19
 
         weights = cached_vgg19(self.weights_path)
         base = tf.keras.applications.VGG19(include_top=False, weights=None)

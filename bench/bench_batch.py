@@ -41,7 +41,7 @@ class EchoWork:
 
 
 def _items(size: int, count: int):
-    from nst import images
+    from nst.io import images
 
     content = images.read_rgb(images.fetch_sample("tubingen.jpg"))
     style = images.resize(images.read_rgb(images.fetch_sample("starry_night.jpg")), size, size)
@@ -84,8 +84,9 @@ def main(argv=None) -> int:
 
     import ray
 
-    from nst import pool, weights_fetch
-    from nst.workers import FastWork
+    from nst.parallel import pool
+    from nst.weights import fetch as weights_fetch
+    from nst.parallel.workers import FastWork
 
     print(f"CPU: {cpu_description()}; load average {os.getloadavg()[0]:.2f}; ray {ray.__version__}", flush=True)
     print(f"fast method, {args.items} items of {args.size}x{args.size}, one warm-up item per worker", flush=True)
@@ -117,7 +118,7 @@ def main(argv=None) -> int:
 
 def _pan_frames(folder: Path, width: int, height: int, count: int) -> None:
     """A pan across the sample photo, 3 px a frame, as numbered PNG frames."""
-    from nst import images
+    from nst.io import images
 
     photo = images.read_rgb(images.fetch_sample("tubingen.jpg"))
     photo = images.resize(photo, *images.size_for_long_side(*photo.shape[:2], 2 * width)[::-1])
@@ -132,7 +133,8 @@ def _time_video(argv) -> dict:
     Steady rate: frames written after the first batch of writes, over the time from that batch to
     the last write, so that starting the pool (or loading the network) is left out.
     """
-    from nst import video_cli, video_io
+    from nst.commands import video as video_cli
+    from nst.video import io as video_io
 
     writes, real_write = [], video_io.VideoWriter.write
 
@@ -166,7 +168,7 @@ def video_main(size: int, frames: int) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         clip, style = Path(scratch) / "pan", Path(scratch) / "style.png"
         _pan_frames(clip, width, height, frames)
-        from nst import images
+        from nst.io import images
         images.save_rgb(style, images.resize(images.read_rgb(images.fetch_sample("starry_night.jpg")), size, size))
         rows = []
         runs = [("default", []), ("Ray, 1 worker", ["--ray", "--workers", "1"]),

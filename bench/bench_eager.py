@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 import neural_style  # noqa: E402
-from nst import images  # noqa: E402
+from nst.io import images  # noqa: E402
 
 
 def main(argv=None):

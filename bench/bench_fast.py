@@ -9,7 +9,7 @@ the default optimisation's wall time at the same size (its whole schedule) and t
 measurement runs in a fresh process, paths alternate over ``--rounds``.
 Writes a sheet (content | style | TF result | torch result) to bench/out/.
 The fast path's timings are its steady state: the warm-up stylises until the
-shape runs on the XLA-compiled graph (nst.fastnet), and the warm-up times,
+shape runs on the XLA-compiled graph (nst.fast.network), and the warm-up times,
 compile included, are printed.  Its GFLOP/s are effective ones: the direct
 convolution's nominal FLOPs over the time, although Winograd and the folded
 upsampling do fewer multiplications.
@@ -62,7 +62,7 @@ def cpu_description() -> str:
 
 
 def _images(size):
-    from nst import images
+    from nst.io import images
 
     def load(name):
         image = images.read_rgb(images.fetch_sample(name))
@@ -89,7 +89,8 @@ def worker_fast(size, repeats, convolutions="auto", compiled=None):
 
     import numpy as np
 
-    from nst import fast, fastnet, images
+    from nst.fast import stylizer as fast, network as fastnet
+    from nst.io import images
 
     content, style = _images(size)
     stylizer = fast.FastStylizer(convolutions=convolutions, compiled=compiled)
@@ -126,7 +127,7 @@ def worker_torch(size, repeats):
 
     sys.path.insert(0, str(ROOT / "bench"))
     import torch_adain_reference as ref
-    from nst import weights
+    from nst.weights import load as weights
 
     torch.set_num_threads(os.cpu_count())
     encoder, decoder = ref.build_networks(torch)
@@ -162,7 +163,7 @@ def worker_sgemm(size, repeats):
 
 def worker_optimise(size, repeats):
     """Wall time of the default optimisation (its whole coarse-to-fine schedule) at ``size``."""
-    from nst import stylize
+    from nst.optimise import stylize
 
     content, style = _images(size)
     started = time.perf_counter()
@@ -176,7 +177,8 @@ def worker_init(size, repeats):
 
     ``repeats`` is the iteration count here.  Rows: HistoryRow as dicts (step, elapsed, total, content, style, tv).
     """
-    from nst import fast, stylize
+    from nst.fast import stylizer as fast
+    from nst.optimise import stylize
 
     content, style = _images(size)
     start = fast.FastStylizer().stylize(content, [style])
@@ -215,7 +217,7 @@ def run_worker(name, size, repeats):
 def _save_sheet(size):
     import numpy as np
 
-    from nst import pictures
+    from nst.optimise import pictures
 
     content, style = _images(size)
     tf_result, torch_result = np.load(OUT / f"fast_{size}.npy"), np.load(OUT / f"torch_{size}.npy")

@@ -3,7 +3,7 @@
 
     python bench/bench_look.py [--runs before,now] [--pairs 4] [--size 512]
 
-For each content/style pair of the project's samples (``nst.images.fetch_sample``) and each named run (the
+For each content/style pair of the project's samples (``nst.io.images.fetch_sample``) and each named run (the
 command line as a user starts it, wall time including start-up), print:
 
 * the content cost (conv4_2, the course's normalisation) between the result
@@ -71,7 +71,7 @@ class Judge:
     """The multi-scale look metric on one feature graph (the engine's, average pooling)."""
 
     def __init__(self):
-        from nst import stylize
+        from nst.optimise import stylize
 
         self.layers = [name for name, _ in stylize.DEFAULT_STYLE_LAYERS]
         self.features = stylize.FeatureGraph(stylize.get_weights(), "avg", "conv4_2", self.layers)
@@ -86,7 +86,7 @@ class Judge:
         return sum(0.2 * float(np.sum((g_r[n] - g_s[n]) ** 2)) / (4.0 * g_r[n].shape[0] ** 2) for n in self.layers)
 
     def measure(self, result, content, style) -> tuple:
-        from nst.images import resize, size_for_long_side
+        from nst.io.images import resize, size_for_long_side
 
         h, w = result.shape[:2]
         row = [self.content_cost(result, resize(content, w, h))]
@@ -111,8 +111,8 @@ def flattest_patch(image: np.ndarray) -> tuple:
 
 
 def save_sheet(path: Path, content, style, result) -> None:
-    from nst import pictures
-    from nst.images import resize
+    from nst.optimise import pictures
+    from nst.io.images import resize
 
     h, w = result.shape[:2]
     content = resize(content, w, h)
@@ -127,7 +127,7 @@ def save_sheet(path: Path, content, style, result) -> None:
 def save_gallery_jpeg(path: Path, result, long_side: int = GALLERY_SIDE) -> None:
     from PIL import Image
 
-    from nst.images import resize, size_for_long_side
+    from nst.io.images import resize, size_for_long_side
 
     h, w = size_for_long_side(*result.shape[:2], long_side)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     runs = {name: RUNS[name] for name in args.runs.split(",") if name}
     runs.update(dict(item.split("=", 1) for item in args.extra))
 
-    from nst.images import fetch_sample, read_rgb
+    from nst.io.images import fetch_sample, read_rgb
 
     out_dir = HERE / "out" / "look"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,8 @@ def main(argv=None):
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from nst import images, stylize
+    from nst.io import images
+    from nst.optimise import stylize
 
     if args.iterations is None:
         args.iterations = stylize.LBFGS_HISTORY + 2 if args.optimizer == "lbfgs" else 2

@@ -42,7 +42,7 @@ ZOOM, CROP = 4, 96  # the sheet's zoomed crop: CROP px of the result, enlarged Z
 
 def optimise_both(content, style, size: int) -> dict:
     """{precision: (seconds, uint8 result)} for the default optimisation, fp32 first."""
-    from nst.stylize import Settings, stylize
+    from nst.optimise.stylize import Settings, stylize
 
     runs = {}
     for name in PRECISIONS:
@@ -54,8 +54,8 @@ def optimise_both(content, style, size: int) -> dict:
 
 def fast_both(content, style, size: int, repeats: int) -> dict:
     """{precision: median seconds per image} of the fast mode, runs alternating between the two."""
-    from nst.fast import FastStylizer
-    from nst.images import resize, size_for_long_side
+    from nst.fast.stylizer import FastStylizer
+    from nst.io.images import resize, size_for_long_side
 
     h, w = size_for_long_side(*content.shape[:2], size)
     content = resize(content, w, h)
@@ -72,7 +72,7 @@ def fast_both(content, style, size: int, repeats: int) -> dict:
 
 
 def save_sheet(path: Path, images: dict) -> None:
-    from nst import images as image_io
+    from nst.io import images as image_io
 
     h, w = images["fp32"].shape[:2]
     top, left = h // 8, w // 2  # sky and roofs: flat areas and edges, where differences show first
@@ -95,8 +95,8 @@ def main(argv=None) -> int:
     from bench_fast import cpu_description
     from bench_look import Judge
 
-    from nst import precision
-    from nst.images import fetch_sample, read_rgb
+    from nst.host import precision
+    from nst.io.images import fetch_sample, read_rgb
 
     flags = precision.cpu_flags()
     print(f"CPU: {cpu_description()}; TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}")

@@ -7,7 +7,7 @@
    ``np.random.seed(1)``, alpha 10, beta 40) runs 200 iterations on
    tubingen.jpg / starry_night.jpg, both resized to 400x300; its final total
    cost is the target.
-2. The command line's engine (``nst.stylize``) starts from the *same* image
+2. The command line's engine (``nst.optimise.stylize``) starts from the *same* image
    with the same costs, and each optimiser runs until its total cost is at or
    below the target: Adam (the engine's learning rate), L-BFGS, and each of
    them coarse-to-fine (``multiscale``, 100 px first) with a few iteration
@@ -53,7 +53,7 @@ def course_reference(content, style, iterations):
 
 def time_to_target(content, style, start, target, **settings):
     """Engine run from ``start`` until total <= target; returns (seconds, steps, final cost) or None."""
-    from nst import stylize
+    from nst.optimise import stylize
 
     reached = {}
 
@@ -82,7 +82,7 @@ def main(argv=None):
     parser.add_argument("--min-size", type=int, default=100, help="coarsest long side of multiscale (default %(default)s)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    from nst import images
+    from nst.io import images
 
     width, height = (int(x) for x in args.size.split("x"))
     content = images.resize(images.read_rgb(images.fetch_sample("tubingen.jpg")), width, height)

@@ -10,7 +10,7 @@ them alike; the figure per path is the median over rounds of each round's
 median step time, after warm-up.  Paths:
 
 * ``course``: the notebook's graph (``nst_utils`` + ``nst.classroom.course``, Adam 2.0);
-* ``engine``: the command line's engine (``nst.stylize``), Adam;
+* ``engine``: the command line's engine (``nst.optimise.stylize``), Adam;
 * ``eager``: the eager ``NST`` class's ``tf.function`` step (second course;
   content layer conv5_2, so its FLOP count is a little higher);
 * ``torch``: a plain PyTorch CPU port of the same costs (optional);
@@ -45,7 +45,7 @@ PEAK_PROBES = {"TensorFlow matmul (default kernels)": ("matmul", {"TF_ENABLE_ONE
 
 
 def _images(height, width):
-    from nst import images
+    from nst.io import images
 
     content = images.resize(images.read_rgb(images.fetch_sample("tubingen.jpg")), width, height)
     style = images.resize(images.read_rgb(images.fetch_sample("starry_night.jpg")), width, height)
@@ -80,7 +80,7 @@ def worker_course(height, width, warmup, repeats):
 
 def worker_engine(height, width, warmup, repeats):
     """Seconds per Adam step of the engine's own loop (a Stylizer run at one scale), from its history."""
-    from nst import stylize
+    from nst.optimise import stylize
 
     content, style = _images(height, width)
     warmup = max(1, warmup)  # the first step's time includes building the graph
@@ -112,7 +112,7 @@ def worker_eager(height, width, warmup, repeats):
 
 
 def worker_torch(height, width, warmup, repeats):
-    from nst.weights import default_weights_path
+    from nst.weights.load import default_weights_path
     from torch_reference import TorchProblem
 
     content, style = _images(height, width)

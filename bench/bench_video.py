@@ -9,7 +9,7 @@
 The clip: a 6 s, 25 fps, 854x480 camera move (a slow pan and a 1.0 -> 1.3
 zoom, sub-pixel smooth) over the project's sample photo ``tubingen.jpg``
 (jcjohnson/neural-style's examples, MIT-licensed repository; fetched
-hash-checked by ``nst.images.fetch_sample``), with a 330 Hz tone as its sound
+hash-checked by ``nst.io.images.fetch_sample``), with a 330 Hz tone as its sound
 track, encoded by the bundled ffmpeg into bench/out/video/.  Style: The
 Starry Night.  Only the first ``--frames`` frames are stylised per run.
 
@@ -78,12 +78,13 @@ def camera_frames(photo: np.ndarray, width: int, height: int, count: int):
 
 
 def make_clip(path: Path, seconds: float) -> Path:
-    from nst import images, video_io
+    from nst.io import images
+    from nst.video.ffmpeg import ffmpeg_exe
 
     photo = images.read_rgb(images.fetch_sample("tubingen.jpg"))
     width, height = SIZES["480p"]
     count = int(seconds * FPS)
-    command = [video_io.ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+    command = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{width}x{height}", "-r", str(FPS), "-i", "-", "-f", "lavfi", "-i",
                f"sine=frequency=330:duration={seconds}", "-c:v", "libx264", "-crf", "16", "-pix_fmt", "yuv420p",
                "-c:a", "aac", "-shortest", str(path)]
@@ -100,7 +101,7 @@ def farneback_motion(frame, previous):
     """Backward flow (t -> t-1) and Ruder et al.'s reliability mask, from Farneback's flow (not DIS)."""
     import cv2
 
-    from nst import flow
+    from nst.video import flow
 
     a, b = flow.gray(frame), flow.gray(previous)
     options = dict(pyr_scale=0.5, levels=4, winsize=21, iterations=3, poly_n=7, poly_sigma=1.5, flags=0)
@@ -122,7 +123,7 @@ def run_pipeline(clip_path, size, frames, stylizer, styles, consistency, out_pat
 
     Returns (outputs, wall seconds, seconds inside the stylise calls, CPU seconds with ffmpeg's).
     """
-    from nst import video, video_io
+    from nst.video import temporal as video, io as video_io
 
     clip = video_io.trim(video_io.open_clip(clip_path), max_frames=frames)
     writer = video_io.VideoWriter(out_path, *size, clip.fps, video_io.AudioSource(clip.path))
@@ -178,14 +179,14 @@ def time_size(name, size, clip_path, args, stylizer, style, consistency):
 
 
 def decoded(clip_path, size, frames):
-    from nst import video_io
+    from nst.video import io as video_io
 
     clip = video_io.trim(video_io.open_clip(clip_path), max_frames=frames)
     return list(video_io.read_frames(clip, *size))
 
 
 def warping_errors(inputs, outputs) -> float:
-    from nst.flow import warping_error
+    from nst.video.flow import warping_error
 
     errors = []
     for t in range(1, len(inputs)):
@@ -195,7 +196,7 @@ def warping_errors(inputs, outputs) -> float:
 
 
 def error_map(inputs, outputs, t) -> np.ndarray:
-    from nst.flow import warp
+    from nst.video.flow import warp
 
     backward, mask = farneback_motion(inputs[t], inputs[t - 1])
     difference = np.abs(outputs[t].astype(np.float32) - warp(outputs[t - 1], backward)).mean(axis=-1) * mask
@@ -247,14 +248,14 @@ def style_judge(style):
 
 
 def sized_style(style_photo, long_side):
-    from nst import images
+    from nst.io import images
 
     return images.resize(style_photo, *images.size_for_long_side(*style_photo.shape[:2], long_side)[::-1])
 
 
 def look_fast(frames, off, consistency, args, style):
     """Warping error and style cost of independent frames, then re-blended at a sweep of consistencies."""
-    from nst import video
+    from nst.video import temporal as video
 
     picks = list(range(1, len(frames), args.style_every))  # frame 0 is the same either way: left out
     style_cost = style_judge(style)
@@ -273,8 +274,8 @@ def look_fast(frames, off, consistency, args, style):
 
 def bench_optimised(clip_path, args, style_photo) -> None:
     """Ruder et al.'s method on a short piece: independent optimised frames against the temporal ones."""
-    from nst import video, video_io
-    from nst.stylize import Settings, Stylizer
+    from nst.video import temporal as video, io as video_io
+    from nst.optimise.stylize import Settings, Stylizer
 
     clip = video_io.open_clip(clip_path)
     size = video_io.even_size(clip.width, clip.height, args.size)
@@ -318,7 +319,9 @@ def main(argv=None) -> int:
                         help="optimised method: temporal weights at consistency 1 to compare (default: the tool's)")
     args = parser.parse_args(argv)
     from bench_fast import cpu_description
-    from nst import fast, images, video, video_io
+    from nst.fast import stylizer as fast
+    from nst.io import images
+    from nst.video import temporal as video, io as video_io
 
     consistency = video.DEFAULT_CONSISTENCY if args.consistency is None else args.consistency
     OUT.mkdir(parents=True, exist_ok=True)

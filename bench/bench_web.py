@@ -99,10 +99,11 @@ def percentile(values, fraction):
 
 def rerender(size: int) -> int:
     """Seconds for three strength changes at ``size`` with a plain FastStylizer and the page's caching one."""
-    from nst import images, web_jobs
-    from nst.fast import FastStylizer
-    from nst.stylize import get_weights
-    from nst.weights import default_decoder_path
+    from nst.io import images
+    from nst.web import jobs as web_jobs
+    from nst.fast.stylizer import FastStylizer
+    from nst.optimise.stylize import get_weights
+    from nst.weights.load import default_decoder_path
 
     vgg = get_weights()
     plain = FastStylizer(vgg, default_decoder_path())
@@ -129,7 +130,7 @@ def rerender(size: int) -> int:
 
 def main(argv=None) -> int:
     from bench_fast import cpu_description
-    from nst.images import size_for_long_side
+    from nst.io.images import size_for_long_side
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=20)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Every conv layer of the fast (AdaIN) network, timed with each algorithm of nst.fastconv side by side.
+"""Every conv layer of the fast (AdaIN) network, timed with each algorithm of nst.fast.convolutions side by side.
 
     PYTHONPATH=$PWD .venv/bin/python bench/profile_fast.py [--size 512] [--repeats 3] [--xla]
 
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import tensorflow as tf
 
-    from nst import fastconv
+    from nst.fast import convolutions as fastconv
 
     print(f"CPU: {cpu_description()}; TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}; "
           f"load average {os.getloadavg()[0]:.2f}; effective GFLOP/s = the direct conv's FLOPs / wall time")

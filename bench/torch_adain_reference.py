@@ -26,7 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nst import images, weights  # noqa: E402
+from nst.io import images
+from nst.weights import load as weights  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "adain"
 SHARED_IMAGES = ROOT.parent / "shared" / "images"

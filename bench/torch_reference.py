@@ -1,7 +1,7 @@
 """A plain PyTorch CPU implementation of the same costs and weights, for comparison only.
 
 Optional benchmark dependency (``pip install torch==2.13.0``), never a runtime one.
-Same network (VGG-19 to conv5_1 from :mod:`nst.weights`, average pooling), same
+Same network (VGG-19 to conv5_1 from :mod:`nst.weights.load`, average pooling), same
 costs (content at conv4_2, Gram style cost at conv1_1 ... conv5_1, course
 normalisations), Adam at 2.0 on the pixels: what a straightforward port does.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nst.weights import MEAN_RGB, load_vgg19
+from nst.weights.load import MEAN_RGB, load_vgg19
 
 CONTENT_LAYER = "conv4_2"
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")

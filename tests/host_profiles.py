@@ -3,7 +3,7 @@
 A profile sets what differs between the kinds as far as this code can see it:
 whether TensorFlow uses oneDNN (``TF_ENABLE_ONEDNN_OPTS``, read when TensorFlow
 starts) and the CPU flags that ``--precision auto`` reads (``NST_CPU_FLAGS``,
-see nst.precision).  It cannot change the kernels oneDNN itself picks for the
+see nst.host.precision).  It cannot change the kernels oneDNN itself picks for the
 real CPU, nor the machine's speed; those differences are why the tests that
 depend on the host are marked ``host`` and run under every profile in CI.
 

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nst import batch_cli, images, pool
-from nst.manifest import MANIFEST_NAME
+from nst.commands import batch as batch_cli
+from nst.io import images
+from nst.parallel import pool
+from nst.parallel.manifest import MANIFEST_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 SIDES = (64, 72, 80, 88, 96, 64)  # long sides of the 6 inputs
@@ -25,7 +27,7 @@ SIDES = (64, 72, 80, 88, 96, 64)  # long sides of the 6 inputs
 @pytest.fixture(scope="module")
 def batch_inputs(tmp_path_factory, sample_pair):
     """6 small crops of the sample content and a 96 px style image."""
-    from nst import weights_fetch
+    from nst.weights import fetch as weights_fetch
 
     weights_fetch.ensure_fast_weights()
     folder = tmp_path_factory.mktemp("batch")
@@ -201,7 +203,7 @@ def test_ray_batch_matches_one_process_and_survives_a_killed_worker(local_ray, o
 def test_optimise_batch_refuses_an_image_too_large_for_memory_before_loading(batch_inputs, tmp_path, capsys,
                                                                              monkeypatch):
     """The one-image command's memory check, per input, before any network is loaded or output made."""
-    from nst import budget
+    from nst.host import budget
 
     monkeypatch.setattr(budget, "available_bytes", lambda: 2560 * 2 ** 20)  # 2.5 GiB free
     monkeypatch.setattr(pool, "open_pool", lambda *a, **k: pytest.fail("the pool was opened"))
@@ -209,7 +211,7 @@ def test_optimise_batch_refuses_an_image_too_large_for_memory_before_loading(bat
     wide, square = tmp_path / "wide.png", tmp_path / "square.png"
     images.save_rgb(wide, np.zeros((64, 128, 3), np.uint8))
     images.save_rgb(square, np.zeros((64, 64, 3), np.uint8))
-    # nst.budget's model, 1300 MiB + 2.4 KiB a pixel: at --size 800, 800x400 needs 2050 MiB, 800x800 2800 MiB.
+    # nst.host.budget's model, 1300 MiB + 2.4 KiB a pixel: at --size 800, 800x400 needs 2050 MiB, 800x800 2800 MiB.
     common = [str(batch_inputs / "style.png"), "-o", str(out), "--size", "800", "--no-multiscale"]
     err = _one_line_refusal(capsys, [str(wide), str(square), *common])
     assert "input square.png" in err and "800 px" in err and "largest --size that fits is about 7" in err, err

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 from host_profiles import NO_CONTENT_COST
 
-from nst import cli, stylize
+from nst.commands import image as cli
+from nst.optimise import stylize
 
 ROOT = Path(__file__).resolve().parent.parent
 NST = ROOT / ".venv" / "bin" / "nst"
@@ -246,7 +247,7 @@ def test_help_shows_defaults(capsys):
 def test_nan_in_costs_keeps_best_and_says_so(capsys, inputs, out, tmp_path, monkeypatch):
     from tiny_vgg import write_tiny_vgg
 
-    from nst.optimizers import Tracker
+    from nst.optimise.optimizers import Tracker
 
     weights = write_tiny_vgg(tmp_path / "tiny.mat")
     # NaN from iteration 1 on, injected: whether a huge weight overflows depends on the host's kernels.
@@ -339,7 +340,7 @@ def test_python_dash_m_and_multiscale_preserve_colors(sample_pair, weights_path,
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["sizes"] == [[48, 36], [96, 72]] and record["steps"] == 8
     assert record["settings"]["preserve_colors"] is True and record["settings"]["learning_rate"] == 5
-    from nst.stylize import rgb_to_yiq
+    from nst.optimise.stylize import rgb_to_yiq
 
     result = np.asarray(Image.open(out)).astype(float)
     small = np.asarray(Image.open(content).resize((96, 72), Image.LANCZOS)).astype(float)

@@ -15,7 +15,7 @@ def session():
 def test_style_gram_value_and_gradient_match_plain_matmul(session):
     import tensorflow as tf
 
-    from nst import costs
+    from nst.optimise import costs
 
     rng = np.random.default_rng(0)
     activation = rng.normal(size=(1, 5, 7, 4)).astype(np.float32)
@@ -37,7 +37,7 @@ def test_style_gram_value_and_gradient_match_plain_matmul(session):
 def test_layer_style_and_content_costs_match_formulas(session):
     import tensorflow as tf
 
-    from nst import costs
+    from nst.optimise import costs
 
     rng = np.random.default_rng(1)
     a_S, a_G = rng.normal(1, 3, (2, 1, 6, 3, 5)).astype(np.float32)
@@ -56,7 +56,7 @@ def test_layer_style_and_content_costs_match_formulas(session):
 def test_total_variation_of_constant_image_is_zero_and_of_a_step_is_known(session):
     import tensorflow as tf
 
-    from nst import costs
+    from nst.optimise import costs
 
     flat = np.full((1, 4, 5, 3), 7.0, np.float32)
     step = flat.copy()
@@ -66,12 +66,12 @@ def test_total_variation_of_constant_image_is_zero_and_of_a_step_is_known(sessio
     assert tv_step == pytest.approx(4 * 3 * 2.0 ** 2 / 20)
 
 
-# The sliced-Wasserstein term (nst.costs.distribution_cost, Heitz et al. 2021) and its targets.
+# The sliced-Wasserstein term (nst.optimise.costs.distribution_cost, Heitz et al. 2021) and its targets.
 
 def _target_of(features, directions):
-    """The target nst.graphs builds: projections sorted per column, resampled to the same count, one row
+    """The target nst.optimise.graphs builds: projections sorted per column, resampled to the same count, one row
     per direction [n_C, N]."""
-    from nst.graphs import quantiles
+    from nst.optimise.graphs import quantiles
 
     flat = features.reshape(-1, features.shape[-1]) @ directions
     return quantiles(np.sort(flat, axis=0), flat.shape[0]).T
@@ -82,7 +82,7 @@ def test_distribution_cost_sees_what_the_gram_matrix_cannot():
     # have the same second moment, so the same Gram matrix, but not the same distribution.
     import tensorflow as tf
 
-    from nst.costs import distribution_cost, style_gram
+    from nst.optimise.costs import distribution_cost, style_gram
 
     dense = np.ones((1, 40, 25, 1), np.float32)
     sparse = np.zeros((1, 40, 25, 1), np.float32)
@@ -99,8 +99,8 @@ def test_distribution_cost_ignores_where_features_are():
     # A distribution of features, not a layout: shuffling the positions changes nothing.
     import tensorflow as tf
 
-    from nst.costs import distribution_cost
-    from nst.graphs import projection_directions
+    from nst.optimise.costs import distribution_cost
+    from nst.optimise.graphs import projection_directions
 
     rng = np.random.default_rng(3)
     features = rng.gamma(0.5, size=(1, 12, 10, 8)).astype(np.float32)
@@ -113,7 +113,7 @@ def test_distribution_cost_ignores_where_features_are():
 
 
 def test_quantiles_resample_a_sorted_column():
-    from nst.graphs import quantiles
+    from nst.optimise.graphs import quantiles
 
     ordered = np.arange(10, dtype=np.float32)[:, None]  # 0..9
     assert np.array_equal(quantiles(ordered, 10), ordered)
@@ -123,12 +123,12 @@ def test_quantiles_resample_a_sorted_column():
 
 
 def test_distribution_cost_has_the_value_and_gradient_of_sorting():
-    # The cost pairs each projection with the target of its rank (NumPy's sort, nst.costs.rank_matched):
+    # The cost pairs each projection with the target of its rank (NumPy's sort, nst.optimise.costs.rank_matched):
     # the same value and gradient as the textbook form, mean((sort(P) - target)^2) with tf.sort.
     import tensorflow as tf
 
-    from nst.costs import distribution_cost
-    from nst.graphs import projection_directions
+    from nst.optimise.costs import distribution_cost
+    from nst.optimise.graphs import projection_directions
 
     rng = np.random.default_rng(5)
     features = tf.constant(rng.gamma(0.7, size=(1, 9, 7, 6)).astype(np.float32))
@@ -147,7 +147,7 @@ def test_distribution_cost_has_the_value_and_gradient_of_sorting():
 
 
 def test_rank_matched_orders_negative_zero_and_positive_values():
-    from nst.costs import rank_matched
+    from nst.optimise.costs import rank_matched
 
     values = np.array([[3.0, -1.5, 0.0, -0.0, 2.0, -7.0, 1e-30, -1e-30]], np.float32)
     target = np.arange(8, dtype=np.float32)[None] * 10  # rank r -> 10 r

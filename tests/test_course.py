@@ -210,7 +210,7 @@ def test_crop_to_aspect_takes_the_centre():
 
 
 def test_load_image_crops_instead_of_squeezing(tmp_path):
-    from nst.images import save_rgb
+    from nst.io.images import save_rgb
     from nst.classroom.course_utils import load_image
 
     # A 16:10 picture: red bands 16 px wide at each side, grey between.  A 4:3 centre crop keeps

@@ -1,4 +1,4 @@
-"""The feed-forward (AdaIN) mode: nst.fast, its decoder file and `nst --method fast`.
+"""The feed-forward (AdaIN) mode: nst.fast.stylizer, its decoder file and `nst --method fast`.
 
 Reference outputs in tests/fixtures/adain/ come from a PyTorch run of the
 same network and weights (bench/torch_adain_reference.py); the issue's bound
@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nst import fast, images, weights, weights_fetch, weights_pth
+from nst.fast import stylizer as fast
+from nst.io import images
+from nst.weights import load as weights, fetch as weights_fetch, pth as weights_pth
 
 FIXTURES = Path(__file__).parent / "fixtures" / "adain"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
@@ -109,7 +111,7 @@ def test_alpha_one_is_adain_with_the_style_statistics(stylizer, pair):
     content, style, _ = pair
     features = stylizer.encode(content).reshape(-1, 512).astype(np.float64)
     style_features = stylizer.encode(style).reshape(-1, 512).astype(np.float64)
-    # Written out here rather than taken from nst.fast: unbiased variance, eps 1e-5 (pytorch-AdaIN).
+    # Written out here rather than taken from nst.fast.stylizer: unbiased variance, eps 1e-5 (pytorch-AdaIN).
     c_mean, c_std = features.mean(0), np.sqrt(features.var(0, ddof=1) + 1e-5)
     s_mean, s_std = style_features.mean(0), np.sqrt(style_features.var(0, ddof=1) + 1e-5)
     target = ((features - c_mean) / c_std * s_std + s_mean).reshape(stylizer.encode(content).shape)
@@ -251,7 +253,7 @@ def test_converted_decoder_has_the_released_architecture(fast_paths):
 # The command line: nst ... --method fast
 
 def _nst(argv, capsys):
-    from nst import cli
+    from nst.commands import image as cli
 
     status = cli.main([str(a) for a in argv])
     captured = capsys.readouterr()
@@ -276,9 +278,9 @@ def test_cli_fast_folder_of_contents(tmp_path, capsys):
 
 
 def test_cli_fast_few_images_never_build_the_xla_graph(tmp_path, capsys, monkeypatch):
-    # Three same-sized images would reach the compile-on-repeat switch (nst.fastnet.COMPILE_AFTER), but the
+    # Three same-sized images would reach the compile-on-repeat switch (nst.fast.network.COMPILE_AFTER), but the
     # compile (~10-20 CPU s) saves about 1 s an image: under COMPILE_PAYS_FROM images the CLI never builds it.
-    from nst import fastnet
+    from nst.fast import network as fastnet
 
     built = []
     original = fastnet.Network.__init__
@@ -349,7 +351,7 @@ def test_works_after_the_classroom_turned_eager_execution_off():
 
     code = ("import numpy as np, nst_utils, tensorflow as tf\n"
             "assert not tf.executing_eagerly()\n"
-            "from nst.fast import FastStylizer\n"
+            "from nst.fast.stylizer import FastStylizer\n"
             "rng = np.random.default_rng(0)\n"
             "out = FastStylizer().stylize(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8),"
             " [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)])\n"
@@ -364,7 +366,7 @@ def test_works_after_the_classroom_turned_eager_execution_off():
 # The fast mode keeps the optimisation's promises: one run per output name, signals between images
 
 def test_cli_fast_refuses_an_output_another_run_is_writing(tmp_path, capsys):
-    from nst.files import OutputClaim
+    from nst.io.files import OutputClaim
 
     output = tmp_path / "out.png"
     with OutputClaim(output):  # as a running `nst` holds it
@@ -451,7 +453,7 @@ def test_cli_fast_content_folder_that_cannot_be_searched(tmp_path, capsys, insid
 
 
 def test_init_fast_starts_the_optimisation_from_the_fast_result(fast_paths):
-    from nst.stylize import Settings, Stylizer
+    from nst.optimise.stylize import Settings, Stylizer
 
     content, style = _fixture("tubingen_starry_content.png"), _fixture("tubingen_starry_style0.png")
     expected = fast.FastStylizer(*fast_paths).stylize(images.resize(content, 64, 48),

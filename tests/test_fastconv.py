@@ -1,4 +1,4 @@
-"""nst.fastconv: every conv algorithm equals reflection padding + tf.nn.conv2d up to float rounding.
+"""nst.fast.convolutions: every conv algorithm equals reflection padding + tf.nn.conv2d up to float rounding.
 
 Random inputs and kernels of several channel counts, on odd and even sizes,
 plain and under XLA (jit_compile, how the fast mode runs Winograd).  The bound:
@@ -11,7 +11,7 @@ with the slow tests (`make test-slow`); the default suite runs a cross-section o
 import numpy as np
 import pytest
 
-from nst import fastconv, fastnet
+from nst.fast import convolutions as fastconv, network as fastnet
 
 pytestmark = pytest.mark.host  # numbers that depend on the CPU's kernels and flags
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst import cli
+from nst.commands import image as cli
 
 ROOT = Path(__file__).resolve().parent.parent
 NST = ROOT / ".venv" / "bin" / "nst"
@@ -80,7 +80,7 @@ def test_runs_too_big_for_the_machine_are_refused_at_once(capsys, pair, tmp_path
 
 
 def test_the_largest_size_suggested_does_fit():
-    from nst import budget
+    from nst.host import budget
 
     available = 6 * 2 ** 30
     side = budget.largest_fitting_side(768, 1024, available)
@@ -123,7 +123,7 @@ def test_full_disk_keeps_the_image_alone_and_says_so(capsys, pair, tiny, small_d
 
 
 def test_simulated_full_disk_publishes_nothing_partial(capsys, pair, tiny, tmp_path, monkeypatch):
-    from nst import pictures
+    from nst.optimise import pictures
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -205,12 +205,12 @@ def test_a_signal_inside_a_destructor_is_not_lost(monkeypatch):
     # raised there is only printed as "Exception ignored", and the run went on for ever.
     import sys
 
-    signals = cli._Signals()
+    signals = cli.Signals()
     assert _signal_inside_a_destructor(signals._handle, monkeypatch) == [] and signals.stopping
     with pytest.raises(KeyboardInterrupt):  # the engine's callback raises it at the next step
         cli._Reporter(None, {}, 10, signals)(None)
     with pytest.raises(KeyboardInterrupt):  # elsewhere a first signal still interrupts at once
-        cli._Signals()._handle(signal.SIGINT, sys._getframe())
+        cli.Signals()._handle(signal.SIGINT, sys._getframe())
 
 
 @pytest.mark.host
@@ -219,9 +219,9 @@ def test_a_signal_during_an_intermediate_save_waits_for_the_file(tmp_path, monke
     # a first Ctrl-C during an --save-every write is held until the file is complete, then stops the run.
     import sys
 
-    from nst import images
+    from nst.io import images
 
-    signals = cli._Signals()
+    signals = cli.Signals()
     real_save = images.save_rgb
 
     def save_with_a_signal_inside(path, image):
@@ -238,7 +238,7 @@ def test_a_signal_during_an_intermediate_save_waits_for_the_file(tmp_path, monke
 
 @pytest.mark.host
 def test_a_signal_inside_a_destructor_stops_a_video_after_the_next_frame(monkeypatch):
-    from nst import video_cli
+    from nst.commands import video as video_cli
 
     written = []
     stops = video_cli._Stops(console=False)
@@ -381,7 +381,7 @@ def test_huge_style_blend_weights_are_normalised(pair, tmp_path):
 # ------------------------------------------------------------------ 9. odd pixel formats and noisy decoders
 
 def test_float_tiff_in_0_1_is_not_black(tmp_path):
-    from nst import images
+    from nst.io import images
 
     ramp = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
     Image.fromarray(ramp, mode="F").save(tmp_path / "f.tif")
@@ -390,7 +390,7 @@ def test_float_tiff_in_0_1_is_not_black(tmp_path):
 
 
 def test_int32_tiff_is_scaled_not_saturated(tmp_path):
-    from nst import images
+    from nst.io import images
 
     ramp = np.linspace(0, 1_000_000, 64 * 64).astype(np.int32).reshape(64, 64)
     Image.fromarray(ramp, mode="I").save(tmp_path / "i.tif")

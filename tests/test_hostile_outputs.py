@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nst.video.ffmpeg import ffmpeg_exe
 from tiny_vgg import write_tiny_vgg
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# The `nst` command (nst.cli.main, as the console script calls it) with two additions for the tests:
+# The `nst` command (nst.commands.image.main, as the console script calls it) with two additions for the tests:
 # TEST_DECODER, if set, stands for the fast method's decoder (the command has no flag for it: it lives
 # in pretrained-model/, which the tests must not touch), and the last stdout line says whether
 # TensorFlow was imported.  Run from the checkout's root, so the checkout's own `nst` is imported.
@@ -31,9 +32,9 @@ RUN_NST = """
 import os, sys
 from pathlib import Path
 if os.environ.get("TEST_DECODER"):
-    import nst.weights
-    nst.weights.default_decoder_path = lambda weights_dir=None: Path(os.environ["TEST_DECODER"])
-from nst.cli import main
+    import nst.weights.load
+    nst.weights.load.default_decoder_path = lambda weights_dir=None: Path(os.environ["TEST_DECODER"])
+from nst.commands import main
 status = main()
 print("tensorflow imported:", "tensorflow" in sys.modules)
 sys.exit(status)
@@ -88,7 +89,7 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fast_weights():
     """The real normalised VGG-19 and decoder in pretrained-model/ (fetched and verified if missing)."""
-    from nst import weights_fetch
+    from nst.weights import fetch as weights_fetch
 
     return weights_fetch.ensure_fast_weights()
 
@@ -153,10 +154,8 @@ def clip(tmp_path_factory):
 
     The index (moov) comes first, as in most downloaded files, so that a copy cut short still opens.
     """
-    from nst import video_io
-
     path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    subprocess.run([video_io.ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=8",
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=8",
                     "-f", "lavfi", "-i", "sine=frequency=440", "-t", "0.5", "-c:v", "libx264", "-pix_fmt", "yuv420p",
                     "-c:a", "aac", "-movflags", "+faststart", str(path)], check=True)
     return path
@@ -200,7 +199,7 @@ def test_a_batch_into_its_own_input_folder_is_refused_at_once(tmp_path, tiny, gi
 def test_a_batch_may_write_beside_inputs_it_names_or_a_pattern_that_skips_the_results(tmp_path):
     # The results are .png files: a pattern that cannot match them, or files named one by one, read the
     # same inputs on the next run, so their folder may take the results.
-    from nst.batch_cli import _check_apart
+    from nst.commands.batch import _check_apart
 
     sources = [tmp_path / "a.jpg", tmp_path / "b.jpg"]
     _check_apart([str(tmp_path / "*.jpg")], tmp_path, sources)
@@ -216,7 +215,7 @@ def _write_decoder(folder: Path, damage: str) -> Path:
     "nan": NaN in a kernel and a matching hash, as a conversion gone wrong would leave;
     "altered": a byte changed after the hash was taken.
     """
-    from nst.weights import DECODER_CHANNELS, DECODER_NAME
+    from nst.weights.load import DECODER_CHANNELS, DECODER_NAME
 
     rng = np.random.default_rng(5)
     arrays = {}
@@ -283,6 +282,7 @@ def test_damaged_inputs_are_refused_before_tensorflow_starts(tmp_path, pair, cli
 
 # ------------------------------------------------------------------ a cost that overflows
 
+@pytest.mark.host
 @pytest.mark.parametrize("flag", ["--content-weight", "--style-weight"])
 def test_a_weight_that_overflows_the_cost_gives_only_the_error_line(tmp_path, pair, tiny, flag):
     # TensorFlow's conversion of 1e308 to float32 printed NumPy's two-line overflow warning first.
@@ -291,6 +291,8 @@ def test_a_weight_that_overflows_the_cost_gives_only_the_error_line(tmp_path, pa
     status, stdout, err, loaded = nst([*pair, "-o", out / "r.png", "--weights", tiny, "--size", "64",
                                        "--iterations", "3", "--optimizer", "adam", "-q", flag, "1e308"])
     assert status == 2 and stdout == ""
-    assert error_line(err, loaded) == ("error: the cost became inf at iteration 0; no finite image to keep; lower "
-                                       "the weights or the learning rate; nothing written")
+    # inf, or nan where the kernels give an exactly zero content cost at the start (inf x 0): measured nan
+    # for --content-weight with oneDNN on in fp32, inf with oneDNN off or in bf16.
+    assert re.fullmatch(r"error: the cost became (inf|nan) at iteration 0; no finite image to keep; lower the "
+                        r"weights or the learning rate; nothing written", error_line(err, loaded))
     assert listing(out) == []

@@ -1,4 +1,4 @@
-"""nst.images on small synthetic files: every awkward input is read correctly or refused in one line."""
+"""nst.io.images on small synthetic files: every awkward input is read correctly or refused in one line."""
 
 import os
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst import images
-from nst.images import ImageError
+from nst.io import images
+from nst.io.images import ImageError
 
 
 def _save(path, array_or_image, **kwargs):
@@ -228,7 +228,7 @@ def test_sample_from_the_mirror_is_published_only_when_its_hash_matches(tmp_path
 def test_publish_verified_keeps_the_old_file_on_a_mismatch(tmp_path):
     import hashlib
 
-    from nst.files import publish_verified
+    from nst.io.files import publish_verified
 
     target = tmp_path / "data.bin"
     target.write_bytes(b"old")

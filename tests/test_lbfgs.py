@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nst import lbfgs
+from nst.optimise import lbfgs
 
 
 def run(evaluate, x0, lower, upper, iterations, history=10):

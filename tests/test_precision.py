@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from host_profiles import EPYC_ZEN3 as EPYC, PROFILES, XEON_AMX, XEON_AVX512_BF16
-from nst import precision
+from nst.host import precision
 
 pytestmark = pytest.mark.host  # numbers that depend on the CPU's kernels and flags
 
@@ -68,7 +68,7 @@ def test_each_host_profile_gives_its_precision(profile, dtype, monkeypatch):
 def tiny(tmp_path_factory):
     from tiny_vgg import write_tiny_vgg
 
-    from nst.weights import load_vgg19
+    from nst.weights.load import load_vgg19
 
     return load_vgg19(write_tiny_vgg(tmp_path_factory.mktemp("tiny") / "tiny-vgg.mat"))
 
@@ -76,7 +76,7 @@ def tiny(tmp_path_factory):
 def _features_and_gradient(weights, image, dtype):
     import tensorflow as tf
 
-    from nst.vgg import build_vgg19
+    from nst.optimise.vgg import build_vgg19
 
     with tf.Graph().as_default() as graph:
         pixels = tf.constant(image[None])
@@ -107,7 +107,7 @@ def test_bf16_convolutions_give_finite_float32_results_close_to_fp32(tiny):
 
 
 def test_fast_mode_in_bf16_matches_fp32_closely():
-    from nst.fast import FastStylizer
+    from nst.fast.stylizer import FastStylizer
 
     rng = np.random.default_rng(1)
     content = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
@@ -120,7 +120,7 @@ def test_fast_mode_in_bf16_matches_fp32_closely():
 
 
 def test_engine_in_bf16_gives_a_finite_result_close_to_fp32(tiny):
-    from nst.stylize import Settings, stylize
+    from nst.optimise.stylize import Settings, stylize
 
     rng = np.random.default_rng(2)
     content = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
@@ -141,7 +141,7 @@ def test_engine_in_bf16_gives_a_finite_result_close_to_fp32(tiny):
 
 
 def test_auto_is_resolved_to_what_this_cpu_gets(tiny, monkeypatch):
-    from nst.stylize import Settings
+    from nst.optimise.stylize import Settings
 
     monkeypatch.setattr(precision, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": EPYC)
     assert Settings().resolved(1).precision == "fp32"
@@ -155,7 +155,8 @@ def test_cli_bf16_without_units_says_so_and_records_fp32(tmp_path, capsys, monke
 
     from tiny_vgg import write_tiny_vgg
 
-    from nst import cli, images
+    from nst.commands import image as cli
+    from nst.io import images
 
     monkeypatch.setattr(precision, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": EPYC)
     rng = np.random.default_rng(3)

@@ -1,4 +1,4 @@
-"""The engine (nst.stylize): each setting changes what it should.
+"""The engine (nst.optimise.stylize): each setting changes what it should.
 
 Most tests use a tiny random VGG-19 (8 channels per layer, same layer names,
 written in the MatConvNet layout and loaded by the real loader), so graphs
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from host_profiles import NO_CONTENT_COST
-from nst import stylize as st
-from nst.stylize import Settings
-from nst.weights import load_vgg19
+from nst.optimise import stylize as st
+from nst.optimise.stylize import Settings
+from nst.weights.load import load_vgg19
 
 SIZE = 48
 
@@ -162,14 +162,14 @@ def test_init_content_starts_at_content(tiny_weights, pictures):
 
 
 def test_init_style_and_path_and_noise(tiny_weights, pictures, tmp_path):
-    from nst.images import resize
+    from nst.io.images import resize
 
     content, stripes, blobs = pictures
     np.testing.assert_allclose(first_image(tiny_weights, pictures, init="style").astype(int),
                                resize(stripes, 48, 36).astype(int), atol=40)  # float vs uint8 bicubic
     np.testing.assert_allclose(first_image(tiny_weights, pictures, init=blobs).astype(int),
                                resize(blobs, 48, 36).astype(int), atol=40)
-    from nst.images import save_rgb
+    from nst.io.images import save_rgb
 
     path = save_rgb(tmp_path / "start.png", blobs)
     np.testing.assert_array_equal(first_image(tiny_weights, pictures, init=str(path)),
@@ -293,7 +293,7 @@ def test_multiscale_coarse_to_fine(tiny_weights, pictures):
     assert [e[:2] for e in events] == [(0, i) for i in range(5)] + [(1, i) for i in range(5)]
     # The fine scale starts from the coarse result, upsampled (not from the content).
     coarse_best = min((e for e in events if e[0] == 0), key=lambda e: result.history[events.index(e)].total)[3]
-    from nst.images import resize
+    from nst.io.images import resize
 
     start_fine = events[5][3].astype(int)
     assert np.abs(start_fine - resize(coarse_best, 64, 48)).mean() < 3
@@ -323,7 +323,7 @@ def test_keyboard_interrupt_keeps_best(tiny_weights, pictures):
 def _poison_costs_after_first(monkeypatch, bad):
     """From iteration 1 on, the tracker sees the costs in ``bad`` (e.g. NaN): overflow itself depends
     on the host (with oneDNN a style weight of 1e31 overflowed one component but not the total)."""
-    from nst.optimizers import Tracker
+    from nst.optimise.optimizers import Tracker
 
     report = Tracker.report
 
@@ -375,7 +375,7 @@ def test_lbfgs_stops_at_a_nan_cost_and_keeps_the_best(tiny_weights, pictures, mo
 
 @pytest.fixture(scope="module")
 def real(weights_path, sample_pair):
-    from nst import images
+    from nst.io import images
 
     return st.get_weights(weights_path), images.read_rgb(sample_pair[0]), images.read_rgb(sample_pair[1])
 
@@ -398,7 +398,7 @@ def test_real_weights_stylise_and_lbfgs_beats_adam(real):
 
 def test_real_weights_preserve_colors(real):
     weights, content, style = real
-    from nst.images import resize
+    from nst.io.images import resize
 
     result = st.stylize(content, [style], size=64, iterations=10, preserve_colors=True, weights=weights)
     small = resize(content, 64, 48)
@@ -409,7 +409,7 @@ def test_real_weights_preserve_colors(real):
 def test_live_preview_updates_in_place(tiny_weights, pictures, monkeypatch):
     import IPython.display
 
-    from nst import pictures as pics
+    from nst.optimise import pictures as pics
 
     shown, updates = [], []
 
@@ -476,7 +476,7 @@ def test_distribution_term_is_weighted_into_the_total_where_asked(tiny_weights, 
 
 
 def test_style_targets_give_grams_and_sorted_projections_in_one_pass(tiny_weights, pictures):
-    from nst.graphs import DISTRIBUTION_LAYERS, FeatureGraph
+    from nst.optimise.graphs import DISTRIBUTION_LAYERS, FeatureGraph
 
     _, stripes, _ = pictures
     features = FeatureGraph(tiny_weights, "avg", "conv4_2", [name for name, _ in st.DEFAULT_STYLE_LAYERS])
@@ -498,7 +498,7 @@ def test_style_targets_give_grams_and_sorted_projections_in_one_pass(tiny_weight
 
 
 def test_distribution_term_takes_one_weight_per_scale(tiny_weights, pictures):
-    from nst.settings import DEFAULT_DISTRIBUTION_WEIGHT
+    from nst.optimise.settings import DEFAULT_DISTRIBUTION_WEIGHT
 
     def scales_with_the_term(**settings):
         seen = {}
@@ -515,7 +515,7 @@ def test_distribution_term_takes_one_weight_per_scale(tiny_weights, pictures):
 
 
 def test_cost_plot_weights_each_scale_by_its_own_distribution_weight():
-    from nst.pictures import _weight_at_steps
+    from nst.optimise.pictures import _weight_at_steps
 
     steps = np.arange(11)  # a schedule of 6 then 4 iterations: steps 0..6 at the first scale, 6..10 at the second
     assert list(_weight_at_steps((40.0, 0.0), steps, [6, 4])) == [40.0] * 7 + [0.0] * 4

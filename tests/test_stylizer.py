@@ -1,12 +1,12 @@
-"""The reusable engine (nst.stylize.Stylizer): graphs kept across calls give exactly what fresh
+"""The reusable engine (nst.optimise.stylize.Stylizer): graphs kept across calls give exactly what fresh
 one-call stylize() runs give, and the temporal cost pulls the result towards its image where the
 mask is 1 only.  Most tests use the tiny random VGG-19 of tests/tiny_vgg.py; one the real weights."""
 
 import numpy as np
 import pytest
 
-from nst import stylize as st
-from nst.stylize import Settings, Stylizer, Temporal
+from nst.optimise import stylize as st
+from nst.optimise.stylize import Settings, Stylizer, Temporal
 from test_stylize import tiny_weights  # noqa: F401 (the tiny network, a fixture)
 
 
@@ -95,7 +95,7 @@ def test_temporal_must_match_the_result_size(tiny_weights, pictures):
 
 
 def test_real_weights_kept_stylizer_equals_fresh_calls(weights_path, sample_pair):
-    from nst import images
+    from nst.io import images
 
     weights = st.get_weights(weights_path)
     content, style = (images.read_rgb(path) for path in sample_pair)

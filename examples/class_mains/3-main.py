@@ -7,7 +7,7 @@ NST = __import__('3-neural_style').NST
 
 if __name__ == '__main__':
     # Adapted: the spec reads the images from the working directory; here
-    # they are the project's samples in images/ (python -m nst.images).
+    # they are the project's samples in images/ (python -m nst.io.images).
     style_image = mpimg.imread("images/starry_night.jpg")
     content_image = mpimg.imread("images/golden_gate.jpg")
 

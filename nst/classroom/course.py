@@ -3,7 +3,7 @@
 Names and signatures are the course's.  The notebook defines its own copies
 (students write them); these serve the tests, the autograder's hidden cases
 and anyone who wants to import them.  Costs follow equations (1) and (2) of
-the assignment; see :mod:`nst.costs` for the library's equivalents.
+the assignment; see :mod:`nst.optimise.costs` for the library's equivalents.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import tensorflow.compat.v1 as tf
 
-from .. import costs
-from . import course_utils
+from nst.optimise import costs
+from nst.classroom import course_utils
 
 STYLE_LAYERS = [
     ("conv1_1", 0.2),
@@ -47,7 +47,7 @@ def compute_layer_style_cost(a_S, a_G):
 
     Same value as unrolling to (n_C, n_H*n_W) and calling :func:`gram_matrix`
     (the assignment's recipe), but computed as F^T F on the (n_H*n_W, n_C)
-    reshape with a one-matmul gradient (:func:`nst.costs.style_gram`): no
+    reshape with a one-matmul gradient (:func:`nst.optimise.costs.style_gram`): no
     transposes, half the matmuls.  The style Gram of a constant ``a_S`` is
     computed once, when the graph is first run (constant folding).
     """
@@ -196,7 +196,8 @@ def main(argv=None) -> int:
     import argparse
     import sys
 
-    from .. import files, images, weights
+    from nst.io import files, images
+    from nst.weights import load as weights
 
     parser = argparse.ArgumentParser(prog="python -m nst.classroom.course", description=main.__doc__)
     parser.add_argument("--content", default=None, help="content image (default: the sample tubingen.jpg)")

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from .. import images as _images
-from .. import weights as _weights
-from ..files import PROJECT_ROOT
-from ..vgg import build_vgg19
+from nst.io import images as _images
+from nst.weights import load as _weights
+from nst.io.files import PROJECT_ROOT
+from nst.optimise.vgg import build_vgg19
 
 
 class CONFIG:

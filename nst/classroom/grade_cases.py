@@ -21,8 +21,8 @@ import re
 import sys
 from pathlib import Path
 
-from . import GRADED_COST_FUNCTIONS
-from .grade_hints import (PLACEHOLDER_HINT, check_value, close, content_variants, describe_exception,
+from nst.classroom import GRADED_COST_FUNCTIONS
+from nst.classroom.grade_hints import (PLACEHOLDER_HINT, check_value, close, content_variants, describe_exception,
                           gram_variants, matches_variant, style_variants)
 
 PRINTED_KEPT_CHARS = 1 << 20  # of model_nn's prints, checked for its first reports (iterations 0 and 20)
@@ -38,8 +38,8 @@ def _cost_case(name, fn, placeholders, label, make_inputs, seeded=False, expecte
     import numpy as np
     import tensorflow.compat.v1 as tf
 
-    from . import course
-    from .tf1_compat import tf1_op_seeds
+    from nst.classroom import course
+    from nst.classroom.tf1_compat import tf1_op_seeds
 
     tf.reset_default_graph()
     with tf.Session() as session:
@@ -81,7 +81,7 @@ def _gram_cases(case, activation) -> list[dict]:
     """gram_matrix's public test cell and hidden cases; ``case(label, make_inputs, ...)`` runs one."""
     import tensorflow.compat.v1 as tf
 
-    from .notebook_helpers import EXPECTED_GA
+    from nst.classroom.notebook_helpers import EXPECTED_GA
 
     def public():
         tf.set_random_seed(1)
@@ -140,7 +140,7 @@ def _grade_total_cost(fn, placeholders):
     import numpy as np
     import tensorflow.compat.v1 as tf
 
-    from . import course
+    from nst.classroom import course
 
     results = []
 
@@ -243,7 +243,7 @@ def _grade_model_nn(fn, namespace, placeholders):
     import numpy as np
     import tensorflow.compat.v1 as tf
 
-    from . import course
+    from nst.classroom import course
 
     iterations = 25
     tf.reset_default_graph()
@@ -306,7 +306,7 @@ def worker() -> int:
 
     import tensorflow.compat.v1 as tf
 
-    from . import course, course_utils
+    from nst.classroom import course, course_utils
 
     # The student's functions run as in the notebook, where nst_utils switched eager execution off.
     tf.disable_eager_execution()

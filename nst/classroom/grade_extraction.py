@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from . import GRADED
+from nst.classroom import GRADED
 
 
 class UnusableInput(Exception):

@@ -27,9 +27,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import GRADED
-from .grade_extraction import UnusableInput, extract
-from .grade_runner import DEFAULT_TIMEOUT, run_function
+from nst.classroom import GRADED
+from nst.classroom.grade_extraction import UnusableInput, extract
+from nst.classroom.grade_runner import DEFAULT_TIMEOUT, run_function
 
 MAX_TIMEOUT = 86400.0  # --timeout's upper bound (one day); also keeps queue waits within their limit
 
@@ -90,7 +90,7 @@ def collect(arguments) -> tuple[list[Path], list[str]]:
     refused as what it is (opening it to read would block), and one that cannot be looked at
     (a folder in its path without search permission) says so, instead of "no such file".
     """
-    from ..files import FileProblem, kind_of, stat_path
+    from nst.io.files import FileProblem, kind_of, stat_path
 
     notebooks, problems = [], []
     for argument in arguments:
@@ -168,7 +168,7 @@ def write_json_atomically(target: Path, data) -> None:
     Readers see the old file or the complete new one, never a partial one;
     on any failure the temporary file is removed and ``target`` is untouched.
     """
-    from ..files import atomic_path
+    from nst.io.files import atomic_path
 
     with atomic_path(target) as temporary, open(temporary, "w", encoding="utf-8") as stream:
         json.dump(data, stream, indent=1, default=str)

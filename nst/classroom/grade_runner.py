@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 
-from ..files import PROJECT_ROOT
+from nst.io.files import PROJECT_ROOT
 
 DEFAULT_TIMEOUT = 60.0
 STARTUP_TIMEOUT = 300.0  # importing TensorFlow on a loaded 2-core machine

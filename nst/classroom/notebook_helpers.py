@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import PROJECT_ROOT
-from ..weights import MEAN_RGB
+from nst.io.files import PROJECT_ROOT
+from nst.weights.load import MEAN_RGB
 
 COURSE_CONTENT = "louvre_small.jpg"
 COURSE_STYLE = "monet.jpg"
@@ -42,7 +42,7 @@ def pick_image_pair(images_dir=None, verbose=True):
     if content.is_file() and style.is_file():
         which = "the course's own pair"
     else:
-        from .. import images
+        from nst.io import images
 
         content, style = images.fetch_default_pair(images_dir)
         which = (f"the project's sample pair (the course's {COURSE_CONTENT} and {COURSE_STYLE} "

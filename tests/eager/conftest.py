@@ -28,14 +28,14 @@ def eager_mode_is_on():
 
 @pytest.fixture(scope="session")
 def style_array():
-    from nst import images
+    from nst.io import images
 
     return images.read_rgb(images.fetch_sample("starry_night.jpg"))
 
 
 @pytest.fixture(scope="session")
 def content_array():
-    from nst import images
+    from nst.io import images
 
     return images.read_rgb(images.fetch_sample("tubingen.jpg"))
 

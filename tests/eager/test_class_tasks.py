@@ -60,13 +60,13 @@ def small(monkeypatch):
 @pytest.fixture(scope="session")
 def main_images(weights_path):
     """The spec's two images (the project's samples), fetched and hash-checked if missing."""
-    from nst import images
+    from nst.io import images
 
     return [images.fetch_sample(name) for name in ("starry_night.jpg", "golden_gate.jpg")]
 
 
 def read_pair(paths):
-    from nst.images import read_rgb
+    from nst.io.images import read_rgb
 
     return [read_rgb(path) for path in paths]
 

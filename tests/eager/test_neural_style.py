@@ -92,7 +92,7 @@ def test_constructor_attributes(full_nst, style_array, content_array):
 
 
 def test_missing_weights_error_is_one_line_with_the_fix(tmp_path):
-    from nst.weights import WeightsError
+    from nst.weights.load import WeightsError
 
     with pytest.raises(WeightsError) as caught:
         NST(_image(), _image(), weights_path=tmp_path / "absent.mat")
@@ -139,8 +139,8 @@ def test_preprocess_matches_keras_caffe_mode():
 
 def test_model_equals_project_vgg_on_rgb_input(small_nst, weights_path):
     """Caffe-preprocessed BGR through the Keras model == the project's RGB-minus-mean VGG graph."""
-    from nst.vgg import build_vgg19
-    from nst.weights import MEAN_RGB, load_vgg19
+    from nst.optimise.vgg import build_vgg19
+    from nst.weights.load import MEAN_RGB, load_vgg19
 
     image = np.random.RandomState(2).rand(1, 64, 96, 3).astype(np.float32)  # sides divisible by 16
     reference = build_vgg19(load_vgg19(weights_path), tf.constant(image * 255 - MEAN_RGB),

@@ -1,0 +1,366 @@
+"""A pool of workers that load their networks once and stylise item after item.
+
+The products that run many items (``nst batch`` now, ``nst video`` later) describe
+their work as a picklable *work* object with one method::
+
+    work.load(threads) -> run          # load the networks once; threads: None = library default
+    run(payload) -> result             # one item (an image, a frame, a segment)
+
+and hand the pool ``(key, make_payload)`` pairs.  The pool calls ``make_payload()``
+only when a worker is free, so a batch of thousands is never all in memory, and
+yields an :class:`Outcome` per item as it finishes.  Results always come back to
+the caller (the driver), which writes them: workers need no shared filesystem.
+
+* :class:`LocalPool` (the default): the work loaded once in this process;
+  nothing extra is imported or started.
+* :class:`RayPool` (``--ray``): a pool of Ray actors, each loading the work once.
+  A worker that dies is restarted by Ray (``max_restarts``) and the item it was
+  running is retried by Ray (``max_task_retries``); the pool notices the restart
+  because the result comes from a new incarnation of the actor.
+
+Either way an item gets :data:`ATTEMPTS` tries; an item that fails them all is
+reported with its error and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+from nst.io.files import one_line
+
+ATTEMPTS = 2  # tries per item, the first included
+WORKER_RESTARTS = 3  # times Ray restarts one dead worker before giving it up
+RAY_INSTALL_HINT = "install it with `pip install nst[ray]` (or `pip install ray`)"
+LOCAL_RAY = "local"  # --ray with no address: start a Ray instance on this machine for the run
+
+
+class PoolError(Exception):
+    """The pool cannot run (Ray missing, cluster unreachable, workers cannot start): one line."""
+
+
+@dataclass
+class Outcome:
+    """What became of one item.  ``result`` is the worker's return value when ``error`` is None."""
+
+    key: str
+    result: Any = None
+    error: Optional[str] = None
+    worker: str = ""
+    attempts: int = 1
+    compute_s: float = 0.0  # inside the worker, last attempt
+    latency_s: float = 0.0  # from handing the item over to having its result, last attempt
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class WorkerFigures:
+    """Per-worker figures for the summary."""
+
+    name: str
+    host: str = ""
+    pid: int = 0
+    load_s: float = 0.0  # loading the networks (the latest incarnation)
+    items: int = 0  # results returned, successful or not
+    failed: int = 0
+    compute_s: float = 0.0
+    latency_s: float = 0.0
+    restarts: int = 0
+    incarnation: str = field(default="", repr=False)
+
+    def add(self, outcome: Outcome) -> None:
+        self.items += 1
+        self.failed += 0 if outcome.ok else 1
+        self.compute_s += outcome.compute_s
+        self.latency_s += outcome.latency_s
+
+    def to_json(self) -> dict:
+        mean = (lambda total: round(total / self.items, 4) if self.items else None)
+        return {"name": self.name, "host": self.host, "pid": self.pid, "load_s": round(self.load_s, 3),
+                "items": self.items, "failed": self.failed, "compute_s": round(self.compute_s, 3),
+                "mean_compute_s": mean(self.compute_s),
+                "mean_overhead_s": mean(self.latency_s - self.compute_s), "restarts": self.restarts}
+
+
+def _timed_call(run, payload):
+    """(status, value, seconds): "ok" and the result, or "error" and a one-line message."""
+    started = time.perf_counter()
+    try:
+        return "ok", run(payload), time.perf_counter() - started
+    except Exception as error:  # any failure of one item is that item's, reported, not the pool's
+        return "error", one_line(error), time.perf_counter() - started
+
+
+class _Closing:
+    """``with pool:`` calls the pool's own ``close()`` on the way out, whatever happened inside."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class LocalPool(_Closing):
+    """The work loaded once in this process; items run one after another."""
+
+    kind = "local"
+
+    def __init__(self, work, threads: Optional[int] = None):
+        started = time.perf_counter()
+        self._run = work.load(threads)
+        self._figures = WorkerFigures("local", socket.gethostname(), os.getpid(), time.perf_counter() - started)
+
+    def results(self, items: Iterable[tuple[str, Callable[[], Any]]]) -> Iterator[Outcome]:
+        for key, make_payload in items:
+            outcome = _prepared(key, make_payload)
+            if isinstance(outcome, Outcome):
+                yield outcome
+                continue
+            for attempt in range(1, ATTEMPTS + 1):
+                status, value, seconds = _timed_call(self._run, outcome)
+                if status == "ok" or attempt == ATTEMPTS:
+                    break
+            result = Outcome(key, value if status == "ok" else None, None if status == "ok" else value,
+                             "local", attempt, seconds, seconds)
+            self._figures.add(result)
+            yield result
+
+    def workers(self) -> list[dict]:
+        return [self._figures.to_json()]
+
+    def close(self) -> None:
+        self._run = None
+
+
+def _prepared(key, make_payload):
+    """The payload, or a failed Outcome if the driver cannot even prepare it (an unreadable file)."""
+    try:
+        return make_payload()
+    except Exception as error:  # reported as the item's failure; the batch goes on
+        return Outcome(key, error=one_line(error), worker="driver", attempts=1)
+
+
+class _PoolActor:
+    """What each Ray actor runs (wrapped by ``ray.remote`` in :class:`RayPool`)."""
+
+    def __init__(self, work, threads):
+        started = time.perf_counter()
+        self._run = work.load(threads)
+        self._info = {"incarnation": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(),
+                      "load_s": time.perf_counter() - started}
+
+    def describe(self) -> dict:
+        return self._info
+
+    def run(self, payload):
+        """(status, value, seconds, incarnation) for one item."""
+        return (*_timed_call(self._run, payload), self._info["incarnation"])
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise PoolError(f"--ray needs the Ray library, which is not installed; {RAY_INSTALL_HINT}") from None
+    return ray
+
+
+@dataclass
+class _Flight:
+    """An item handed to a worker and not yet back."""
+
+    key: str
+    payload: Any
+    worker: int
+    attempts: int  # tries so far, this one included
+    incarnation: str  # the worker's incarnation when the item was handed over
+    submitted: float
+
+
+class RayPool(_Closing):
+    """A pool of ``workers`` Ray actors, each loading the work once and given one item at a time.
+
+    ``address``: :data:`LOCAL_RAY` to start Ray on this machine, ``"auto"`` for the
+    cluster this machine belongs to (``ray start``), or a cluster address.  If Ray
+    is already initialised in this process (a test, a notebook) that connection is used.
+    One item per worker at a time: a result that comes from a new incarnation of its
+    worker was retried after the worker died, and is counted so.
+    """
+
+    kind = "ray"
+
+    def __init__(self, work, workers: int, address: str = LOCAL_RAY, cpus_per_worker: Optional[int] = None,
+                 threads: Optional[int] = None):
+        self._ray = ray = import_ray()
+        self._started_ray = False
+        if not ray.is_initialized():
+            self._connect(address)
+        cpus = cpus_per_worker or self._default_cpus(workers)
+        self._check_capacity(workers, cpus)
+        actor_class = ray.remote(num_cpus=cpus, max_restarts=WORKER_RESTARTS, max_task_retries=1)(_PoolActor)
+        # One copy of the work (styles included) in the object store, kept referenced for the
+        # pool's life: a restarted worker is built from it again.
+        self._work_ref = ray.put(work)
+        self.actors = [actor_class.remote(self._work_ref, threads or cpus) for _ in range(workers)]
+        self._figures = [WorkerFigures(f"ray-{index}") for index in range(workers)]
+        try:
+            infos = ray.get([actor.describe.remote() for actor in self.actors])
+        except ray.exceptions.RayError as error:
+            self.close()
+            raise PoolError(f"the Ray workers could not start: {_ray_message(error)}") from None
+        for figures, info in zip(self._figures, infos):
+            self._note_incarnation(figures, info)
+        self._alive = set(range(workers))
+
+    def _connect(self, address: str) -> None:
+        import logging
+
+        ray = self._ray
+        options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            ray.init(**options) if address == LOCAL_RAY else ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
+            raise PoolError(f"cannot connect to the Ray cluster at {address} ({one_line(error)}); start one with "
+                            f"`ray start --head` or check the address") from None
+        self._started_ray = True
+
+    def _default_cpus(self, workers: int) -> int:
+        """The cluster's CPUs shared among the workers, no more than the largest node has."""
+        total = int(self._ray.cluster_resources().get("CPU", 1))
+        largest = max((int(node["Resources"].get("CPU", 0)) for node in self._ray.nodes() if node.get("Alive")),
+                      default=total)
+        return max(1, min(total // workers, largest))
+
+    def _check_capacity(self, workers: int, cpus: int) -> None:
+        total = int(self._ray.cluster_resources().get("CPU", 0))
+        if workers * cpus > total:
+            self.close()
+            raise PoolError(f"{workers} workers of {cpus} CPUs each need {workers * cpus} CPUs but the Ray cluster "
+                            f"has {total}; lower --workers or --cpus-per-worker")
+
+    @staticmethod
+    def _note_incarnation(figures: WorkerFigures, info: dict) -> None:
+        figures.incarnation, figures.host, figures.pid = info["incarnation"], info["host"], info["pid"]
+        figures.load_s = info["load_s"]
+
+    def results(self, items: Iterable[tuple[str, Callable[[], Any]]]) -> Iterator[Outcome]:
+        items, again, flights, early = iter(items), deque(), {}, []
+        idle = deque(sorted(self._alive))
+        while True:
+            self._hand_out(items, again, flights, idle, early)
+            while early:
+                yield early.pop(0)
+            if not flights:  # nothing out: the work is done, or no worker is left for what remains
+                yield from self._abandon(items, again)
+                return
+            ready, _ = self._ray.wait(list(flights), num_returns=1)
+            flight = flights.pop(ready[0])
+            outcome = self._collect(flight, ready[0])
+            if flight.worker in self._alive:
+                idle.append(flight.worker)
+            if outcome is None:  # failed once: it goes to the next free worker
+                again.append(flight)
+                continue
+            self._figures[flight.worker].add(outcome)
+            self._hand_out(items, again, flights, idle, early)  # keep the workers busy while the caller writes
+            yield outcome
+
+    def _hand_out(self, items, again, flights, idle, early: list) -> None:
+        """Give every idle worker an item (retries first); items the driver cannot prepare go to ``early``."""
+        while idle and self._alive:
+            if again:
+                flight = again.popleft()
+                flight.attempts += 1
+            else:
+                key, make_payload = next(items, (None, None))
+                if key is None:
+                    return
+                payload = _prepared(key, make_payload)
+                if isinstance(payload, Outcome):
+                    early.append(payload)
+                    continue
+                flight = _Flight(key, payload, 0, 1, "", 0.0)
+            worker = idle.popleft()
+            flight.worker, flight.incarnation = worker, self._figures[worker].incarnation
+            flight.submitted = time.perf_counter()
+            flights[self.actors[worker].run.remote(flight.payload)] = flight
+
+    def _collect(self, flight: _Flight, ref) -> Optional[Outcome]:
+        """The item's Outcome, or None if it should be tried again."""
+        ray, figures = self._ray, self._figures[flight.worker]
+        try:
+            status, value, seconds, incarnation = ray.get(ref)
+        except ray.exceptions.RayActorError as error:
+            # Ray already restarted the worker and retried the item once (max_task_retries):
+            # it died twice, or the worker is gone for good.
+            self._check_worker(flight.worker)
+            return Outcome(flight.key, error=f"its worker died while running it ({_ray_message(error)})",
+                           worker=figures.name, attempts=flight.attempts + 1,
+                           latency_s=time.perf_counter() - flight.submitted)
+        if incarnation != flight.incarnation:  # the worker died and Ray ran the item again on its successor
+            figures.restarts += 1
+            flight.attempts += 1
+            self._note_incarnation(figures, ray.get(self.actors[flight.worker].describe.remote()))
+        if status == "error" and flight.attempts < ATTEMPTS:
+            return None
+        return Outcome(flight.key, value if status == "ok" else None, None if status == "ok" else value,
+                       figures.name, flight.attempts, seconds, time.perf_counter() - flight.submitted)
+
+    def _check_worker(self, worker: int) -> None:
+        """After a worker's death reached us: keep it if Ray restarted it, drop it if it is gone for good."""
+        ray = self._ray
+        try:
+            self._note_incarnation(self._figures[worker], ray.get(self.actors[worker].describe.remote()))
+            self._figures[worker].restarts += 1
+        except ray.exceptions.RayError:
+            self._alive.discard(worker)
+
+    def _abandon(self, items, again) -> Iterator[Outcome]:
+        """Everything still waiting, failed: called when no item is out, so only if no worker is left."""
+        message = "every Ray worker died and none could be restarted"
+        for flight in again:
+            yield Outcome(flight.key, error=message, attempts=flight.attempts)
+        again.clear()
+        for key, _ in items:
+            yield Outcome(key, error=message, attempts=0)
+
+    def workers(self) -> list[dict]:
+        return [figures.to_json() for figures in self._figures]
+
+    def close(self) -> None:
+        for actor in getattr(self, "actors", []):
+            try:
+                self._ray.kill(actor)
+            except Exception:  # already gone, or Ray shutting down: nothing left to stop
+                pass
+        self.actors = []
+        if self._started_ray:
+            self._ray.shutdown()
+            self._started_ray = False
+
+
+def _ray_message(error) -> str:
+    """The first line of a Ray error (they span many lines with tracebacks)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return one_line(lines[0] if lines else type(error).__name__)
+
+
+def open_pool(work, workers: int = 1, ray: Optional[str] = None, cpus_per_worker: Optional[int] = None,
+              threads: Optional[int] = None):
+    """A :class:`LocalPool` when ``ray`` is None, else a :class:`RayPool` of ``workers`` actors."""
+    if ray is None:
+        if workers != 1:
+            raise PoolError(f"--workers {workers} needs --ray (one process runs one worker); add --ray to run "
+                            f"{workers} workers on this machine")
+        return LocalPool(work, threads)
+    return RayPool(work, workers, ray, cpus_per_worker, threads)
