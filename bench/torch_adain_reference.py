@@ -1,4 +1,4 @@
-"""Reference outputs of the AdaIN network in PyTorch, for tests/test_fast.py.
+"""Reference outputs of the AdaIN network in PyTorch, for tests/fast/test_fast.py.
 
 Rebuilds pytorch-AdaIN's network (naoto0804/pytorch-AdaIN, MIT: ``net.py``'s
 ``vgg`` cut after relu4_1 and ``decoder``) and its ``test.py`` logic (AdaIN

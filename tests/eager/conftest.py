@@ -2,7 +2,7 @@
 
 They share the pytest process with the other tests: nothing under nst/ switches
 eager execution off, and the tests that need the course's graph-mode
-``nst_utils`` import it in a subprocess (tests/test_course.py).
+``nst_utils`` import it in a subprocess (tests/classroom/test_course.py).
 """
 
 import os

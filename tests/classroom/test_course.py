@@ -69,7 +69,7 @@ COURSE_GA_PRINT = ("GA = [[  6.42230511  -4.42912197  -2.09668207]\n"
                    " [ -2.09668207  19.56387138  20.6864624 ]]")
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cell(source):

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLASS_FILES = [ROOT / "neural_style.py", *sorted((ROOT / "class_tasks").glob("*.py")),
                *sorted((ROOT / "examples" / "class_mains").glob("*.py"))]
 

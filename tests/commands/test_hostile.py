@@ -23,23 +23,8 @@ from PIL import Image
 
 from nst.commands import image as cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NST = ROOT / ".venv" / "bin" / "nst"
-from tiny_vgg import write_tiny_vgg
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return write_tiny_vgg(tmp_path_factory.mktemp("weights") / "tiny.mat")
-
-
-@pytest.fixture
-def pair(tmp_path):
-    rng = np.random.default_rng(1)
-    content, style = tmp_path / "content.png", tmp_path / "style.png"
-    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(content)
-    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(style)
-    return content, style
 
 
 def one_error_line(err: str) -> str:
@@ -94,23 +79,10 @@ def test_the_largest_size_suggested_does_fit():
 
 # ------------------------------------------------------------------ 2. a full disk: all outputs or the image alone
 
-def _mount_tmpfs(folder: Path, size: str) -> bool:
-    folder.mkdir()
-    if os.geteuid() != 0:
-        return False
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                          capture_output=True)
-    return done.returncode == 0
-
-
 @pytest.fixture
-def small_disk(tmp_path):
+def small_disk(tmpfs):
     """A 16 KiB tmpfs: room for the 64x48 result (about 9 KB), not for its pictures and record."""
-    folder = tmp_path / "disk"
-    if not _mount_tmpfs(folder, "16k"):
-        pytest.skip("cannot mount a tmpfs here (needs root and mount rights); see the simulated test")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=False)
+    return tmpfs("16k")
 
 
 def test_full_disk_keeps_the_image_alone_and_says_so(capsys, pair, tiny, small_disk):

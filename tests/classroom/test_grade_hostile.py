@@ -13,7 +13,7 @@ import pytest
 
 from test_grade import ROOT, solution_with
 
-# The course's public cells and hidden cases per function (tests/test_grade.py's fixture grades them all).
+# The course's public cells and hidden cases per function (tests/classroom/test_grade.py's fixture grades them all).
 GRAM_CASES, TOTAL_COST_CASES = 6, 4
 PRINTED_MB = 200
 # A function that writes this much to stderr on every call overflows a pipe (64 KiB on Linux) many times over.

@@ -26,7 +26,7 @@ from nst.video.work import VideoWork
 from test_video import (FPS, FRAMES, HEIGHT, LONG_FRAMES, STYLE, WIDTH, clip, long_clip,  # noqa: F401 (fixtures)
                         mean_warping_error, signal_after_frames)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---- segment planning and cross-fade (pure functions) -------------------------------------------

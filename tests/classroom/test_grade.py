@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUILDER_PATH = ROOT / "notebooks" / "build_notebooks.py"
 FUNCTIONS = ("compute_content_cost", "gram_matrix", "compute_layer_style_cost", "total_cost", "model_nn")
 

@@ -18,7 +18,7 @@ from host_profiles import NO_CONTENT_COST
 from nst.commands import image as cli
 from nst.optimise import stylize
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NST = ROOT / ".venv" / "bin" / "nst"
 
 
@@ -302,7 +302,7 @@ def test_console_script_real_run(sample_pair, weights_path, tmp_path):
     assert record["sizes"] == [[96, 72]]
     history = record["history"]
     assert record["settings"]["precision"] == "fp32"
-    # It starts at the content photo: no content cost, to the kernels' rounding (tests/test_stylize.py).
+    # It starts at the content photo: no content cost, to the kernels' rounding (tests/optimise/test_stylize.py).
     assert history[0]["content"] <= NO_CONTENT_COST * history[0]["total"]
     assert record["final_costs"]["total"] < 0.5 * history[0]["total"]
     assert record["final_costs"]["total"] == min(row["total"] for row in history)

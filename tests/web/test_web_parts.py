@@ -202,7 +202,7 @@ def test_serve_refuses_a_bad_or_busy_port_in_one_line():
     import subprocess
     from pathlib import Path
 
-    nst = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "nst"
+    nst = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "nst"
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)

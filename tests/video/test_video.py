@@ -22,7 +22,7 @@ from nst.weights import fetch as weights_fetch
 
 WIDTH, HEIGHT, FPS, FRAMES = 128, 96, 12, 12
 SQUARE, STEP = 36, (3, 2)  # side of the moving square and its motion per frame (dx, dy), pixels
-STYLE = Path(__file__).resolve().parent.parent / "images" / "starry_night.jpg"
+STYLE = Path(__file__).resolve().parents[2] / "images" / "starry_night.jpg"
 # Frames per run in the tests of containers and folders, kept short.  (A clip this short never reaches
 # XLA's compile: `nst video` skips it under fastnet.COMPILE_PAYS_FROM frames a process, see
 # test_video_pool.test_a_short_clip_never_builds_the_xla_graph; the compiled graph itself is checked
@@ -322,7 +322,7 @@ def test_ctrl_c_on_the_command_keeps_a_playable_video(long_clip, tmp_path):
     import sys
 
     out = tmp_path / "ctrl_c.mp4"
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=str(root))
     process = subprocess.Popen([sys.executable, "-m", "nst", "video", str(long_clip), str(STYLE), "-o", str(out),
                                 "--size", "0"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env)

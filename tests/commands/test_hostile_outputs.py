@@ -20,9 +20,8 @@ import pytest
 from PIL import Image
 
 from nst.video.ffmpeg import ffmpeg_exe
-from tiny_vgg import write_tiny_vgg
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # The `nst` command (nst.commands.image.main, as the console script calls it) with two additions for the tests:
 # TEST_DECODER, if set, stands for the fast method's decoder (the command has no flag for it: it lives
@@ -82,28 +81,12 @@ def listing(folder):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return write_tiny_vgg(tmp_path_factory.mktemp("weights") / "tiny.mat")
-
-
-@pytest.fixture(scope="module")
 def fast_weights():
     """The real normalised VGG-19 and decoder in pretrained-model/ (fetched and verified if missing)."""
     from nst.weights import fetch as weights_fetch
 
     return weights_fetch.ensure_fast_weights()
 
-
-@pytest.fixture
-def pair(tmp_path):
-    rng = np.random.default_rng(1)
-    content, style = tmp_path / "content.png", tmp_path / "style.png"
-    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(content)
-    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(style)
-    return content, style
-
-
-# ------------------------------------------------------------------ a full disk: one line, nothing left
 
 def _fill(folder: Path, leave_kib: int) -> None:
     """Fill ``folder``'s file system to the last block, then free ``leave_kib`` KiB of it."""
@@ -121,20 +104,9 @@ def _fill(folder: Path, leave_kib: int) -> None:
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path):
-    """A 64 KiB tmpfs, unmounted afterwards; the test fills it with :func:`_fill`."""
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode})")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
+def small_tmpfs(tmpfs):
+    """A 64 KiB tmpfs; the test fills it with :func:`_fill`."""
+    return tmpfs("64k")
 
 
 def test_a_full_disk_stops_an_image_run_with_one_line(pair, tiny, small_tmpfs):

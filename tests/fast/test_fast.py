@@ -16,7 +16,7 @@ from nst.fast import stylizer as fast
 from nst.io import images
 from nst.weights import load as weights, fetch as weights_fetch, pth as weights_pth
 
-FIXTURES = Path(__file__).parent / "fixtures" / "adain"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adain"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 
 
@@ -358,7 +358,7 @@ def test_works_after_the_classroom_turned_eager_execution_off():
             "assert out.shape == (40, 56, 3) and out.dtype == np.uint8\n"
             "print('ok')\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parent.parent)
+                          cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
 
 

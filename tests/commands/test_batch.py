@@ -20,7 +20,7 @@ from nst.io import images
 from nst.parallel import pool
 from nst.parallel.manifest import MANIFEST_NAME
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SIDES = (64, 72, 80, 88, 96, 64)  # long sides of the 6 inputs
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUILDER_PATH = ROOT / "notebooks" / "build_notebooks.py"
 CHECKS = 4  # content cost, Gram matrix, layer style cost, total cost
 
