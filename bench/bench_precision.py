@@ -11,8 +11,11 @@ Prints the CPU model and the flags that decide ``--precision auto``, then:
   how far bf16's costs are from fp32's (the issue's bound: 3%);
 * the fast mode: the median time per image over ``--repeats`` alternating runs
   at SIZE, and the speed-up;
-* a sheet, bench/out/precision/sheet.png: fp32 | bf16 | a 4x zoom of the same
-  crop of each, to look for any visible difference.
+* the look check (issue 29) on ``--pairs`` sample pairs (bench_look's, tubingen x
+  starry_night first): the chroma-burst measure of each result (:func:`chroma_burst`),
+  fp32 against bf16, and the ratio (the target: bf16 at most 1.1x fp32);
+* a sheet per pair, bench/out/precision/<pair>.png: fp32 | bf16 | a 4x zoom of each
+  at the window where the bf16 result is worst by that measure (not a fixed place).
 
 On a CPU without bfloat16 units (no amx_bf16 / avx512_bf16) TensorFlow
 emulates bf16: the figures then show the emulation's cost, not the feature;
@@ -38,6 +41,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PAIR = ("tubingen.jpg", "starry_night.jpg")
 PRECISIONS = ("fp32", "bf16")
 ZOOM, CROP = 4, 96  # the sheet's zoomed crop: CROP px of the result, enlarged ZOOM times
+BURST_WINDOW, BURST_BLUR = 16, 5  # the chroma-burst measure's window and its local-mean box, pixels
+
+
+def chroma_burst(image: np.ndarray) -> tuple:
+    """(largest BURST_WINDOW-square mean of high-frequency chroma energy, its centre (x, y)) of uint8 [h, w, 3].
+
+    Per pixel: chroma = RGB minus the pixel's grey; its high frequencies = |chroma - its
+    BURST_BLUR-square box mean|, summed over the channels.  Single-pixel specks of
+    rainbow colours (issue 29's bf16 burst) score high; smooth colour and grey texture
+    do not.  A painting's own strokes set the level: compare a result with its fp32 twin.
+    """
+    from scipy.ndimage import uniform_filter
+
+    pixels = image.astype(np.float64)
+    chroma = pixels - pixels.mean(axis=2, keepdims=True)  # [h, w, 3]
+    energy = np.abs(chroma - uniform_filter(chroma, size=(BURST_BLUR, BURST_BLUR, 1))).sum(axis=2)  # [h, w]
+    windows = uniform_filter(energy, size=BURST_WINDOW, mode="constant")
+    y, x = np.unravel_index(np.argmax(windows), windows.shape)
+    return float(windows[y, x]), (int(x), int(y))
 
 
 def optimise_both(content, style, size: int) -> dict:
@@ -71,11 +93,13 @@ def fast_both(content, style, size: int, repeats: int) -> dict:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def save_sheet(path: Path, images: dict) -> None:
+def save_sheet(path: Path, images: dict, centre: tuple) -> None:
+    """fp32 | bf16 | 4x zooms of both around ``centre`` (x, y), where the bf16 result is worst."""
     from nst.io import images as image_io
 
     h, w = images["fp32"].shape[:2]
-    top, left = h // 8, w // 2  # sky and roofs: flat areas and edges, where differences show first
+    left = min(max(centre[0] - CROP // 2, 0), max(w - CROP, 0))
+    top = min(max(centre[1] - CROP // 2, 0), max(h - CROP, 0))
     zoomed = [np.kron(image[top:top + CROP, left:left + CROP], np.ones((ZOOM, ZOOM, 1), np.uint8))
               for image in images.values()]
     zoomed = [image_io.resize(z, round(z.shape[1] * h / z.shape[0]), h) for z in zoomed]
@@ -85,11 +109,33 @@ def save_sheet(path: Path, images: dict) -> None:
     image_io.save_rgb(path, np.concatenate(row, axis=1))
 
 
+def look_check(pairs: int, size: int, done: dict) -> None:
+    """The optimisation in fp32 and bf16 on each of the first ``pairs`` of bench_look's pairs (``done``:
+    {pair: runs} already made): the chroma bursts, their ratio, and a sheet each."""
+    from bench_look import PAIRS
+
+    from nst.io.images import fetch_sample, read_rgb
+
+    print(f"{'pair':<40} {'fp32 burst':>11} {'bf16 burst':>11} {'ratio':>6}  bf16 worst at (x, y)")
+    for pair in PAIRS[:pairs]:
+        if pair not in done:
+            content, style = (read_rgb(fetch_sample(name)) for name in pair)
+            done[pair] = optimise_both(content, style, size)
+        runs = done[pair]
+        (fp32, _), (bf16, where) = (chroma_burst(runs[name][1]) for name in PRECISIONS)
+        name = "_".join(Path(part).stem for part in pair)
+        print(f"{name:<40} {fp32:11.1f} {bf16:11.1f} {bf16 / fp32:6.2f}  {where}")
+        save_sheet(HERE / "out" / "precision" / f"{name}.png", {p: image for p, (_, image) in runs.items()}, where)
+    print(f"sheets: {HERE / 'out' / 'precision'} (fp32 | bf16 | fp32 4x | bf16 4x at bf16's worst window; "
+          f"target: bf16's burst at most 1.1x fp32's)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-optimise", action="store_true", help="the fast mode only (minutes less)")
+    parser.add_argument("--pairs", type=int, default=4, help="sample pairs in the look check (0: none)")
     args = parser.parse_args(argv)
 
     from bench_fast import cpu_description
@@ -117,9 +163,8 @@ def main(argv=None) -> int:
     worst = max(abs(b / a - 1) for a, b in zip(looks["fp32"], looks["bf16"]))
     print(f"optimisation speed-up bf16 over fp32: {runs['fp32'][0] / runs['bf16'][0]:.2f}x; "
           f"largest relative cost difference: {100 * worst:.1f}% (bound: 3%)")
-    sheet = HERE / "out" / "precision" / "sheet.png"
-    save_sheet(sheet, {name: image for name, (_, image) in runs.items()})
-    print(f"sheet: {sheet} (fp32 | bf16 | fp32 4x | bf16 4x)")
+    if args.pairs:
+        look_check(args.pairs, args.size, {PAIR: runs})
     return 0
 
 
