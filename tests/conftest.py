@@ -22,6 +22,8 @@ def pytest_configure(config):
     # Before any test module imports TensorFlow, which reads TF_ENABLE_ONEDNN_OPTS once at start-up;
     # subprocesses and Ray workers inherit the environment.
     profile = config.getoption("--host-profile")
+    if profile and profile not in PROFILES:  # from $NST_HOST_PROFILE, which argparse does not check
+        pytest.exit(f"NST_HOST_PROFILE={profile!r} is not a profile; choose one of {', '.join(PROFILES)}", 2)
     if profile:
         os.environ.update(PROFILES[profile][0])
         os.environ["NST_HOST_PROFILE"] = profile

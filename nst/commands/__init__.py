@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from nst.commands.common import EXIT_BAD_INPUT
 from nst.commands.registry import BY_NAME, IMAGE
 
 
@@ -18,6 +19,10 @@ def main(argv=None) -> int:
     console = argv is None
     argv = list(sys.argv[1:] if console else argv)
     if argv[:1] == ["help"]:  # `nst help`, `nst help video`
+        if len(argv) > 1 and argv[1] not in BY_NAME:
+            print(f"error: no command {argv[1]!r}; the commands are {', '.join(BY_NAME)} (see nst --help)",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
         argv = [*argv[1:2], "--help"]
     command = BY_NAME.get(argv[0]) if argv else None
     if command is None:

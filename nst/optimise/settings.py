@@ -3,7 +3,7 @@
 Defined once here.  :class:`Settings` holds a run's choices; :meth:`Settings.resolved`
 checks them and makes each choice explicit.  :data:`NUMBERS` says what each number
 may be (checked by :meth:`Number.check`, for the engine and the command line alike)
-and :data:`OPTIONS` how each field appears on the command line (``nst.commands.common``
+and :data:`OPTIONS` how each field appears on the command line (``nst.commands.options``
 builds its parser from it), so a new setting is added in this module only.
 
 Imports nothing heavy: the command line reads it before TensorFlow starts.
@@ -346,7 +346,7 @@ class Settings:
 
 
 # --------------------------------------------------------------------------
-# The command line's view of each field (nst.commands.common builds the parser from it)
+# The command line's view of each field (nst.commands.options builds the parser from it)
 
 @dataclass(frozen=True)
 class Option:

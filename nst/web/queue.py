@@ -22,7 +22,7 @@ OPTIMISATIONS_PER_SESSION = 2  # waiting or running
 QUEUED_FAST = 64  # waiting fast jobs, all sessions together
 JOBS_KEPT_PER_SESSION = 32  # finished jobs (their PNGs) kept; the oldest are dropped
 
-log = logging.getLogger("nst.commands.serve")
+log = logging.getLogger("nst.web")
 
 
 class QueueFull(JobError):

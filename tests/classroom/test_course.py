@@ -227,11 +227,10 @@ def test_load_image_crops_instead_of_squeezing(tmp_path):
 
 def test_only_nst_utils_switches_eager_off_and_it_reexports_the_course_api():
     """Importing every nst module leaves eager mode on; ``from nst_utils import *`` gives the course's names."""
-    code = ("import pkgutil, importlib, tensorflow as tf, nst, nst.classroom\n"
-            "for package in (nst, nst.classroom):\n"
-            "    for info in pkgutil.iter_modules(package.__path__):\n"
-            "        if info.name != '__main__':\n"
-            "            importlib.import_module(package.__name__ + '.' + info.name)\n"
+    code = ("import pkgutil, importlib, tensorflow as tf, nst\n"
+            "for info in pkgutil.walk_packages(nst.__path__, 'nst.'):\n"
+            "    if not info.name.endswith('__main__'):\n"
+            "        importlib.import_module(info.name)\n"
             "assert tf.executing_eagerly(), 'an nst module switched eager execution off'\n"
             "namespace = {}\n"
             "exec('from nst_utils import *', namespace)\n"

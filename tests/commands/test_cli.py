@@ -377,3 +377,18 @@ def test_ctrl_c_saves_best_image(sample_pair, weights_path, tmp_path, signum):
     assert record["status"] == "interrupted" and 2 <= record["steps"] < 500
     assert np.asarray(Image.open(out)).shape == (72, 96, 3)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_help_lists_every_command_and_help_gives_each_page(capsys):
+    from nst.commands import main
+    from nst.commands.registry import COMMANDS
+
+    assert main(["--help"]) == 0
+    listing = capsys.readouterr().out
+    for command in COMMANDS:  # each with its one-line summary
+        assert f"nst {command.name}" in listing and command.summary in " ".join(listing.split())
+    assert main(["help", "video"]) == 0
+    assert capsys.readouterr().out.startswith("usage: nst video")
+    assert main(["help"]) == 0 and capsys.readouterr().out.startswith("usage: nst ")
+    assert main(["help", "vidoe"]) == 2
+    assert capsys.readouterr().err.startswith("error: no command 'vidoe'; the commands are video, batch, serve")

@@ -23,7 +23,7 @@ from nst.video.ffmpeg import ffmpeg_exe
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The `nst` command (nst.commands.image.main, as the console script calls it) with two additions for the tests:
+# The `nst` command (nst.commands.main, as the console script calls it) with two additions for the tests:
 # TEST_DECODER, if set, stands for the fast method's decoder (the command has no flag for it: it lives
 # in pretrained-model/, which the tests must not touch), and the last stdout line says whether
 # TensorFlow was imported.  Run from the checkout's root, so the checkout's own `nst` is imported.

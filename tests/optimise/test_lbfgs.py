@@ -1,4 +1,4 @@
-"""The float32 box-constrained L-BFGS (nst/lbfgs.py) on problems with known minimisers."""
+"""The float32 box-constrained L-BFGS (nst/optimise/lbfgs.py) on problems with known minimisers."""
 
 import numpy as np
 import pytest
