@@ -11,6 +11,7 @@ import sys
 
 from nst.commands.common import EXIT_BAD_INPUT
 from nst.commands.registry import BY_NAME, IMAGE
+from nst.host import quiet
 
 
 def main(argv=None) -> int:
@@ -18,6 +19,8 @@ def main(argv=None) -> int:
     ignores late signals after finishing); a list: called from Python, signals untouched after."""
     console = argv is None
     argv = list(sys.argv[1:] if console else argv)
+    if console:  # this process is the command: TensorFlow's start-up lines stay off its terminal
+        quiet.install()
     if argv[:1] == ["help"]:  # `nst help`, `nst help video`
         if len(argv) > 1 and argv[1] not in BY_NAME:
             print(f"error: no command {argv[1]!r}; the commands are {', '.join(BY_NAME)} (see nst --help)",

@@ -39,24 +39,13 @@ print("tensorflow imported:", "tensorflow" in sys.modules)
 sys.exit(status)
 """
 
-# What TensorFlow 2.21 prints on stderr when it is imported, whatever TF_CPP_MIN_LOG_LEVEL says (its
-# absl logging starts before that setting is read).  A run that loads a network cannot avoid it, so
-# those runs drop exactly these lines, and nothing else, before comparing stderr.
-TF_STARTUP = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-                        r"|[IW]\d{4} [\d:.]+ +\d+ (port|cpu_feature_guard)\.cc:\d+\] .*"
-                        r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate "
-                        r"compiler flags\.")
-
-
-def nst(argv, decoder=None, quiet_tensorflow=True, timeout=300):
+def nst(argv, decoder=None, timeout=300):
     """Run the command; (exit status, stdout without its last line, stderr, whether TensorFlow was imported).
 
-    ``quiet_tensorflow`` False leaves TF_CPP_MIN_LOG_LEVEL unset, as a user's shell would, so that
-    TensorFlow's start-up lines show if it is imported at all.
+    TF_CPP_MIN_LOG_LEVEL is left unset, as in a user's shell: TensorFlow's start-up lines, which that
+    setting does not silence, must not reach stderr either (nst.host.quiet).
     """
     env = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "TEST_DECODER")}
-    if quiet_tensorflow:
-        env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     if decoder is not None:
         env["TEST_DECODER"] = str(decoder)
     done = subprocess.run([sys.executable, "-c", RUN_NST, *map(str, argv)], cwd=ROOT, env=env, capture_output=True,
@@ -66,12 +55,9 @@ def nst(argv, decoder=None, quiet_tensorflow=True, timeout=300):
     return done.returncode, "\n".join(out), done.stderr, last.endswith("True")
 
 
-def error_line(stderr: str, tensorflow_loaded: bool = False) -> str:
-    """The one line on stderr, which must start with ``error: ``; TensorFlow's start-up lines are
-    dropped where the run had to load a network (``tensorflow_loaded``), nothing else ever is."""
+def error_line(stderr: str) -> str:
+    """The one line on stderr, which must start with ``error: ``."""
     lines = [line for line in stderr.splitlines() if line.strip()]
-    if tensorflow_loaded:
-        lines = [line for line in lines if not TF_STARTUP.fullmatch(line)]
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     return lines[0]
 
@@ -115,7 +101,7 @@ def test_a_full_disk_stops_an_image_run_with_one_line(pair, tiny, small_tmpfs):
     status, out, err, loaded = nst([*pair, "-o", small_tmpfs / "r.png", "--weights", tiny, "--size", "64",
                                     "--iterations", "3", "--optimizer", "adam", "-q"])
     assert status == 1 and out == ""
-    assert error_line(err, loaded) == (f"error: could not write the results to {small_tmpfs} (No space left on "
+    assert error_line(err) == (f"error: could not write the results to {small_tmpfs} (No space left on "
                                        f"device); nothing was written; free some space and run again")
     assert listing(small_tmpfs) == ["filler"]  # no image, no temporary file, no lock
 
@@ -141,7 +127,7 @@ def test_a_full_disk_stops_a_video_with_one_line(clip, pair, fast_weights, small
     out_path = small_tmpfs / "out.mp4"
     status, out, err, loaded = nst(["video", clip, pair[1], "-o", out_path, "--size", "64", "-q"])
     assert status == 1 and out == ""
-    assert error_line(err, loaded) == (f"error: could not write {out_path} (No space left on device); nothing was "
+    assert error_line(err) == (f"error: could not write {out_path} (No space left on device); nothing was "
                                        f"written; free some space and run again")
     assert listing(small_tmpfs) == ["filler"]
 
@@ -212,7 +198,7 @@ def test_a_decoder_with_nan_weights_is_refused(tmp_path, pair, fast_weights):
     out = tmp_path / "out"
     out.mkdir()
     status, stdout, err, loaded = nst([*pair, "-o", out / "r.png", "--method", "fast", "--size", "64"],
-                                      decoder=decoder, quiet_tensorflow=False)
+                                      decoder=decoder)
     assert status == 2 and stdout == "" and not loaded
     assert error_line(err) == (f"error: decoder file {decoder}: layer 4 contains NaN or infinite values, so the "
                                f"file is damaged; delete it and run `python -m nst.weights` to fetch the verified "
@@ -241,7 +227,7 @@ def test_damaged_inputs_are_refused_before_tensorflow_starts(tmp_path, pair, cli
     video = _cut_after_header(clip, tmp_path, "noise" in case) if case.startswith("video") else clip
     argv = ([*pair, "-o", out / "r.png", "--method", "fast", "--size", "64"] if case == "decoder, image" else
             ["video", video, pair[1], "-o", out / "r.mp4", "--size", "64"])
-    status, stdout, err, loaded = nst(argv, decoder=decoder, quiet_tensorflow=False)
+    status, stdout, err, loaded = nst(argv, decoder=decoder)
     assert status == 2 and stdout == "" and not loaded
     line = error_line(err)
     if decoder is not None:
@@ -266,5 +252,5 @@ def test_a_weight_that_overflows_the_cost_gives_only_the_error_line(tmp_path, pa
     # inf, or nan where the kernels give an exactly zero content cost at the start (inf x 0): measured nan
     # for --content-weight with oneDNN on in fp32, inf with oneDNN off or in bf16.
     assert re.fullmatch(r"error: the cost became (inf|nan) at iteration 0; no finite image to keep; lower the "
-                        r"weights or the learning rate; nothing written", error_line(err, loaded))
+                        r"weights or the learning rate; nothing written", error_line(err))
     assert listing(out) == []
