@@ -100,7 +100,7 @@ if str(project_root) not in sys.path:
 # Keep TensorFlow's C++ start-up messages (information and warnings) out of the cells below
 if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-print("Working directory:", os.getcwd())
+print("Working directory: the project root (the folder holding nst_utils.py)")
 """)
 
 md("""
@@ -175,7 +175,7 @@ so no kernel ever changes, and training changes nothing but the pixels of the im
 """)
 
 code("""
-print("Weights:", CONFIG.VGG_MODEL)
+print("Weights:", os.path.relpath(CONFIG.VGG_MODEL))
 model = load_vgg_model(CONFIG.VGG_MODEL)
 print(model)
 """)

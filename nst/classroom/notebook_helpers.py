@@ -45,8 +45,9 @@ def pick_image_pair(images_dir=None, verbose=True):
         from nst.io import images
 
         content, style = images.fetch_default_pair(images_dir)
+        shown = images_dir.relative_to(PROJECT_ROOT) if images_dir.is_relative_to(PROJECT_ROOT) else images_dir
         which = (f"the project's sample pair (the course's {COURSE_CONTENT} and {COURSE_STYLE} "
-                 f"are not in {images_dir})")
+                 f"are not in {shown}/)")
     if verbose:
         print(f"Using {which}:\n  content: {content.name}\n  style:   {style.name}\n"
               "Both are centre-cropped to 4:3 and resized to 400x300 when loaded.")
