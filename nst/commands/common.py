@@ -8,6 +8,7 @@ command's parser, which ``nst batch`` and the fast mode reuse, is in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from nst.optimise.settings import DEFAULT_LEARNING_RATE, OPTIONS, Number, Settings
@@ -16,7 +17,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class ArgumentError(Exception):
-    pass
+    """A flag or an input the command refuses (one line, says what to do; exit status 2)."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -107,6 +108,16 @@ class Signals:
 
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
+
+    @contextlib.contextmanager
+    def held(self):
+        """A first signal inside the block is only noted, as while the results are saved, so that a file
+        being written is completed; the caller raises it afterwards (``stopping``)."""
+        before, self.saving = self.saving, True
+        try:
+            yield
+        finally:
+            self.saving = before
 
     def _handle(self, signum, frame):
         if self.stopping or self.saving:

@@ -13,6 +13,7 @@ image so far (and its pictures and JSON) and exits with status 130.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -146,18 +147,13 @@ class _Reporter:
         """Save an --save-every image; a failed write (a full disk) ends the run, keeping the best image."""
         from nst.io import images
 
-        # A signal during the write is only noted (as while the results are saved) and raised once the
-        # file is complete: an encoder interrupted half-way leaves nothing for a destructor to trip on.
-        saving_before = self.signals.saving if self.signals is not None else False
-        if self.signals is not None:
-            self.signals.saving = True
-        try:
-            images.save_rgb(path, image)
-        except OSError as error:
-            raise engine.Stop(f"could not write {path} ({error.strerror or error}); stopped the run") from None
-        finally:
-            if self.signals is not None:
-                self.signals.saving = saving_before
+        # A signal during the write is held and raised once the file is complete: an encoder
+        # interrupted half-way leaves nothing for a destructor to trip on.
+        with self.signals.held() if self.signals is not None else contextlib.nullcontext():
+            try:
+                images.save_rgb(path, image)
+            except OSError as error:
+                raise engine.Stop(f"could not write {path} ({error.strerror or error}); stopped the run") from None
         self.written.append(path)
         if self.signals is not None and self.signals.stopping:
             raise KeyboardInterrupt
