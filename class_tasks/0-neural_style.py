@@ -1,12 +1,129 @@
 #!/usr/bin/env python3
-"""Task 0 of the NST class.
+"""Task 0 of the NST class: Initialize.
 
-It adds class attributes, the constructor's checks and scale_image.
-
-The class is built by neural_style.task_class, the one implementation of
-every task; import it as the spec's mains do:
-``__import__('0-neural_style').NST``.
+Part of the eager TensorFlow 2 class ``NST`` of the second course, built
+over eleven tasks; this file is the class as it stands after task 0.
+It imports only numpy and tensorflow, as the spec requires, and is
+generated from nst/classroom/eager_nst.py.in by
+``python -m nst.classroom.eager_tasks`` (edit the template, not this file).
 """
-from neural_style import task_class
+import numpy as np
+import tensorflow as tf
 
-NST = task_class(0, __name__)
+# Long side of every scaled image, in pixels (spec, task 0).
+MAX_SIDE = 512
+
+
+def _is_integer(value):
+    """True for Python and NumPy integers, but not for booleans."""
+    return (isinstance(value, (int, np.integer))
+            and not isinstance(value, (bool, np.bool_)))
+
+
+def _is_number(value):
+    """True for Python and NumPy integers and floats, but not booleans."""
+    return _is_integer(value) or isinstance(value, (float, np.floating))
+
+
+def _is_non_negative_number(value):
+    """True for a number that is >= 0 (NaN is rejected)."""
+    return _is_number(value) and value >= 0
+
+
+def _is_image(value):
+    """True for a NumPy array of shape (h, w, 3) with h, w > 0."""
+    return (isinstance(value, np.ndarray) and value.ndim == 3
+            and value.shape[2] == 3
+            and value.shape[0] > 0 and value.shape[1] > 0)
+
+
+def _resize_long_side(image, long_side):
+    """Resize an (h, w, 3) image bicubically to a long side of ``long_side``.
+
+    Returns a float32 tensor of shape (1, h_new, w_new, 3) with values in
+    [0, 1] (input values are taken to be in [0, 255]; bicubic overshoot is
+    clipped).
+    """
+    h, w = image.shape[:2]
+    scale = long_side / max(h, w)
+    h_new = max(1, int(round(h * scale)))
+    w_new = max(1, int(round(w * scale)))
+    # (1, h, w, 3)
+    batch = tf.convert_to_tensor(image[np.newaxis], dtype=tf.float32)
+    # (1, h_new, w_new, 3)
+    resized = tf.image.resize(batch, (h_new, w_new), method="bicubic")
+    return tf.clip_by_value(resized / 255.0, 0.0, 1.0)
+
+
+def _ensure_eager():
+    """Make sure TensorFlow executes eagerly (the TF 2 default)."""
+    if tf.executing_eagerly():
+        return
+    try:
+        tf.compat.v1.enable_eager_execution()
+    except ValueError:
+        raise RuntimeError(
+            "NST needs eager execution, but this process disabled it; "
+            "use NST in a separate process") from None
+
+
+class NST:
+    """Neural style transfer (Gatys et al.) with an eager TF 2 Keras model.
+
+    Class attributes:
+        style_layers: the VGG-19 layers whose Gram matrices define the style.
+        content_layer: the VGG-19 layer whose activations define the content.
+
+    Instance attributes:
+        style_image, content_image: the scaled images, tensors (1, h, w, 3)
+            in [0, 1].
+        alpha, beta: weights of the content and style costs.
+    """
+
+    style_layers = ['block1_conv1', 'block2_conv1', 'block3_conv1',
+                    'block4_conv1', 'block5_conv1']
+    content_layer = 'block5_conv2'
+
+    def __init__(self, style_image, content_image, alpha=1e4, beta=1):
+        """Validate and scale the images; set the costs' weights.
+
+        Args:
+            style_image: np.ndarray (h, w, 3), values in [0, 255], the style
+                reference.
+            content_image: np.ndarray (h, w, 3), values in [0, 255], the
+                content reference.
+            alpha: weight of the content cost (non-negative number).
+            beta: weight of the style cost (non-negative number).
+        """
+        if not _is_image(style_image):
+            raise TypeError(
+                'style_image must be a numpy.ndarray with shape (h, w, 3)')
+        if not _is_image(content_image):
+            raise TypeError(
+                'content_image must be a numpy.ndarray with shape (h, w, 3)')
+        if not _is_non_negative_number(alpha):
+            raise TypeError('alpha must be a non-negative number')
+        if not _is_non_negative_number(beta):
+            raise TypeError('beta must be a non-negative number')
+        _ensure_eager()
+        self.style_image = self.scale_image(style_image)  # (1, hs, ws, 3)
+        self.content_image = self.scale_image(content_image)  # (1, h, w, 3)
+        self.alpha = alpha
+        self.beta = beta
+
+    @staticmethod
+    def scale_image(image):
+        """Rescale an image to a long side of 512 pixels and values in [0, 1].
+
+        Args:
+            image: np.ndarray (h, w, 3) with values in [0, 255].
+
+        Returns:
+            tf.Tensor (1, h_new, w_new, 3), float32, with
+            max(h_new, w_new) == 512, the other side scaled proportionally
+            (rounded), bicubic interpolation.
+        """
+        if not _is_image(image):
+            raise TypeError(
+                'image must be a numpy.ndarray with shape (h, w, 3)')
+        return _resize_long_side(image, MAX_SIDE)

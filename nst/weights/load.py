@@ -3,9 +3,10 @@
 :func:`load_vgg19` reads either MatConvNet layout (the official
 ``imagenet-vgg-verydeep-19.mat`` or the converted normalised VGG-19) and
 refuses anything else with a one-line :class:`WeightsError`;
-:func:`cached_vgg19` keeps the last file loaded for the engine and the eager
-class.  Fetching and converting live in :mod:`nst.weights.fetch` (the legacy
-PyTorch reader in :mod:`nst.weights.pth`).
+:func:`cached_vgg19` keeps the last file loaded for the engine.  Fetching and
+converting live in :mod:`nst.weights.fetch` (the legacy PyTorch reader in
+:mod:`nst.weights.pth`; the Keras file of the course's task files in
+:mod:`nst.weights.keras_vgg`).
 
 Run ``python -m nst.weights`` to put the weights in ``pretrained-model/``.
 """
@@ -202,8 +203,8 @@ def cached_vgg19(path=None) -> VGGWeights:
     """VGG-19 from ``path`` (default: :func:`default_weights_path`), loaded once while the file is unchanged.
 
     The one weight cache of the project: the engine (``stylize.get_weights``)
-    and the eager class (``neural_style.NST``) both load through it.  A file
-    replaced on disk (a new modification time) is read again.
+    loads through it.  A file replaced on disk (a new modification time) is
+    read again.
     """
     path = check_weights_path(path if path is not None else default_weights_path())
     key = (os.path.abspath(path), os.stat(path).st_mtime)

@@ -26,6 +26,23 @@ def eager_mode_is_on():
                                     "nst_utils (or disabled eager mode) in-process; do that in a subprocess")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def keras_weights(weights_path):
+    """The project's VGG-19 as the Keras file the class loads instead of 'imagenet' (python -m nst.weights writes it).
+
+    neural_style looks for it relative to the working directory; the tests give it the absolute path.
+    The task files, whose tests run from the repository root, find it in pretrained-model/.
+    """
+    import neural_style
+    from nst.weights.keras_vgg import ensure_keras_vgg19
+    from nst.weights.load import WEIGHTS_DIR
+
+    path = ensure_keras_vgg19(weights_path, WEIGHTS_DIR)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(neural_style, "LOCAL_WEIGHTS", (str(path),))
+        yield path
+
+
 @pytest.fixture(scope="session")
 def style_array():
     from nst.io import images
@@ -54,15 +71,15 @@ def small_class():
 
 
 @pytest.fixture(scope="session")
-def small_nst(small_class, style_array, content_array, weights_path):
+def small_nst(small_class, style_array, content_array):
     """A fast instance: a 64x64 crop of tubingen.jpg, starry_night.jpg scaled to 40x64."""
     crop = np.ascontiguousarray(content_array[300:364, 400:464])
-    return small_class(style_array, crop, weights_path=weights_path)
+    return small_class(style_array, crop)
 
 
 @pytest.fixture(scope="session")
-def full_nst(style_array, content_array, weights_path):
+def full_nst(style_array, content_array):
     """The real class on the sample pair (images scaled to a 512-pixel long side)."""
     from neural_style import NST
 
-    return NST(style_array, content_array, weights_path=weights_path)
+    return NST(style_array, content_array)
