@@ -314,6 +314,12 @@ def signal_after_frames(process, frames: int, signal_it, timeout=240) -> bytes:
     return seen
 
 
+def run_story(seen: bytes, rest: bytes) -> str:
+    """What a failed signal test shows: the start of stderr, where the signal was sent, and the end."""
+    before, after = seen.decode(errors="replace"), rest.decode(errors="replace")
+    return f"{before[:1500]}\n... [signal sent here] ...\n{before[-300:]}\n--- after the signal ---\n{after[-1500:]}"
+
+
 @pytest.mark.host
 def test_ctrl_c_on_the_command_keeps_a_playable_video(long_clip, tmp_path):
     """A real SIGINT to `nst video` once two frames are done: status 130 and a video of the frames done."""
@@ -332,7 +338,7 @@ def test_ctrl_c_on_the_command_keeps_a_playable_video(long_clip, tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 130, (seen + rest).decode(errors="replace")[-2000:]
+    assert process.returncode == 130, run_story(seen, rest)
     made = video_io.describe(out)
     assert 2 <= made["frames"] < LONG_FRAMES and made["has_audio"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -24,7 +24,7 @@ from nst.video.segments import (OVERLAP, Segment, Stitcher, crossfade, in_order,
                                 segments_of)
 from nst.video.work import VideoWork
 from test_video import (FPS, FRAMES, HEIGHT, LONG_FRAMES, STYLE, WIDTH, clip, long_clip,  # noqa: F401 (fixtures)
-                        mean_warping_error, signal_after_frames)
+                        mean_warping_error, run_story, signal_after_frames)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -225,7 +225,7 @@ def test_ctrl_c_at_the_terminal_with_ray_keeps_a_playable_video(long_clip, tmp_p
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 130, (seen + rest).decode(errors="replace")[-2000:]
+    assert process.returncode == 130, run_story(seen, rest)
     made = video_io.describe(out)
     assert 3 <= made["frames"] < LONG_FRAMES and made["has_audio"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
