@@ -330,8 +330,11 @@ def test_ctrl_c_on_the_command_keeps_a_playable_video(long_clip, tmp_path):
     out = tmp_path / "ctrl_c.mp4"
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=str(root))
+    # As in a terminal's foreground: SIGINT at its default even when the tests run as a background job
+    # (which ignores it, and `nst` rightly keeps ignoring what its parent ignored).
     process = subprocess.Popen([sys.executable, "-m", "nst", "video", str(long_clip), str(STYLE), "-o", str(out),
-                                "--size", "0"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                                "--size", "0"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         seen = signal_after_frames(process, 2, lambda: process.send_signal(signal.SIGINT))
         _, rest = process.communicate(timeout=60)

@@ -218,7 +218,8 @@ def test_ctrl_c_at_the_terminal_with_ray_keeps_a_playable_video(long_clip, tmp_p
     process = subprocess.Popen([sys.executable, "-m", "nst", "video", str(long_clip), str(STYLE), "-o", str(out),
                                 "--size", "0", "--consistency", "0", "--ray", "--workers", "2"],
                                stderr=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+                               env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # see test_video
     try:
         seen = signal_after_frames(process, 3, lambda: os.killpg(process.pid, signal.SIGINT))
         _, rest = process.communicate(timeout=120)
