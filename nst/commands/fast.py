@@ -209,10 +209,12 @@ def _read_networks(args) -> tuple:
     matching .sha256, say) is refused here in one line, like any other input, and not
     after TensorFlow's start-up lines.
     """
-    from nst.weights.load import CONVERTED_NAME, WEIGHTS_DIR, default_decoder_path, load_decoder, load_vgg19
+    from nst.weights.fetch import fast_weights_for_use
+    from nst.weights.load import load_decoder, load_vgg19
 
-    decoder = load_decoder(default_decoder_path())  # the smaller file first: a refusal costs less
-    return load_vgg19(Path(args.weights) if args.weights else WEIGHTS_DIR / CONVERTED_NAME), decoder
+    encoder, decoder = fast_weights_for_use(args.weights)  # the default files are fetched on first use
+    decoder = load_decoder(decoder)  # the smaller file first: a refusal costs less
+    return load_vgg19(encoder), decoder
 
 
 def _stylize_all(args, argv, jobs, styles, mask, signals, networks) -> int:

@@ -83,7 +83,7 @@ def check_outputs(args, output, total_steps) -> dict:
 def _prepare(args):
     """Check everything and return (settings, content, styles, init path, weights path, paths); raise on error."""
     from nst.io import images
-    from nst.weights.load import check_weights_path, default_weights_path
+    from nst.weights.fetch import weights_for_use
 
     settings = settings_from(args).resolved(len(args.styles))
     content = images.read_rgb(args.content)
@@ -92,7 +92,7 @@ def _prepare(args):
     sizes = engine.scale_sizes(*content.shape[:2], settings.size, settings.multiscale, settings.min_size)
     check_memory(settings, sizes, styles)
     paths = check_outputs(args, args.output, _total_steps(settings, sizes))
-    weights = check_weights_path(args.weights or default_weights_path())
+    weights = weights_for_use(args.weights)  # the default file is fetched on first use
     inputs = {Path(p).resolve() for p in [args.content, *args.styles] + ([init_path] if init_path else [])}
     clash = [path for path in paths.values() if path.resolve() in inputs]
     if clash:

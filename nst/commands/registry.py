@@ -23,6 +23,7 @@ COMMANDS = (
     Command("video", "nst.commands.video", "stylise a clip frame by frame, without flicker, its sound kept"),
     Command("batch", "nst.commands.batch", "stylise many images with one style; resumable; a pool or a Ray cluster"),
     Command("serve", "nst.commands.serve", "start the web page: drop a photo and paintings, watch it paint"),
+    Command("weights", "nst.commands.weights", "fetch the networks' weights ahead of time, show where, verify"),
 )
 BY_NAME = {command.name: command for command in COMMANDS}
 

@@ -58,10 +58,10 @@ def _load_stylizer():
     one copy of the VGG-19 serves both when the optimisation uses the normalised weights too."""
     from nst.optimise.stylize import get_weights
     from nst.web.jobs import caching_stylizer
-    from nst.weights.load import default_decoder_path
+    from nst.weights.fetch import fast_weights_for_use
 
-    vgg = get_weights()
-    return caching_stylizer(vgg if vgg.normalised else None, default_decoder_path())
+    vgg = get_weights()  # the default files are fetched on first use
+    return caching_stylizer(vgg if vgg.normalised else None, fast_weights_for_use()[1])
 
 
 def main(argv=None, console: bool = False) -> int:

@@ -154,9 +154,10 @@ def _check_decoder() -> None:
     """Read the fast method's decoder once here (NumPy only), so that a missing or damaged file is
     refused with the other inputs, not after TensorFlow's start-up lines.  The workers read it again
     as they load; those of a Ray cluster read their own node's copy, so it is not checked here then."""
-    from nst.weights.load import default_decoder_path, load_decoder
+    from nst.weights.fetch import fast_weights_for_use
+    from nst.weights.load import load_decoder
 
-    load_decoder(default_decoder_path())
+    load_decoder(fast_weights_for_use()[1])  # the default files are fetched on first use
 
 
 def _pooled(args) -> bool:

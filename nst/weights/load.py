@@ -24,7 +24,22 @@ import numpy as np
 from nst.io.files import (PROJECT_ROOT, FileProblem, check_regular_file, kind_of, one_line, sha256_of,
                     sha256_of_handle, shown, stat_path)
 
-WEIGHTS_DIR = PROJECT_ROOT / "pretrained-model"
+CHECKOUT_WEIGHTS_DIR = PROJECT_ROOT / "pretrained-model"  # `make` fills it; the course's notebook reads it
+
+
+def weights_home(environ=os.environ) -> Path:
+    """Where the weights are kept and fetched to: ``$NST_HOME`` if set; in a checkout of the project,
+    its ``pretrained-model/``; otherwise the user's cache, ``$XDG_CACHE_HOME/nst`` or ``~/.cache/nst``
+    (where PyTorch, Keras and Hugging Face keep theirs: not beside the package in site-packages)."""
+    if environ.get("NST_HOME"):
+        return Path(environ["NST_HOME"]).expanduser()
+    if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "nst" / "__init__.py").is_file():
+        return CHECKOUT_WEIGHTS_DIR
+    cache = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache).expanduser() / "nst"
+
+
+WEIGHTS_DIR = weights_home()  # read once per process: set NST_HOME before starting it
 
 OFFICIAL_NAME = "imagenet-vgg-verydeep-19.mat"
 OFFICIAL_URL = "https://www.vlfeat.org/matconvnet/models/imagenet-vgg-verydeep-19.mat"

@@ -31,8 +31,9 @@ RUN_NST = """
 import os, sys
 from pathlib import Path
 if os.environ.get("TEST_DECODER"):
-    import nst.weights.load
-    nst.weights.load.default_decoder_path = lambda weights_dir=None: Path(os.environ["TEST_DECODER"])
+    import nst.weights.fetch
+    encoder = nst.weights.fetch.ensure_fast_weights()[0]
+    nst.weights.fetch.fast_weights_for_use = lambda weights=None: (encoder, Path(os.environ["TEST_DECODER"]))
 from nst.commands import main
 status = main()
 print("tensorflow imported:", "tensorflow" in sys.modules)

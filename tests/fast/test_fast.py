@@ -335,7 +335,8 @@ def test_cli_fast_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, ext
 
 
 def test_cli_fast_missing_decoder_is_refused(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(weights, "default_decoder_path", lambda: tmp_path / "gone.npz")
+    encoder = weights_fetch.ensure_fast_weights()[0]
+    monkeypatch.setattr(weights_fetch, "fast_weights_for_use", lambda weights=None: (encoder, tmp_path / "gone.npz"))
     output = tmp_path / "out.png"
     status, stdout, stderr = _nst([FIXTURES / "tubingen_starry_content.png", FIXTURES / "tubingen_starry_style0.png",
                                    "-o", output, "--method", "fast"], capsys)

@@ -303,7 +303,9 @@ def test_empty_sha256_record_makes_ensure_weights_rebuild(tmp_path, monkeypatch,
     write_converted_pair(tmp_path, b"")
     rebuilt = weights_fetch.ensure_weights(tmp_path, try_official=False)
     assert rebuilt == tmp_path / weights.CONVERTED_NAME
-    assert sorted(p.name for p in tmp_path.iterdir()) == [weights.CONVERTED_NAME, weights.CONVERTED_NAME + ".sha256"]
+    # Beside the pair: only the fetch lock and the note of the verified hash (hidden bookkeeping).
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".fetch.lock", "." + weights.CONVERTED_NAME + ".checked",
+                                                                 weights.CONVERTED_NAME, weights.CONVERTED_NAME + ".sha256"])
     assert weights_fetch._converted_is_valid(rebuilt)
     loaded = weights.load_vgg19(rebuilt)
     assert loaded.normalised
