@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nst.host import quiet
 from nst.commands.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentError,
                                  add_pool_options, check_memory, check_pool_options, parse_or_status,
                                  settings_from)
@@ -334,7 +335,7 @@ def main(argv, console: bool = False) -> int:
 def _run(args, the_plan: Plan, manifest) -> int:
     from nst.parallel.pool import PoolError, open_pool
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet.lower_log_level()
     progress = _Progress(args, the_plan)
     if not the_plan.todo:  # everything done before: no network to load, nothing to start
         return _report(the_plan, progress.summary(None))

@@ -14,12 +14,12 @@ the style statistics loaded once, and OUT must then be a folder too.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nst.host import quiet
 from nst.commands.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentError, Signals,
                                  chosen_precision, ignore_late_signals, tune_malloc)
 from nst.commands.options import OPTIMISE_ONLY, build_parser
@@ -223,7 +223,7 @@ def _stylize_all(args, argv, jobs, styles, mask, signals, networks) -> int:
     from nst.weights.load import WeightsError
 
     weights_path, decoder_path = (network.path for network in networks)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet.lower_log_level()
     tune_malloc()
     done = []
     try:

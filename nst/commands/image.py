@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
+from nst.host import quiet
 from nst.commands.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentError, Signals,
                                  check_memory, ignore_late_signals, parse_or_status, settings_from, tune_malloc)
 from nst.commands.options import DEFAULT_GIF_FRAMES, build_parser
@@ -288,7 +288,7 @@ def main(argv=None, console: bool = False) -> int:
 
 def _run(args, argv, settings, content, styles, init_path, weights_path, paths, sizes, console=False) -> int:
     """Load the network, optimise and write the results, with :class:`Signals` in charge of Ctrl-C."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet.lower_log_level()
     tune_malloc()
     signals = Signals()
     signals.install()

@@ -10,12 +10,12 @@ folder on the way out.  FastAPI and uvicorn are imported only here and in
 
 import argparse
 import importlib.util
-import os
 import signal
 import socket
 import sys
 import threading
 
+from nst.host import quiet
 from nst.web.sessions import UPLOAD_LIMIT_BYTES
 
 DEFAULT_HOST = "127.0.0.1"  # this machine only; --host 0.0.0.0 shares the page with the network
@@ -89,7 +89,7 @@ def main(argv=None, console: bool = False) -> int:
         print(f"error: cannot listen on {args.host}:{args.port} ({getattr(problem, 'strerror', None) or problem}); "
               f"choose another --port or --host", file=sys.stderr)
         return EXIT_BAD_INPUT
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet.lower_log_level()
     tune_malloc()
     try:
         stylizer = _load_stylizer()

@@ -20,13 +20,13 @@ the pool's retry ends the run with status 1 and leaves no output.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
+from nst.host import quiet
 from nst.commands.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentError, Parser,
                                  add_pool_options, check_pool_options, in_destructor, number, parse_or_status)
 from nst.optimise.settings import Number
@@ -384,7 +384,7 @@ def main(argv=None, console: bool = False) -> int:
     except (ArgumentError, ImageError, FastError, FileProblem) as error:  # VideoError, WeightsError among them
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet.lower_log_level()
     started = time.perf_counter()
     try:
         writer, status = _run(args, clip, size, styles, target, console)

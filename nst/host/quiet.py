@@ -50,8 +50,26 @@ class _Finder(importlib.abc.MetaPathFinder):
         return spec
 
 
+SHOW_LOGS_ENV = "NST_TF_LOG"  # NST_TF_LOG=1: TensorFlow's own log lines reach stderr again
+
+
+def logs_wanted() -> bool:
+    return os.environ.get(SHOW_LOGS_ENV) == "1"
+
+
+def lower_log_level() -> None:
+    """TensorFlow's C++ logging at errors only, unless the user set ``TF_CPP_MIN_LOG_LEVEL`` or asked for
+    the logs (``NST_TF_LOG=1``).  Before TensorFlow is imported, or it has no effect."""
+    if not logs_wanted():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 def install() -> None:
-    """Filter TensorFlow's start-up lines when this process first imports it (no-op if it already has)."""
+    """Filter TensorFlow's start-up lines when this process first imports it (no-op if it already has,
+    or if the user asked for TensorFlow's logs)."""
+    lower_log_level()
+    if logs_wanted():
+        return
     if "tensorflow" not in sys.modules and not any(isinstance(f, _Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
 

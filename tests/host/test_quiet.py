@@ -36,3 +36,14 @@ def test_a_command_process_imports_tensorflow_quietly():
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}  # as in a user's shell
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, env=env, timeout=300)
     assert done.returncode == 0 and done.stderr == b"before\nafter\n", done.stderr.decode(errors="replace")
+
+
+def test_nst_tf_log_brings_tensorflow_lines_back():
+    """NST_TF_LOG=1: the user asked for TensorFlow's own lines (the start-up ones among them)."""
+    code = ("import sys; from nst.host import quiet; quiet.install(); "
+            "import tensorflow as tf; tf.constant(1.0) + 1")
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    env[quiet.SHOW_LOGS_ENV] = "1"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, env=env, timeout=300)
+    assert done.returncode == 0
+    assert quiet.START_UP.search(done.stderr), done.stderr.decode(errors="replace")
