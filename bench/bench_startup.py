@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Where a short command's wall time goes (issue 31).
+
+    python bench/bench_startup.py [--repeats 3]
+
+Two commands as a user runs them, each in a cold process, ``--repeats`` times, alternating:
+
+* ``nst CONTENT STYLE -o out.png --method fast`` on one 512 px image;
+* ``nst CONTENT STYLE -o out.png --size 64 --iterations 1`` (the optimisation's fixed costs).
+
+For each: the median wall time and peak RSS of the whole command, and a breakdown measured by a
+second process that runs the same steps one by one with a clock between them: the interpreter's
+start, importing the command line, importing TensorFlow, reading and checking the weights, building
+the network, the first stylisation, and writing the image.  Prints the CPU model it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+# The steps of the fast command, one by one; prints {step: seconds} as JSON.
+FAST_STEPS = r"""
+import json, sys, time
+marks = [("interpreter", time.perf_counter())]
+def mark(name): marks.append((name, time.perf_counter()))
+import nst.commands, nst.commands.image, nst.commands.fast
+mark("import the command line")
+from nst.host import quiet; quiet.install()
+import tensorflow
+mark("import TensorFlow")
+from nst.weights.fetch import fast_weights_for_use
+from nst.weights.load import load_decoder, load_vgg19
+encoder, decoder = fast_weights_for_use()
+vgg, dec = load_vgg19(encoder), load_decoder(decoder)
+mark("read and check the weights")
+from nst.fast.stylizer import FastStylizer
+stylizer = FastStylizer(vgg, dec)
+mark("build the network")
+from nst.io.images import read_rgb, resize, save_rgb, size_for_long_side
+content, style = read_rgb(sys.argv[1]), read_rgb(sys.argv[2])
+h, w = size_for_long_side(*content.shape[:2], 512)
+result = stylizer.stylize(resize(content, w, h), [style])
+mark("first stylisation (512 px)")
+save_rgb(sys.argv[3], result)
+mark("write the image")
+print(json.dumps({name: round(t - marks[i][1], 3) for i, (name, t) in enumerate(marks[1:])}))
+"""
+
+
+def run(command: list, env: dict) -> tuple:
+    """(wall seconds, peak RSS MB, stdout) of one cold run; the peak is this child's own (``wait4``)."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if process.returncode != 0:
+            raise SystemExit(f"{' '.join(command[:6])} ... failed: {err.read().strip()[-500:]}")
+        return wall, usage.ru_maxrss / 1024, out.read()
+
+
+def main(argv=None) -> int:
+    from bench_fast import cpu_description
+
+    from nst.io.images import fetch_default_pair
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    content, style = fetch_default_pair()
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    print(f"CPU: {cpu_description()}")
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "out.png"
+        commands = {
+            "nst --method fast (512 px)": ["--method", "fast"],
+            "nst --size 64 --iterations 1": ["--size", "64", "--iterations", "1", "--no-pictures"],
+        }
+        walls = {name: [] for name in commands}
+        peaks = {name: [] for name in commands}
+        steps = []
+        run([sys.executable, "-c", "pass"], env)  # warm the file cache
+        baseline = statistics.median(run([sys.executable, "-c", "pass"], env)[0] for _ in range(3))
+        for _ in range(args.repeats):
+            for name, extra in commands.items():
+                wall, peak, _ = run([sys.executable, "-m", "nst", str(content), str(style), "-o", str(out),
+                                     "--overwrite", "-q", *extra], env)
+                walls[name].append(wall)
+                peaks[name].append(peak)
+            steps.append(json.loads(run([sys.executable, "-c", FAST_STEPS, str(content), str(style), str(out)],
+                                        env)[2].strip().splitlines()[-1]))
+    print(f"python -c pass: {baseline:.2f} s")
+    for name in commands:
+        print(f"{name}: median wall {statistics.median(walls[name]):.2f} s "
+              f"({', '.join(f'{w:.2f}' for w in walls[name])}), peak RSS {max(peaks[name]):.0f} MB")
+    print("the fast command step by step (median of the runs, seconds):")
+    for step in steps[0]:
+        print(f"  {step:<32} {statistics.median(run_[step] for run_ in steps):6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
