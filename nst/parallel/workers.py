@@ -60,14 +60,9 @@ class FastWork:
     def load(self, threads: Optional[int] = None):
         limit_threads(threads)
         from nst.fast.stylizer import FastStylizer
-        from nst.weights.load import default_decoder_path
-        from nst.weights.fetch import ensure_fast_weights
+        from nst.weights.fetch import fast_weights_for_use
 
-        if self.weights is None:
-            encoder, decoder = ensure_fast_weights()
-        else:
-            encoder, decoder = self.weights, self.decoder or default_decoder_path()
-        stylizer = FastStylizer(encoder, decoder)
+        stylizer = FastStylizer(*fast_weights_for_use(self.weights, self.decoder))  # None: fetched on first use
 
         def run(content):
             image = stylizer.stylize(content, self.styles, alpha=self.alpha, preserve_colors=self.preserve_colors)
@@ -82,7 +77,7 @@ class OptimiseWork:
 
     styles: list  # uint8 [h, w, 3] each, at their own size (the engine scales them)
     settings: object  # nst.optimise.stylize.Settings, unresolved: a seed of None draws one per item
-    weights: Optional[str] = None  # .mat path; None: the worker's own (`python -m nst.weights` fetches it)
+    weights: Optional[str] = None  # .mat path; None: the worker's own, fetched on first use
     encode: Optional[str] = ".png"
 
     def load(self, threads: Optional[int] = None):
