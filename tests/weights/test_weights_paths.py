@@ -303,9 +303,12 @@ def test_empty_sha256_record_makes_ensure_weights_rebuild(tmp_path, monkeypatch,
     write_converted_pair(tmp_path, b"")
     rebuilt = weights_fetch.ensure_weights(tmp_path, try_official=False)
     assert rebuilt == tmp_path / weights.CONVERTED_NAME
-    # Beside the pair: only the fetch lock and the note of the verified hash (hidden bookkeeping).
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".fetch.lock", "." + weights.CONVERTED_NAME + ".checked",
-                                                                 weights.CONVERTED_NAME, weights.CONVERTED_NAME + ".sha256"])
+    # Beside the pair, at most hidden bookkeeping: the fetch lock and the note of a verified hash.
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {name for name in names if not name.startswith(".")} == {weights.CONVERTED_NAME,
+                                                                     weights.CONVERTED_NAME + ".sha256"}
+    assert {name for name in names if name.startswith(".")} <= {".fetch.lock",
+                                                                 "." + weights.CONVERTED_NAME + ".checked"}
     assert weights_fetch._converted_is_valid(rebuilt)
     loaded = weights.load_vgg19(rebuilt)
     assert loaded.normalised
