@@ -18,6 +18,8 @@ with one style encodes the style once.
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 from collections import OrderedDict
 from typing import Optional, Sequence
@@ -32,6 +34,21 @@ DEFAULT_ALPHA = 1.0  # 1: full style; 0: the content's own features decoded
 EPSILON = 1e-5  # added to the variance before the square root, as pytorch-AdaIN does
 ENCODER_LAST = "conv4_1"  # relu4_1: the AdaIN layer
 FEATURE_STRIDE = 8  # three poolings: features are [ceil(h/8), ceil(w/8), 512]
+RUNTIMES = ("tensorflow", "onnx")  # FastStylizer(runtime=...): onnx starts in a fraction of the time, fp32 only
+# The command line runs this many images or fewer on ONNX Runtime, more on TensorFlow: ONNX Runtime's
+# process is ready about 3 s sooner, TensorFlow's path is faster per image (oneDNN's bf16 kernels,
+# Winograd under XLA), measured with bench/bench_startup.py.
+ONNX_UP_TO_IMAGES = 4
+
+
+def choose_runtime(images: int, precision: str) -> str:
+    """The runtime of a command's run of ``images`` images at the precision the user asked for: ONNX
+    Runtime for a few images unless bf16 was asked for explicitly (or it is not installed)."""
+    from nst.fast.onnx_network import available
+
+    if precision == "bf16" or images > ONNX_UP_TO_IMAGES or not available():
+        return "tensorflow"
+    return "onnx"
 CONVOLUTIONS = ("auto", "direct")  # FastStylizer(convolutions=...): per-layer fastest, or tf.nn.conv2d only
 STYLE_CACHE_SIZE = 32  # style statistics kept (each is two 512-vectors)
 # Peak RSS of one process stylising one square image (style the same size),
@@ -163,7 +180,7 @@ class FastStylizer:
     """
 
     def __init__(self, weights=None, decoder=None, precision: str = "auto", convolutions: str = "auto",
-                 compiled: Optional[bool] = None):
+                 compiled: Optional[bool] = None, runtime: str = "tensorflow"):
         from nst.host import precision as precisions
         from nst.weights.load import DecoderWeights, VGGWeights
 
@@ -181,13 +198,23 @@ class FastStylizer:
         dec = decoder if isinstance(decoder, DecoderWeights) else load_decoder(decoder)
         if convolutions not in CONVOLUTIONS:
             raise FastError(f"convolutions must be one of {', '.join(CONVOLUTIONS)}, not {convolutions!r}")
+        if runtime not in RUNTIMES:
+            raise FastError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+        self.runtime, self._style_cache = runtime, OrderedDict()
+        if runtime == "onnx":  # float32 on ONNX Runtime: TensorFlow is never imported (nst.fast.onnx_network)
+            from nst.fast.onnx_network import OnnxNetworks
+
+            self.precision, self._networks = "fp32", []
+            layers = CONV_LAYERS[:CONV_LAYERS.index(ENCODER_LAST) + 1]
+            onnx_networks = OnnxNetworks(vgg, dec, layers, MEAN_RGB)
+            self._encode_fn, self._decode_fn = onnx_networks.encode, onnx_networks.decode
+            return
         import tensorflow as tf
 
         # "auto": bf16 where the CPU has bfloat16 units; "fp32" / "bf16": as asked (bf16 is emulated,
         # slowly, elsewhere: front ends pass the user's request through precision.choose first).
         self.precision = precisions.choose("auto")[0] if precision == "auto" else precision
         dtype = tf.as_dtype(precisions.compute_dtype(self.precision))
-        self._style_cache: OrderedDict = OrderedDict()
         with _eager():
             # fp32 runs a shape on the plain graph until it repeats, then compiled by XLA (nst.fast.network);
             # compiled=False never compiles, compiled=True always (fp32 only: bf16 stays plain).
@@ -209,6 +236,9 @@ class FastStylizer:
                    for index, (kernel, bias, algorithm) in enumerate(zip(dec.kernels, dec.biases, decoder_algorithms))]
         return fastnet.Network(tf, encoder, decoder, tf.constant(MEAN_RGB.reshape(1, 1, 1, 3)), dtype, compiled)
 
+    def _context(self):
+        return contextlib.nullcontext() if self.runtime == "onnx" else _eager()
+
     @property
     def algorithms(self) -> dict:
         """Layer label ("encoder conv1_1", "decoder 0", ...) -> its conv algorithm ("plain / compiled" if they differ)."""
@@ -223,13 +253,13 @@ class FastStylizer:
 
     def encode(self, image: np.ndarray) -> np.ndarray:
         """relu4_1 features [ceil(h/8), ceil(w/8), 512] of an RGB image (uint8, or float 0..1)."""
-        with _eager():
-            return self._encode_fn(_to_unit_float(image, "image")[None])[0].numpy()
+        with self._context():
+            return np.asarray(self._encode_fn(_to_unit_float(image, "image")[None])[0])
 
     def decode(self, features: np.ndarray, height: Optional[int] = None, width: Optional[int] = None) -> np.ndarray:
         """Features [fh, fw, 512] -> uint8 RGB, cropped to ``height`` x ``width`` (default 8fh x 8fw)."""
-        with _eager():
-            decoded = self._decode_fn(np.asarray(features, dtype=np.float32)[None])[0].numpy()
+        with self._context():
+            decoded = np.asarray(self._decode_fn(np.asarray(features, dtype=np.float32)[None])[0])
         decoded = decoded[:height, :width]
         # Round half up, as torchvision's save_image does.
         return np.clip(decoded * 255.0 + 0.5, 0, 255).astype(np.uint8)

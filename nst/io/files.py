@@ -16,6 +16,7 @@ import hashlib
 import os
 import platform
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -241,11 +242,22 @@ class OutputClaim:
 
 
 def package_versions() -> dict:
-    """Versions of Python and the numeric packages, for a run's JSON record."""
+    """Versions of Python and the numeric packages, for a run's JSON record.
+
+    Read from the installed distributions, not by importing: importing TensorFlow to ask its version
+    would cost a run on ONNX Runtime seconds.  ONNX Runtime is listed when the run used it.
+    """
+    from importlib import metadata
+
     versions = {"python": platform.python_version()}
-    for module in ("numpy", "scipy", "tensorflow"):
-        try:
-            versions[module] = __import__(module).__version__
-        except Exception:  # pragma: no cover - a missing optional module
-            pass
+    wanted = {"numpy": ("numpy",), "scipy": ("scipy",), "tensorflow": ("tensorflow", "tensorflow-cpu")}
+    if "onnxruntime" in sys.modules:
+        wanted["onnxruntime"] = ("onnxruntime",)
+    for module, distributions in wanted.items():
+        for distribution in distributions:
+            try:
+                versions[module] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
     return versions

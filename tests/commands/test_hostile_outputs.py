@@ -9,6 +9,7 @@ seconds; the fast method and `nst video` need the real normalised VGG-19 and dec
 
 import errno
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -205,6 +206,17 @@ def test_a_decoder_with_nan_weights_is_refused(tmp_path, pair, fast_weights):
                                f"file is damaged; delete it and run `python -m nst.weights` to fetch the verified "
                                f"decoder")
     assert listing(out) == []
+
+
+def test_one_fast_image_never_imports_tensorflow(tmp_path, pair, fast_weights):
+    """A few fast images run on ONNX Runtime (nst.fast.onnx_network): TensorFlow's import, most of a short
+    command's wall time, is never paid, and the record says which runtime ran."""
+    pytest.importorskip("onnxruntime")
+    status, stdout, err, loaded = nst([*pair, "-o", tmp_path / "r.png", "--method", "fast", "--size", "64", "-q"])
+    assert status == 0 and not loaded, err
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["settings"]["runtime"] == "onnx" and record["settings"]["precision"] == "fp32"
+    assert "onnxruntime" in record["versions"]
 
 
 def _cut_after_header(clip: Path, folder: Path, garbage: bool) -> Path:

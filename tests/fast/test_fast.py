@@ -45,8 +45,15 @@ def _mad(a, b):
     return float(np.mean(np.abs(a.astype(np.float64) - b.astype(np.float64)))) / 255.0
 
 
+@pytest.fixture(scope="module")
+def onnx_stylizer(fast_paths):
+    return fast.FastStylizer(*fast_paths, runtime="onnx")
+
+
 @pytest.mark.parametrize("case", MANIFEST["cases"], ids=[c["name"] for c in MANIFEST["cases"]])
-def test_matches_pytorch_reference(stylizer, case):
+@pytest.mark.parametrize("runtime", ["tensorflow", "onnx"])
+def test_matches_pytorch_reference(runtime, request, case):
+    stylizer = request.getfixturevalue("stylizer" if runtime == "tensorflow" else "onnx_stylizer")
     content = _fixture(case["content"])
     styles = [_fixture(name) for name in case["styles"]]
     h, w = content.shape[:2]
@@ -57,6 +64,26 @@ def test_matches_pytorch_reference(stylizer, case):
                               preserve_colors=case["preserve_colors"])
     assert result.shape == content.shape and result.dtype == np.uint8
     assert _mad(result, reference[:h, :w]) <= 1 / 255
+
+
+def test_onnx_runtime_agrees_with_tensorflow_fp32(fast_paths, onnx_stylizer, pair):
+    """The same networks on ONNX Runtime: within one grey level of TensorFlow's float32 graph, without
+    importing TensorFlow for it (checked in a process of its own by tests/commands/test_hostile_outputs)."""
+    content, style, _ = pair
+    plain = fast.FastStylizer(*fast_paths, precision="fp32", compiled=False)
+    ours, theirs = onnx_stylizer.stylize(content, [style]), plain.stylize(content, [style])
+    assert onnx_stylizer.precision == "fp32" and onnx_stylizer.algorithms == {}
+    assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1
+    with pytest.raises(fast.FastError, match="runtime must be one of tensorflow, onnx"):
+        fast.FastStylizer(*fast_paths, runtime="torch")
+
+
+@pytest.mark.parametrize("images, precision, runtime", [(1, "auto", "onnx"), (1, "fp32", "onnx"),
+                                                         (1, "bf16", "tensorflow"),
+                                                         (fast.ONNX_UP_TO_IMAGES, "auto", "onnx"),
+                                                         (fast.ONNX_UP_TO_IMAGES + 1, "auto", "tensorflow")])
+def test_the_command_runs_a_few_images_on_onnx_runtime(images, precision, runtime):
+    assert fast.choose_runtime(images, precision) == runtime
 
 
 @pytest.mark.host
@@ -290,6 +317,7 @@ def test_cli_fast_few_images_never_build_the_xla_graph(tmp_path, capsys, monkeyp
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(fastnet.Network, "__init__", spy)
+    monkeypatch.setattr(fast, "ONNX_UP_TO_IMAGES", 0)  # pinned: this is about TensorFlow's graphs
     folder, out = tmp_path / "contents", tmp_path / "results"
     folder.mkdir(), out.mkdir()
     for name in "abc":
