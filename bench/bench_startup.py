@@ -10,8 +10,9 @@ Two commands as a user runs them, each in a cold process, ``--repeats`` times, a
 
 For each: the median wall time and peak RSS of the whole command, and a breakdown measured by a
 second process that runs the same steps one by one with a clock between them: the interpreter's
-start, importing the command line, importing TensorFlow, reading and checking the weights, building
-the network, the first stylisation, and writing the image.  Prints the CPU model it ran on.
+start, importing the command line, importing the runtime (ONNX Runtime, which the command uses for a
+few images, and TensorFlow side by side), reading and checking the weights, building the network, the
+first stylisation, and writing the image.  Prints the CPU model it ran on.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-# The steps of the fast command, one by one; prints {step: seconds} as JSON.
+RUNTIMES = ("onnx", "tensorflow")  # nst.fast.stylizer.RUNTIMES: the command picks onnx for a few images
+# The steps of the fast command, one by one, on the runtime given; prints {step: seconds} as JSON.
 FAST_STEPS = r"""
 import json, sys, time
 marks = [("interpreter", time.perf_counter())]
@@ -38,15 +40,19 @@ def mark(name): marks.append((name, time.perf_counter()))
 import nst.commands, nst.commands.image, nst.commands.fast
 mark("import the command line")
 from nst.host import quiet; quiet.install()
-import tensorflow
-mark("import TensorFlow")
+runtime = sys.argv[4]
+if runtime == "onnx":
+    import onnxruntime
+else:
+    import tensorflow
+mark("import " + runtime)
 from nst.weights.fetch import fast_weights_for_use
 from nst.weights.load import load_decoder, load_vgg19
 encoder, decoder = fast_weights_for_use()
 vgg, dec = load_vgg19(encoder), load_decoder(decoder)
 mark("read and check the weights")
 from nst.fast.stylizer import FastStylizer
-stylizer = FastStylizer(vgg, dec)
+stylizer = FastStylizer(vgg, dec, runtime=runtime, compiled=False)
 mark("build the network")
 from nst.io.images import read_rgb, resize, save_rgb, size_for_long_side
 content, style = read_rgb(sys.argv[1]), read_rgb(sys.argv[2])
@@ -92,7 +98,7 @@ def main(argv=None) -> int:
         }
         walls = {name: [] for name in commands}
         peaks = {name: [] for name in commands}
-        steps = []
+        steps = {runtime: [] for runtime in RUNTIMES}
         run([sys.executable, "-c", "pass"], env)  # warm the file cache
         baseline = statistics.median(run([sys.executable, "-c", "pass"], env)[0] for _ in range(3))
         for _ in range(args.repeats):
@@ -101,15 +107,20 @@ def main(argv=None) -> int:
                                      "--overwrite", "-q", *extra], env)
                 walls[name].append(wall)
                 peaks[name].append(peak)
-            steps.append(json.loads(run([sys.executable, "-c", FAST_STEPS, str(content), str(style), str(out)],
-                                        env)[2].strip().splitlines()[-1]))
+            for runtime in RUNTIMES:
+                steps[runtime].append(json.loads(run([sys.executable, "-c", FAST_STEPS, str(content), str(style),
+                                                      str(out), runtime], env)[2].strip().splitlines()[-1]))
     print(f"python -c pass: {baseline:.2f} s")
     for name in commands:
         print(f"{name}: median wall {statistics.median(walls[name]):.2f} s "
               f"({', '.join(f'{w:.2f}' for w in walls[name])}), peak RSS {max(peaks[name]):.0f} MB")
-    print("the fast command step by step (median of the runs, seconds):")
-    for step in steps[0]:
-        print(f"  {step:<32} {statistics.median(run_[step] for run_ in steps):6.2f}")
+    print("one fast 512 px image step by step (median of the runs, seconds):")
+    print(f"  {'step':<32} " + " ".join(f"{runtime:>10}" for runtime in RUNTIMES))
+    for index in range(len(steps[RUNTIMES[0]][0])):
+        names = [list(steps[runtime][0])[index] for runtime in RUNTIMES]
+        label = names[0] if names[0] == names[1] else "import the runtime"
+        values = [statistics.median(list(run_.values())[index] for run_ in steps[runtime]) for runtime in RUNTIMES]
+        print(f"  {label:<32} " + " ".join(f"{value:10.2f}" for value in values))
     return 0
 
 
