@@ -57,7 +57,8 @@ mark("build the network")
 from nst.io.images import read_rgb, resize, save_rgb, size_for_long_side
 content, style = read_rgb(sys.argv[1]), read_rgb(sys.argv[2])
 h, w = size_for_long_side(*content.shape[:2], 512)
-result = stylizer.stylize(resize(content, w, h), [style])
+sh, sw = size_for_long_side(*style.shape[:2], 512)  # the command's default --style-size: the content's side
+result = stylizer.stylize(resize(content, w, h), [resize(style, sw, sh)])
 mark("first stylisation (512 px)")
 save_rgb(sys.argv[3], result)
 mark("write the image")
