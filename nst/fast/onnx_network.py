@@ -3,7 +3,7 @@
 Importing TensorFlow takes 3-5 s on the project's machines; ONNX Runtime 0.1-0.3 s.  For one image the
 start-up is most of the wall time, so the command line's fast path can run the same two networks here
 instead.  The graphs are written with the ``onnx`` package's helpers from the converted weights (no
-converter, no torch), in memory, once per process; they are the same computation as
+converter, no torch), once, and kept in the weights folder (``.onnx/``); they are the same computation as
 :mod:`nst.fast.network`'s plain graph: reflection padding (torch's ``ReflectionPad2d(1)``), 3x3
 convolutions, ReLU, 2x2 max pooling rounding odd sizes up (torch's ``ceil_mode``), nearest 2x
 upsampling in the decoder.  float32 only.  Both ``onnx`` and ``onnxruntime`` are imported only here.
@@ -11,12 +11,17 @@ upsampling in the decoder.  float32 only.  Both ``onnx`` and ``onnxruntime`` are
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 
 from nst.fast.network import FEATURE_CHANNELS, POOL_AFTER, UPSAMPLE_AFTER
+from nst.io.files import write_atomically
 
 OPSET = 17
 IR_VERSION = 8  # the file format: what ONNX Runtime 1.14 and later read (the onnx package writes its newest)
+MODEL_LAYOUT = 1  # raise when the graphs below change: cached model files then get new names
 
 
 def available() -> bool:
@@ -83,18 +88,51 @@ def decoder_model(decoder):
     return _model(helper, numpy_helper, onnx, "features", x, nodes, initializers, FEATURE_CHANNELS, 3)
 
 
+def model_bytes(vgg, decoder, layers, mean_rgb, cache_dir=None, rebuild: bool = False) -> list:
+    """[encoder, decoder] as serialized ONNX models, written once to ``cache_dir`` (if given) and read
+    from there afterwards: importing the ``onnx`` package and building the graphs cost more than
+    the rest of a one-image run's start.  The file names carry a hash of the weights that go in
+    and of this module's format, so other weights or a newer layout never load a stale model;
+    ``rebuild`` replaces files that ONNX Runtime refused."""
+    digest = hashlib.sha256(f"{OPSET} {IR_VERSION} {MODEL_LAYOUT} {list(layers)}".encode())
+    for array in [*(vgg.kernels[name] for name in layers), *(vgg.biases[name] for name in layers),
+                  *decoder.kernels, *decoder.biases, np.asarray(mean_rgb, np.float32)]:
+        digest.update(np.ascontiguousarray(array, np.float32).tobytes())
+    key = digest.hexdigest()[:16]
+    paths = [Path(cache_dir) / f"{part}-{key}.onnx" for part in ("encoder", "decoder")] if cache_dir else []
+    if paths and not rebuild and all(path.is_file() for path in paths):
+        try:
+            return [path.read_bytes() for path in paths]
+        except OSError:
+            pass  # unreadable: build them again below
+    built = [encoder_model(vgg, layers, mean_rgb).SerializeToString(), decoder_model(decoder).SerializeToString()]
+    for path, data in zip(paths, built):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, lambda name, data=data: Path(name).write_bytes(data))
+        except OSError:
+            pass  # a read-only weights folder: built again next time
+    return built
+
+
 class OnnxNetworks:
     """``encode`` and ``decode`` as :class:`nst.fast.network.Network`'s, on NumPy NHWC arrays, run by ONNX Runtime."""
 
-    def __init__(self, vgg, decoder, layers, mean_rgb, threads: int = 0):
+    def __init__(self, vgg, decoder, layers, mean_rgb, threads: int = 0, cache_dir=None):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads  # 0: one per core
         options.log_severity_level = 3  # errors only, like the TensorFlow path
-        self._sessions = [onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                                       providers=["CPUExecutionProvider"])
-                          for model in (encoder_model(vgg, layers, mean_rgb), decoder_model(decoder))]
+
+        def sessions(rebuild: bool) -> list:
+            return [onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+                    for data in model_bytes(vgg, decoder, layers, mean_rgb, cache_dir, rebuild)]
+
+        try:
+            self._sessions = sessions(rebuild=False)
+        except Exception:  # a damaged cached file (ONNX Runtime's errors have no common class): build afresh
+            self._sessions = sessions(rebuild=True)
 
     def _run(self, session, name: str, nhwc: np.ndarray) -> np.ndarray:
         nchw = np.ascontiguousarray(np.asarray(nhwc, np.float32).transpose(0, 3, 1, 2))

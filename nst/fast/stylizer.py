@@ -28,7 +28,8 @@ import numpy as np
 
 from nst.fast import convolutions as fastconv, network as fastnet
 from nst.fast.network import FEATURE_CHANNELS, POOL_AFTER, UPSAMPLE_AFTER  # noqa: F401  (re-exported: this module's API)
-from nst.weights.load import CONV_LAYERS, CONVERTED_NAME, MEAN_RGB, WeightsError, load_decoder, load_vgg19
+from nst.weights.load import (CONV_LAYERS, CONVERTED_NAME, MEAN_RGB, WEIGHTS_DIR, WeightsError, load_decoder,
+                              load_vgg19)
 
 DEFAULT_ALPHA = 1.0  # 1: full style; 0: the content's own features decoded
 EPSILON = 1e-5  # added to the variance before the square root, as pytorch-AdaIN does
@@ -206,7 +207,7 @@ class FastStylizer:
 
             self.precision, self._networks = "fp32", []
             layers = CONV_LAYERS[:CONV_LAYERS.index(ENCODER_LAST) + 1]
-            onnx_networks = OnnxNetworks(vgg, dec, layers, MEAN_RGB)
+            onnx_networks = OnnxNetworks(vgg, dec, layers, MEAN_RGB, cache_dir=WEIGHTS_DIR / ".onnx")
             self._encode_fn, self._decode_fn = onnx_networks.encode, onnx_networks.decode
             return
         import tensorflow as tf

@@ -493,3 +493,33 @@ def test_init_fast_starts_the_optimisation_from_the_fast_result(fast_paths):
         result = stylizer.run(content, [style], callback=lambda p: seen.append(p.image()) if p.iteration == 0 else None)
     assert result.status == "done" and result.settings.init == "fast"
     assert np.abs(seen[0].astype(int) - expected).max() <= 1  # the starting image is the fast result
+
+
+def test_onnx_models_are_cached_and_a_damaged_one_is_rebuilt(fast_paths, tmp_path):
+    from nst.fast import onnx_network
+    from nst.weights.load import CONV_LAYERS, MEAN_RGB
+
+    vgg, decoder = weights.load_vgg19(fast_paths[0]), weights.load_decoder(fast_paths[1])
+    layers = CONV_LAYERS[:CONV_LAYERS.index(fast.ENCODER_LAST) + 1]
+    built = onnx_network.model_bytes(vgg, decoder, layers, MEAN_RGB, tmp_path)
+    files = sorted(tmp_path.glob("*.onnx"))
+    assert [path.name.split("-")[0] for path in files] == ["decoder", "encoder"]
+    assert onnx_network.model_bytes(vgg, decoder, layers, MEAN_RGB, tmp_path) == built  # read back
+    files[1].write_bytes(b"not a model")  # the encoder, damaged on disk
+    networks = onnx_network.OnnxNetworks(vgg, decoder, layers, MEAN_RGB, cache_dir=tmp_path)
+    assert files[1].read_bytes() == built[0]  # rebuilt and written again
+    assert networks.encode(np.zeros((1, 16, 24, 3), np.float32)).shape == (1, 2, 3, 512)
+
+
+def test_a_cached_onnx_start_never_imports_the_onnx_package():
+    """The second process to start the ONNX runtime reads the models from the weights folder: the
+    onnx package (the slowest import of that path) is not loaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from nst.fast.stylizer import FastStylizer; FastStylizer(runtime='onnx'); "
+            "print('onnx' in sys.modules, 'tensorflow' in sys.modules)")
+    root = Path(__file__).resolve().parents[2]
+    outputs = [subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                              timeout=300).stdout.split() for _ in range(2)]
+    assert outputs[1] == ["False", "False"], outputs
