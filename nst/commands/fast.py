@@ -171,7 +171,7 @@ def run(args, argv, console: bool = False) -> int:
     (a second run on the same names is refused) and lets Ctrl-C or SIGTERM end it
     between images, never inside a write.
     """
-    from nst.fast.stylizer import DEFAULT_ALPHA, FastError
+    from nst.fast.stylizer import DEFAULT_ALPHA, FastError, choose_runtime
     from nst.io.files import FileProblem, OutputClaim
 
     if args.method != "fast":
@@ -181,6 +181,8 @@ def run(args, argv, console: bool = False) -> int:
     claims = []
     try:
         jobs, styles, mask = _plan(args)
+        # A few images: ONNX Runtime, which starts seconds sooner than TensorFlow, in float32.
+        args.runtime = choose_runtime(len(jobs), args.precision)
         networks = _read_networks(args)
         for job in jobs:
             claims.append(OutputClaim(job.paths["image"]).acquire())
@@ -208,12 +210,15 @@ def _read_networks(args) -> tuple:
 
     Reading them is NumPy and SciPy only: a missing or damaged file (NaN weights with a
     matching .sha256, say) is refused here in one line, like any other input, and not
-    after TensorFlow's start-up lines.
+    after TensorFlow's start-up lines.  On ONNX Runtime, which prints no such lines, the
+    paths go to the stylizer: it reads the files only if no model was built from them before.
     """
     from nst.weights.fetch import fast_weights_for_use
     from nst.weights.load import load_decoder, load_vgg19
 
     encoder, decoder = fast_weights_for_use(args.weights)  # the default files are fetched on first use
+    if args.runtime == "onnx":
+        return encoder, decoder
     decoder = load_decoder(decoder)  # the smaller file first: a refusal costs less
     return load_vgg19(encoder), decoder
 
@@ -223,16 +228,14 @@ def _stylize_all(args, argv, jobs, styles, mask, signals, networks) -> int:
     from nst.fast.stylizer import FastError
     from nst.weights.load import WeightsError
 
-    weights_path, decoder_path = (network.path for network in networks)
+    weights_path, decoder_path = (getattr(network, "path", network) for network in networks)
     quiet.lower_log_level()
     tune_malloc()
     done = []
     try:
         from nst.fast.network import compiled_for
-        from nst.fast.stylizer import FastStylizer, choose_runtime
+        from nst.fast.stylizer import FastStylizer
 
-        # A few images: ONNX Runtime, which starts seconds sooner than TensorFlow, in float32.
-        args.runtime = choose_runtime(len(jobs), args.precision)
         args.precision = "fp32" if args.runtime == "onnx" else chosen_precision(args.precision)
         # A few images: XLA's compile (nst.fast.network) would cost more than it saves.
         stylizer = FastStylizer(*networks, precision=args.precision, compiled=compiled_for(len(jobs)),

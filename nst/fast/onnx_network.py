@@ -88,25 +88,45 @@ def decoder_model(decoder):
     return _model(helper, numpy_helper, onnx, "features", x, nodes, initializers, FEATURE_CHANNELS, 3)
 
 
-def model_bytes(vgg, decoder, layers, mean_rgb, cache_dir=None, rebuild: bool = False) -> list:
-    """[encoder, decoder] as serialized ONNX models, written once to ``cache_dir`` (if given) and read
-    from there afterwards: importing the ``onnx`` package and building the graphs cost more than
-    the rest of a one-image run's start.  The file names carry a hash of the weights that go in
-    and of this module's format, so other weights or a newer layout never load a stale model;
-    ``rebuild`` replaces files that ONNX Runtime refused."""
+def files_key(encoder_path, decoder_path) -> "str | None":
+    """A cache key from the weights files' verified SHA-256 records (cheap: no weights read), or None
+    when either file has none (a user's own ``.mat``, say)."""
+    from nst.weights.fetch import verified_sha256
+
+    hashes = [verified_sha256(path) if path is not None else None for path in (encoder_path, decoder_path)]
+    if None in hashes:
+        return None
+    return hashlib.sha256(f"{OPSET} {IR_VERSION} {MODEL_LAYOUT} files {hashes}".encode()).hexdigest()[:16]
+
+
+def arrays_key(vgg, decoder, layers, mean_rgb) -> str:
+    """A cache key from the weights themselves, for networks given as arrays."""
     digest = hashlib.sha256(f"{OPSET} {IR_VERSION} {MODEL_LAYOUT} {list(layers)}".encode())
     for array in [*(vgg.kernels[name] for name in layers), *(vgg.biases[name] for name in layers),
                   *decoder.kernels, *decoder.biases, np.asarray(mean_rgb, np.float32)]:
         digest.update(np.ascontiguousarray(array, np.float32).tobytes())
-    key = digest.hexdigest()[:16]
-    paths = [Path(cache_dir) / f"{part}-{key}.onnx" for part in ("encoder", "decoder")] if cache_dir else []
-    if paths and not rebuild and all(path.is_file() for path in paths):
-        try:
-            return [path.read_bytes() for path in paths]
-        except OSError:
-            pass  # unreadable: build them again below
+    return digest.hexdigest()[:16]
+
+
+def _cache_paths(cache_dir, key) -> list:
+    return [Path(cache_dir) / f"{part}-{key}.onnx" for part in ("encoder", "decoder")] if cache_dir and key else []
+
+
+def read_cached(cache_dir, key) -> "list | None":
+    """[encoder, decoder] model bytes written earlier under ``key``, or None."""
+    paths = _cache_paths(cache_dir, key)
+    try:
+        return [path.read_bytes() for path in paths] if paths and all(p.is_file() for p in paths) else None
+    except OSError:
+        return None  # unreadable: built again
+
+
+def model_bytes(vgg, decoder, layers, mean_rgb, cache_dir=None, key=None) -> list:
+    """[encoder, decoder] as serialized ONNX models, built now and written to ``cache_dir`` under ``key``
+    (default: :func:`arrays_key`) so that later runs read them (:func:`read_cached`): importing the
+    ``onnx`` package and building the graphs cost more than the rest of a one-image run's start."""
     built = [encoder_model(vgg, layers, mean_rgb).SerializeToString(), decoder_model(decoder).SerializeToString()]
-    for path, data in zip(paths, built):
+    for path, data in zip(_cache_paths(cache_dir, key or arrays_key(vgg, decoder, layers, mean_rgb)), built):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(path, lambda name, data=data: Path(name).write_bytes(data))
@@ -116,9 +136,12 @@ def model_bytes(vgg, decoder, layers, mean_rgb, cache_dir=None, rebuild: bool = 
 
 
 class OnnxNetworks:
-    """``encode`` and ``decode`` as :class:`nst.fast.network.Network`'s, on NumPy NHWC arrays, run by ONNX Runtime."""
+    """``encode`` and ``decode`` as :class:`nst.fast.network.Network`'s, on NumPy NHWC arrays, run by ONNX Runtime.
 
-    def __init__(self, vgg, decoder, layers, mean_rgb, threads: int = 0, cache_dir=None):
+    ``models(rebuild)`` gives [encoder, decoder] model bytes; it is called again with ``rebuild=True``
+    if ONNX Runtime refuses what it gave first (a damaged cached file)."""
+
+    def __init__(self, models, threads: int = 0):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -127,7 +150,7 @@ class OnnxNetworks:
 
         def sessions(rebuild: bool) -> list:
             return [onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-                    for data in model_bytes(vgg, decoder, layers, mean_rgb, cache_dir, rebuild)]
+                    for data in models(rebuild)]
 
         try:
             self._sessions = sessions(rebuild=False)

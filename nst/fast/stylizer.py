@@ -163,6 +163,37 @@ def _eager():
     return context.eager_mode()
 
 
+def _load_networks(weights, decoder) -> tuple:
+    """(VGGWeights, DecoderWeights) from objects or paths; refuses a VGG-19 that is not the normalised one."""
+    from nst.weights.load import DecoderWeights, VGGWeights
+
+    dec = decoder if isinstance(decoder, DecoderWeights) else load_decoder(decoder)  # the smaller file first
+    vgg = weights if isinstance(weights, VGGWeights) else load_vgg19(weights)
+    if not vgg.normalised:
+        raise WeightsError(f"{vgg.path} is not the normalised VGG-19 the AdaIN decoder was trained with; "
+                           f"use {CONVERTED_NAME} (run `python -m nst.weights`)")
+    return vgg, dec
+
+
+def _onnx_functions(weights, decoder) -> tuple:
+    """(encode, decode) on ONNX Runtime.  The models are read from the weights folder when they were built
+    before from the same verified files; then neither the weights nor the onnx package are loaded."""
+    from nst.fast import onnx_network
+
+    layers, cache = CONV_LAYERS[:CONV_LAYERS.index(ENCODER_LAST) + 1], WEIGHTS_DIR / ".onnx"
+    key = onnx_network.files_key(*(getattr(x, "path", x) for x in (weights, decoder)))
+
+    def models(rebuild: bool) -> list:
+        cached = None if rebuild else onnx_network.read_cached(cache, key)
+        if cached is not None:
+            return cached
+        vgg, dec = _load_networks(weights, decoder)
+        return onnx_network.model_bytes(vgg, dec, layers, MEAN_RGB, cache, key)
+
+    networks = onnx_network.OnnxNetworks(models)
+    return networks.encode, networks.decode
+
+
 class FastStylizer:
     """VGG-19 encoder (to relu4_1), AdaIN and decoder, loaded once, reused for every image.
 
@@ -183,33 +214,24 @@ class FastStylizer:
     def __init__(self, weights=None, decoder=None, precision: str = "auto", convolutions: str = "auto",
                  compiled: Optional[bool] = None, runtime: str = "tensorflow"):
         from nst.host import precision as precisions
-        from nst.weights.load import DecoderWeights, VGGWeights
 
-        # The files and the options are checked before TensorFlow is imported: a missing or damaged
-        # file is refused in one line, without TensorFlow's start-up lines before it.
+        if convolutions not in CONVOLUTIONS:
+            raise FastError(f"convolutions must be one of {', '.join(CONVOLUTIONS)}, not {convolutions!r}")
+        if runtime not in RUNTIMES:
+            raise FastError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         if weights is None or decoder is None:  # the default files, fetched on first use
             from nst.weights.fetch import fast_weights_for_use
 
             defaults = fast_weights_for_use()
             weights, decoder = weights or defaults[0], decoder or defaults[1]
-        vgg = weights if isinstance(weights, VGGWeights) else load_vgg19(weights)
-        if not vgg.normalised:
-            raise WeightsError(f"{vgg.path} is not the normalised VGG-19 the AdaIN decoder was trained with; "
-                               f"use {CONVERTED_NAME} (run `python -m nst.weights`)")
-        dec = decoder if isinstance(decoder, DecoderWeights) else load_decoder(decoder)
-        if convolutions not in CONVOLUTIONS:
-            raise FastError(f"convolutions must be one of {', '.join(CONVOLUTIONS)}, not {convolutions!r}")
-        if runtime not in RUNTIMES:
-            raise FastError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         self.runtime, self._style_cache = runtime, OrderedDict()
         if runtime == "onnx":  # float32 on ONNX Runtime: TensorFlow is never imported (nst.fast.onnx_network)
-            from nst.fast.onnx_network import OnnxNetworks
-
             self.precision, self._networks = "fp32", []
-            layers = CONV_LAYERS[:CONV_LAYERS.index(ENCODER_LAST) + 1]
-            onnx_networks = OnnxNetworks(vgg, dec, layers, MEAN_RGB, cache_dir=WEIGHTS_DIR / ".onnx")
-            self._encode_fn, self._decode_fn = onnx_networks.encode, onnx_networks.decode
+            self._encode_fn, self._decode_fn = _onnx_functions(weights, decoder)
             return
+        # The files are checked before TensorFlow is imported: a missing or damaged file is refused
+        # in one line, without TensorFlow's start-up lines before it.
+        vgg, dec = _load_networks(weights, decoder)
         import tensorflow as tf
 
         # "auto": bf16 where the CPU has bfloat16 units; "fp32" / "bf16": as asked (bf16 is emulated,

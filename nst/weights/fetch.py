@@ -130,6 +130,14 @@ def _official_is_valid(path: Path) -> bool:
     return is_regular_entry(path) and hash_matches(path, OFFICIAL_SHA256)
 
 
+def verified_sha256(path) -> "str | None":
+    """The SHA-256 recorded beside a converted file (``NAME.sha256``) if the file matches it (re-hashed only
+    when it changed: :func:`hash_matches`); None for a file without a valid record."""
+    path = Path(path)
+    recorded = _recorded_sha256(path.with_name(path.name + ".sha256"))
+    return recorded if recorded is not None and is_regular_entry(path) and hash_matches(path, recorded) else None
+
+
 def _recorded_sha256(sidecar: Path):
     """The SHA-256 a ``.sha256`` file records, or None if it is missing, empty or not 64 hex digits."""
     if not is_regular_entry(sidecar):

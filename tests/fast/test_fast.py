@@ -501,25 +501,33 @@ def test_onnx_models_are_cached_and_a_damaged_one_is_rebuilt(fast_paths, tmp_pat
 
     vgg, decoder = weights.load_vgg19(fast_paths[0]), weights.load_decoder(fast_paths[1])
     layers = CONV_LAYERS[:CONV_LAYERS.index(fast.ENCODER_LAST) + 1]
-    built = onnx_network.model_bytes(vgg, decoder, layers, MEAN_RGB, tmp_path)
+    key = onnx_network.files_key(*fast_paths)
+    assert key is not None and onnx_network.files_key(fast_paths[0], tmp_path / "no-record.npz") is None
+    built = onnx_network.model_bytes(vgg, decoder, layers, MEAN_RGB, tmp_path, key)
     files = sorted(tmp_path.glob("*.onnx"))
-    assert [path.name.split("-")[0] for path in files] == ["decoder", "encoder"]
-    assert onnx_network.model_bytes(vgg, decoder, layers, MEAN_RGB, tmp_path) == built  # read back
+    assert [path.name for path in files] == [f"decoder-{key}.onnx", f"encoder-{key}.onnx"]
+    assert onnx_network.read_cached(tmp_path, key) == built
     files[1].write_bytes(b"not a model")  # the encoder, damaged on disk
-    networks = onnx_network.OnnxNetworks(vgg, decoder, layers, MEAN_RGB, cache_dir=tmp_path)
+
+    def models(rebuild):
+        cached = None if rebuild else onnx_network.read_cached(tmp_path, key)
+        return cached if cached is not None else onnx_network.model_bytes(vgg, decoder, layers, MEAN_RGB,
+                                                                           tmp_path, key)
+
+    networks = onnx_network.OnnxNetworks(models)
     assert files[1].read_bytes() == built[0]  # rebuilt and written again
     assert networks.encode(np.zeros((1, 16, 24, 3), np.float32)).shape == (1, 2, 3, 512)
 
 
 def test_a_cached_onnx_start_never_imports_the_onnx_package():
-    """The second process to start the ONNX runtime reads the models from the weights folder: the
-    onnx package (the slowest import of that path) is not loaded."""
+    """The second process to start the ONNX runtime reads the models from the weights folder: neither the
+    onnx package (the slowest import of that path) nor the .mat's reader is loaded."""
     import subprocess
     import sys
 
     code = ("import sys; from nst.fast.stylizer import FastStylizer; FastStylizer(runtime='onnx'); "
-            "print('onnx' in sys.modules, 'tensorflow' in sys.modules)")
+            "print('onnx' in sys.modules, 'tensorflow' in sys.modules, 'scipy.io' in sys.modules)")
     root = Path(__file__).resolve().parents[2]
     outputs = [subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                               timeout=300).stdout.split() for _ in range(2)]
-    assert outputs[1] == ["False", "False"], outputs
+    assert outputs[1] == ["False", "False", "False"], outputs  # nor the .mat read
