@@ -49,10 +49,12 @@ mark("import " + runtime)
 from nst.weights.fetch import fast_weights_for_use
 from nst.weights.load import load_decoder, load_vgg19
 encoder, decoder = fast_weights_for_use()
-vgg, dec = load_vgg19(encoder), load_decoder(decoder)
-mark("read and check the weights")
+# As the command does: TensorFlow's path reads the weights first; ONNX Runtime's passes the paths,
+# and the stylizer reads them only when no model was built from them before (nst.fast.onnx_network).
+networks = (encoder, decoder) if runtime == "onnx" else (load_vgg19(encoder), load_decoder(decoder))
+mark("find (and for TensorFlow read) the weights")
 from nst.fast.stylizer import FastStylizer
-stylizer = FastStylizer(vgg, dec, runtime=runtime, compiled=False)
+stylizer = FastStylizer(*networks, runtime=runtime, compiled=False)
 mark("build the network")
 from nst.io.images import read_rgb, resize, save_rgb, size_for_long_side
 content, style = read_rgb(sys.argv[1]), read_rgb(sys.argv[2])
@@ -116,12 +118,12 @@ def main(argv=None) -> int:
         print(f"{name}: median wall {statistics.median(walls[name]):.2f} s "
               f"({', '.join(f'{w:.2f}' for w in walls[name])}), peak RSS {max(peaks[name]):.0f} MB")
     print("one fast 512 px image step by step (median of the runs, seconds):")
-    print(f"  {'step':<32} " + " ".join(f"{runtime:>10}" for runtime in RUNTIMES))
+    print(f"  {'step':<44} " + " ".join(f"{runtime:>10}" for runtime in RUNTIMES))
     for index in range(len(steps[RUNTIMES[0]][0])):
         names = [list(steps[runtime][0])[index] for runtime in RUNTIMES]
         label = names[0] if names[0] == names[1] else "import the runtime"
         values = [statistics.median(list(run_.values())[index] for run_ in steps[runtime]) for runtime in RUNTIMES]
-        print(f"  {label:<32} " + " ".join(f"{value:10.2f}" for value in values))
+        print(f"  {label:<44} " + " ".join(f"{value:10.2f}" for value in values))
     return 0
 
 
