@@ -38,6 +38,7 @@ ATTEMPTS = 2  # tries per item, the first included
 WORKER_RESTARTS = 3  # times Ray restarts one dead worker before giving it up
 RAY_INSTALL_HINT = "install it with `pip install nst[ray]` (or `pip install ray`)"
 LOCAL_RAY = "local"  # --ray with no address: start a Ray instance on this machine for the run
+ADDRESS_TIMEOUT_S = 10.0  # how long --ray ADDRESS may take to answer a TCP connect before the run is refused
 
 
 class PoolError(Exception):
@@ -187,6 +188,26 @@ class _Flight:
     submitted: float
 
 
+def check_listening(address: str, timeout: float = ADDRESS_TIMEOUT_S) -> None:
+    """Refuse a cluster address where nothing answers, in ``timeout`` seconds at most: given one, Ray's
+    own connect waits for minutes (measured: over 200 s for a closed port on 127.0.0.1) before it fails.
+    ``local`` and ``auto`` are left to Ray."""
+    import socket
+
+    if address in (LOCAL_RAY, "auto"):
+        return
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise PoolError(f"--ray {address!r} is not HOST:PORT (the head's address, as `ray start --head` prints "
+                        f"it), 'auto' or nothing")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        reason = "timed out" if isinstance(error, socket.timeout) else (error.strerror or str(error))
+        raise PoolError(f"nothing answers at {address} ({reason}); start the cluster there with "
+                        f"`ray start --head --port {port}`, or check the address") from None
+
+
 class RayPool(_Closing):
     """A pool of ``workers`` Ray actors, each loading the work once and given one item at a time.
 
@@ -201,6 +222,7 @@ class RayPool(_Closing):
 
     def __init__(self, work, workers: int, address: str = LOCAL_RAY, cpus_per_worker: Optional[int] = None,
                  threads: Optional[int] = None):
+        check_listening(address)
         self._ray = ray = import_ray()
         self._started_ray = False
         if not ray.is_initialized():

@@ -145,6 +145,23 @@ def test_ray_missing_is_one_line_with_the_install_command(batch_inputs, tmp_path
     assert "pip install nst[ray]" in err
 
 
+def test_ray_address_where_nothing_listens_is_refused_within_seconds(batch_inputs, tmp_path, capsys):
+    """Issue 33: Ray's own connect to a closed port waited over 200 s (measured) before failing."""
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port that was free a moment ago, on loopback only
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    err = _one_line_refusal(capsys, _fast_args(batch_inputs, tmp_path / "out", "--ray", f"127.0.0.1:{port}"))
+    assert time.monotonic() - started < 30
+    assert f"nothing answers at 127.0.0.1:{port}" in err and f"ray start --head --port {port}" in err
+    assert not list((tmp_path / "out").glob("*.png"))  # no image was written
+    err = _one_line_refusal(capsys, _fast_args(batch_inputs, tmp_path / "out", "--ray", "127.0.0.1"))
+    assert "is not HOST:PORT" in err
+
+
 class _ToyWork:
     """A pool work without networks: doubles a number; "bad" always fails, "flaky" fails once."""
 
