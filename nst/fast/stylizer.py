@@ -19,7 +19,6 @@ with one style encodes the style once.
 from __future__ import annotations
 
 import contextlib
-
 import hashlib
 from collections import OrderedDict
 from typing import Optional, Sequence
@@ -40,16 +39,6 @@ RUNTIMES = ("tensorflow", "onnx")  # FastStylizer(runtime=...): onnx starts in a
 # process is ready about 3 s sooner, TensorFlow's path is faster per image (oneDNN's bf16 kernels,
 # Winograd under XLA), measured with bench/bench_startup.py.
 ONNX_UP_TO_IMAGES = 4
-
-
-def choose_runtime(images: int, precision: str) -> str:
-    """The runtime of a command's run of ``images`` images at the precision the user asked for: ONNX
-    Runtime for a few images unless bf16 was asked for explicitly (or it is not installed)."""
-    from nst.fast.onnx_network import available
-
-    if precision == "bf16" or images > ONNX_UP_TO_IMAGES or not available():
-        return "tensorflow"
-    return "onnx"
 CONVOLUTIONS = ("auto", "direct")  # FastStylizer(convolutions=...): per-layer fastest, or tf.nn.conv2d only
 STYLE_CACHE_SIZE = 32  # style statistics kept (each is two 512-vectors)
 # Peak RSS of one process stylising one square image (style the same size),
@@ -161,6 +150,16 @@ def _eager():
     from tensorflow.python.eager import context
 
     return context.eager_mode()
+
+
+def choose_runtime(images: int, precision: str) -> str:
+    """The runtime of a command's run of ``images`` images at the precision the user asked for: ONNX
+    Runtime for a few images unless bf16 was asked for explicitly (or it is not installed)."""
+    from nst.fast.onnx_network import available
+
+    if precision == "bf16" or images > ONNX_UP_TO_IMAGES or not available():
+        return "tensorflow"
+    return "onnx"
 
 
 def _load_networks(weights, decoder) -> tuple:
