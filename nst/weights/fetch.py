@@ -116,7 +116,7 @@ def hash_matches(path: Path, expected: str) -> bool:
         if is_regular_entry(note) and note.read_text() == stamp:
             return True
     except (OSError, UnicodeDecodeError):
-        pass
+        pass  # an unreadable or garbled note counts as none: the file is hashed below
     if sha256_of_regular(path) != expected:
         return False
     try:
@@ -365,10 +365,9 @@ def weights_for_use(path=None) -> Path:
 def fast_weights_for_use(weights=None, decoder=None) -> tuple:
     """(encoder ``.mat``, decoder ``.npz``) of the fast method: the paths given, else the default files,
     fetched on first use."""
-    if weights is None and decoder is None:
-        return ensure_fast_weights()
-    encoder = check_weights_path(weights) if weights is not None else ensure_fast_weights()[0]
-    return encoder, Path(decoder) if decoder is not None else ensure_fast_weights()[1]
+    defaults = ensure_fast_weights() if weights is None or decoder is None else (None, None)
+    return (check_weights_path(weights) if weights is not None else defaults[0],
+            Path(decoder) if decoder is not None else defaults[1])
 
 
 def _write_text(target: Path, text: str) -> None:
