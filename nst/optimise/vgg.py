@@ -85,16 +85,22 @@ def _build_layers(weights, current, pooling, last_layer, pool_key, graph, dtype=
     pool = tf.nn.avg_pool2d if pooling == "avg" else tf.nn.max_pool2d
     pool_op_name = "AvgPool" if pooling == "avg" else "MaxPool"  # the course's TF 1 op names
     mixed = dtype != "float32"
-    if mixed:
-        current = tf.cast(current, dtype)
 
     def exposed(tensor):  # what callers see: float32, whatever the convolutions ran in
         return tf.cast(tensor, tf.float32) if mixed else tensor
 
     for name in VGG19_LAYERS:
         if name.startswith("conv"):
-            kernel = tf.cast(tf.constant(weights.kernels[name]), dtype)  # [3, 3, in, out]
-            bias = tf.cast(tf.constant(weights.biases[name]), dtype)  # [out]
+            # In mixed precision conv1_1 still runs in float32 (issue 29): its input is the picture
+            # being optimised, and bfloat16's 8 bits would round a pixel near white to steps of a
+            # whole grey level, so the cost became a staircase in each pixel with a gradient
+            # constant on each tread; L-BFGS then saw no curvature along those pixels and let a few
+            # of them run away (rainbow specks).  With 3 input channels conv1_1 is about 0.5 % of the
+            # multiply-adds up to conv5_1 (1,728 of 361,152 per pixel), so float32 there costs little.
+            layer_dtype = "float32" if name == "conv1_1" else dtype
+            current = tf.cast(current, layer_dtype) if current.dtype != layer_dtype else current
+            kernel = tf.cast(tf.constant(weights.kernels[name]), layer_dtype)  # [3, 3, in, out]
+            bias = tf.cast(tf.constant(weights.biases[name]), layer_dtype)  # [out]
             # BiasAdd (not "+"), so that grappler's remapper fuses Conv2D + BiasAdd + Relu
             # into one _FusedConv2D kernel: one pass over the activation instead of three.
             current = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(current, kernel, strides=1, padding="SAME"), bias))
