@@ -1,7 +1,8 @@
 """Which number format the convolutions run in: float32, or bfloat16 where the CPU has units for it.
 
 Mixed precision, not plain bfloat16: only the VGG-19 / decoder convolutions run
-in bfloat16 (8 bits of mantissa, float32's range).  Gram matrices, cost
+in bfloat16 (8 bits of mantissa, float32's range), and in the optimisation not
+conv1_1, whose input is the picture itself (issue 29, :mod:`nst.optimise.vgg`).  Gram matrices, cost
 reductions, the image being optimised and the optimisers' state (Adam's
 moments, L-BFGS's history) stay float32, so the costs keep about 3
 significant digits and the optimisation stays stable (issue 15).
