@@ -21,7 +21,7 @@ from pathlib import Path
 
 from nst.host import quiet
 from nst.commands.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentError, Signals,
-                                 check_memory, ignore_late_signals, parse_or_status, settings_from, tune_malloc)
+                                 check_memory, ignore_late_signals, parse_or_status, settings_from)
 from nst.commands.options import DEFAULT_GIF_FRAMES, build_parser
 from nst.io.files import package_versions
 from nst.optimise import stylize as engine
@@ -289,7 +289,9 @@ def main(argv=None, console: bool = False) -> int:
 def _run(args, argv, settings, content, styles, init_path, weights_path, paths, sizes, console=False) -> int:
     """Load the network, optimise and write the results, with :class:`Signals` in charge of Ctrl-C."""
     quiet.lower_log_level()
-    tune_malloc()
+    # No tune_malloc here (issue 30): glibc's own settings ran the optimisation 7-19 % faster at 512 and
+    # 1024 px for 3-10 % more peak memory, and 4 % less at 2048 (bench/RESULTS.md); nst.host.budget is
+    # fitted to them.
     signals = Signals()
     signals.install()
     try:

@@ -3,20 +3,21 @@
 Checked before the network is loaded, so that a size the machine cannot hold is
 refused in one line instead of ending in a segmentation fault or a MemoryError
 minutes later.  The model is linear in the pixels of the largest scale, fitted
-to peak RSS measured with ``python bench/bench_memory.py`` (bench/RESULTS.md,
-session 3, L-BFGS with a full history; Adam needs less):
+to peak RSS measured with ``python bench/bench_memory.py --malloc glibc``
+(bench/RESULTS.md, issue 30: the default costs with the distribution term, coarse
+to fine, L-BFGS with a full history, glibc's own malloc settings; AMD EPYC Zen 4):
 
-=============  ==========  =========
-result size    pixels      peak RSS
-=============  ==========  =========
-512 x 384      196,608     1750 MiB
-1024 x 768     786,432     2782 MiB
-2048 x 1536    3,145,728   8243 MiB
-=============  ==========  =========
+=============  ==========  =============  =============
+result size    pixels      fp32 peak      bf16 peak
+=============  ==========  =============  =============
+512 x 384      196,608     2407 MiB       2230 MiB
+1024 x 768     786,432     4992 MiB       4546 MiB
+2048 x 1536    3,145,728   not measured   13427 MiB (14040 with the old malloc tuning)
+=============  ==========  =============  =============
 
-The steepest slope (2.37 KiB per pixel, 1024 to 2048) and the intercept it
-implies at 512 px (about 1.3 GiB: TensorFlow, the weights, the feature graph)
-give an estimate at or above every measured point.
+fp32 needs the most: 4.4 KiB a pixel between 512 and 1024 px with an intercept
+near 1.55 GiB.  The model takes 4.6 KiB and 1.6 GiB, at or above every measured
+point (15.4 GiB predicted for fp32 at 2048 px).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import math
 import os
 from pathlib import Path
 
-BASE_BYTES = 1300 * 2 ** 20  # TensorFlow, VGG-19 weights, graphs: the intercept at 512 px
-OPTIMISATION_BYTES_PER_PIXEL = 2.4 * 2 ** 10  # activations, their gradients, L-BFGS history
+BASE_BYTES = 1600 * 2 ** 20  # TensorFlow, VGG-19 weights, graphs: the intercept
+OPTIMISATION_BYTES_PER_PIXEL = 4.6 * 2 ** 10  # activations, their gradients, sorts, L-BFGS history
 # Style Grams come from a forward pass only: every activation through conv5_1, float32,
 # is 64*2 + 128*2/4 + 256*4/16 + 512*4/64 + 512/256 channels = 290 floats a pixel;
 # twice that covers TensorFlow's temporaries.

@@ -211,9 +211,11 @@ def test_ray_batch_matches_one_process_and_survives_a_killed_worker(local_ray, o
     summary = json.loads(text[text.index("{\n"):])  # Ray prints its note on the retry to stdout before it
     assert status == 0 and summary["pool"] == "ray" and summary["written"] == 6 and not summary["failed"]
     assert _outputs(out) == _outputs(one_process_run[0])  # byte for byte
-    assert [entry["attempts"] for entry in summary["retried"]] == [2]
-    assert summary["retried"][0]["worker"] == f"ray-{killed[0]}"
-    assert sum(worker["restarts"] for worker in summary["per_worker"]) == 1
+    assert [(entry["attempts"], entry["workers_lost"]) for entry in summary["retried"]] == [(2, 1)]
+    # The killed worker came back (Ray restarted it) or was still starting again when the batch ended.
+    killed_figures = summary["per_worker"][killed[0]]
+    assert killed_figures["restarts"] + killed_figures["lost"] == 1
+    assert sum(worker["restarts"] + worker["lost"] for worker in summary["per_worker"]) == 1
     assert sum(worker["items"] for worker in summary["per_worker"]) == 6
 
 
@@ -222,16 +224,17 @@ def test_optimise_batch_refuses_an_image_too_large_for_memory_before_loading(bat
     """The one-image command's memory check, per input, before any network is loaded or output made."""
     from nst.host import budget
 
-    monkeypatch.setattr(budget, "available_bytes", lambda: 2560 * 2 ** 20)  # 2.5 GiB free
+    monkeypatch.setattr(budget, "available_bytes", lambda: 3584 * 2 ** 20)  # 3.5 GiB free
     monkeypatch.setattr(pool, "open_pool", lambda *a, **k: pytest.fail("the pool was opened"))
     out = tmp_path / "out"
     wide, square = tmp_path / "wide.png", tmp_path / "square.png"
     images.save_rgb(wide, np.zeros((64, 128, 3), np.uint8))
     images.save_rgb(square, np.zeros((64, 64, 3), np.uint8))
-    # nst.host.budget's model, 1300 MiB + 2.4 KiB a pixel: at --size 800, 800x400 needs 2050 MiB, 800x800 2800 MiB.
+    # nst.host.budget's model, 1600 MiB + 4.6 KiB a pixel: at --size 800, 800x400 needs 3038 MiB, 800x800 4475 MiB;
+    # the largest square that fits in 3.5 GiB is about 664 px.
     common = [str(batch_inputs / "style.png"), "-o", str(out), "--size", "800", "--no-multiscale"]
     err = _one_line_refusal(capsys, [str(wide), str(square), *common])
-    assert "input square.png" in err and "800 px" in err and "largest --size that fits is about 7" in err, err
+    assert "input square.png" in err and "800 px" in err and "largest --size that fits is about 66" in err, err
     assert not out.exists()
     fitting = batch_cli.build_batch_parser().parse_args([str(wide), *common])
     assert len(batch_cli.plan(fitting, pytest.fail)[0].todo) == 1  # the wide one alone fits
