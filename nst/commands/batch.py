@@ -340,7 +340,8 @@ def _run(args, the_plan: Plan, manifest) -> int:
     if not the_plan.todo:  # everything done before: no network to load, nothing to start
         return _report(the_plan, progress.summary(None))
     try:
-        pool = open_pool(the_plan.work, args.workers, args.ray, args.cpus_per_worker, args.threads)
+        pool = open_pool(the_plan.work, args.workers, args.ray, args.cpus_per_worker, args.threads,
+                         args.ray_timeout)
     except (PoolError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -397,16 +398,22 @@ class _Progress:
         self.args, self.plan = args, the_plan
         self.bar, self.started = None, None
         self.written, self.failed, self.retried = 0, [], []
+        self.last_error, self.repeats = None, 0  # failures with the error just printed are counted, not printed
 
     def add(self, outcome, item) -> None:
         if outcome.ok:
             self.written += 1
         else:
             self.failed.append({"input": str(item.source), "error": outcome.error, "attempts": outcome.attempts})
-            self.bar.write(f"failed: {item.source}: {outcome.error}", file=sys.stderr)
+            if outcome.error == self.last_error:  # the pool gave up on the rest: one line, not one per item
+                self.repeats += 1
+            else:
+                self._say_repeats()
+                self.bar.write(f"failed: {item.source}: {outcome.error}", file=sys.stderr)
+                self.last_error = outcome.error
         if outcome.attempts > 1:
             self.retried.append({"input": str(item.source), "attempts": outcome.attempts, "worker": outcome.worker,
-                                 "ok": outcome.ok})
+                                 "workers_lost": outcome.losses, "ok": outcome.ok})
         self.bar.update(1)
         if self.failed:
             self.bar.set_postfix_str(f"{len(self.failed)} failed", refresh=False)
@@ -420,8 +427,14 @@ class _Progress:
                         dynamic_ncols=True, file=sys.stderr)
         self.started = time.perf_counter()
 
+    def _say_repeats(self) -> None:
+        if self.repeats:
+            self.bar.write(f"failed: {self.repeats} more with the same error", file=sys.stderr)
+            self.repeats = 0
+
     def close(self) -> None:
         if self.bar is not None:
+            self._say_repeats()
             self.bar.close()
 
     def summary(self, pool) -> dict:

@@ -278,7 +278,7 @@ def _open_pool(args, work):
     from nst.parallel.pool import PoolError, open_pool
 
     try:
-        return open_pool(work, args.workers or 1, args.ray, args.cpus_per_worker, args.threads)
+        return open_pool(work, args.workers or 1, args.ray, args.cpus_per_worker, args.threads, args.ray_timeout)
     except (PoolError, RuntimeError) as error:
         raise _Failed(str(error), EXIT_BAD_INPUT) from None
     except Exception as error:  # the network would not load (WeightsError and the like): one line

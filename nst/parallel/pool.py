@@ -14,12 +14,17 @@ the caller (the driver), which writes them: workers need no shared filesystem.
 * :class:`LocalPool` (the default): the work loaded once in this process;
   nothing extra is imported or started.
 * :class:`RayPool` (``--ray``): a pool of Ray actors, each loading the work once.
-  A worker that dies is restarted by Ray (``max_restarts``) and the item it was
-  running is retried by Ray (``max_task_retries``); the pool notices the restart
-  because the result comes from a new incarnation of the actor.
+  A worker that dies (its process killed, its node lost) is restarted by Ray
+  (``max_restarts``) on whatever node has room, and the pool takes it back when
+  it answers again; meanwhile the pool carries on with the workers it has.  The
+  item it was running is retried here, on the next free worker, not by Ray
+  (``max_task_retries`` 0): Ray would hold it for the restarted worker, which
+  may never find room once a node is gone.
 
-Either way an item gets :data:`ATTEMPTS` tries; an item that fails them all is
-reported with its error and the rest goes on.
+Either way an item gets :data:`ATTEMPTS` tries when it fails by itself, and
+:data:`LOSS_ATTEMPTS` when its workers die under it; an item that fails them all
+is reported with its error and the rest goes on.  If every worker is lost and
+none is back within the pool's ``timeout``, what is left is reported failed.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from nst.io.files import one_line
 
 ATTEMPTS = 2  # tries per item, the first included
+LOSS_ATTEMPTS = 4  # tries per item when it is its worker that dies (a node lost), the first included
 WORKER_RESTARTS = 3  # times Ray restarts one dead worker before giving it up
+RAY_TIMEOUT_S = 60.0  # --ray-timeout: the longest wait for workers to start, or for one to come back
 RAY_INSTALL_HINT = "install it with `pip install nst[ray]` (or `pip install ray`)"
 LOCAL_RAY = "local"  # --ray with no address: start a Ray instance on this machine for the run
 ADDRESS_TIMEOUT_S = 10.0  # how long --ray ADDRESS may take to answer a TCP connect before the run is refused
@@ -56,6 +63,7 @@ class Outcome:
     attempts: int = 1
     compute_s: float = 0.0  # inside the worker, last attempt
     latency_s: float = 0.0  # from handing the item over to having its result, last attempt
+    losses: int = 0  # attempts that ended with the worker's death (a node lost), retried elsewhere
 
     @property
     def ok(self) -> bool:
@@ -74,7 +82,8 @@ class WorkerFigures:
     failed: int = 0
     compute_s: float = 0.0
     latency_s: float = 0.0
-    restarts: int = 0
+    restarts: int = 0  # times it came back after dying
+    lost: bool = False  # dead at the end of the run (its node gone, or Ray gave it up)
     incarnation: str = field(default="", repr=False)
 
     def add(self, outcome: Outcome) -> None:
@@ -88,7 +97,8 @@ class WorkerFigures:
         return {"name": self.name, "host": self.host, "pid": self.pid, "load_s": round(self.load_s, 3),
                 "items": self.items, "failed": self.failed, "compute_s": round(self.compute_s, 3),
                 "mean_compute_s": mean(self.compute_s),
-                "mean_overhead_s": mean(self.latency_s - self.compute_s), "restarts": self.restarts}
+                "mean_overhead_s": mean(self.latency_s - self.compute_s), "restarts": self.restarts,
+                "lost": self.lost}
 
 
 def _timed_call(run, payload):
@@ -184,8 +194,8 @@ class _Flight:
     payload: Any
     worker: int
     attempts: int  # tries so far, this one included
-    incarnation: str  # the worker's incarnation when the item was handed over
     submitted: float
+    losses: int = 0  # tries that ended with the worker's death
 
 
 def check_listening(address: str, timeout: float = ADDRESS_TIMEOUT_S) -> None:
@@ -208,35 +218,58 @@ def check_listening(address: str, timeout: float = ADDRESS_TIMEOUT_S) -> None:
                         f"`ray start --head --port {port}`, or check the address") from None
 
 
+LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")  # and 127.0.0.0/8
+
+
+def _connect_from_loopback(address: str) -> None:
+    """Let a driver reach a cluster bound to a loopback address (``ray start --node-ip-address 127.0.0.1``).
+
+    Ray replaces a loopback host in the address with this machine's own IP address before it
+    connects, where such a cluster does not listen, and then waits for minutes.  Its switch
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps the driver on loopback; it must be set before
+    Ray is imported, and is left alone when the user has set it.
+    """
+    host = address.split("://")[-1].rpartition(":")[0]
+    if host in LOOPBACK_HOSTS or host.startswith("127."):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
 class RayPool(_Closing):
     """A pool of ``workers`` Ray actors, each loading the work once and given one item at a time.
 
     ``address``: :data:`LOCAL_RAY` to start Ray on this machine, ``"auto"`` for the
     cluster this machine belongs to (``ray start``), or a cluster address.  If Ray
     is already initialised in this process (a test, a notebook) that connection is used.
-    One item per worker at a time: a result that comes from a new incarnation of its
-    worker was retried after the worker died, and is counted so.
+    ``timeout``: seconds the workers may take to start, and the longest wait for a lost
+    worker to come back when no other is left.
     """
 
     kind = "ray"
 
     def __init__(self, work, workers: int, address: str = LOCAL_RAY, cpus_per_worker: Optional[int] = None,
-                 threads: Optional[int] = None):
+                 threads: Optional[int] = None, timeout: Optional[float] = None):
         check_listening(address)
+        _connect_from_loopback(address)
         self._ray = ray = import_ray()
-        self._started_ray = False
+        self._started_ray, self.timeout = False, timeout
         if not ray.is_initialized():
             self._connect(address)
         cpus = cpus_per_worker or self._default_cpus(workers)
         self._check_capacity(workers, cpus)
-        actor_class = ray.remote(num_cpus=cpus, max_restarts=WORKER_RESTARTS, max_task_retries=1)(_PoolActor)
+        actor_class = ray.remote(num_cpus=cpus, max_restarts=WORKER_RESTARTS, max_task_retries=0)(_PoolActor)
         # One copy of the work (styles included) in the object store, kept referenced for the
         # pool's life: a restarted worker is built from it again.
         self._work_ref = ray.put(work)
         self.actors = [actor_class.remote(self._work_ref, threads or cpus) for _ in range(workers)]
         self._figures = [WorkerFigures(f"ray-{index}") for index in range(workers)]
+        self._reviving = {}  # describe() call on a dead worker -> that worker's index
+        self._why_none = "Ray could not restart any of them"  # unless the wait for one runs out
         try:
-            infos = ray.get([actor.describe.remote() for actor in self.actors])
+            infos = ray.get([actor.describe.remote() for actor in self.actors], timeout=timeout)
+        except ray.exceptions.GetTimeoutError:
+            self.close()
+            raise PoolError(f"the {workers} Ray workers did not all start within {timeout:g} s (a node the cluster "
+                            f"cannot reach, or no room for them); check `ray status`, or raise --ray-timeout") from None
         except ray.exceptions.RayError as error:
             self.close()
             raise PoolError(f"the Ray workers could not start: {_ray_message(error)}") from None
@@ -282,15 +315,21 @@ class RayPool(_Closing):
             self._hand_out(items, again, flights, idle, early)
             while early:
                 yield early.pop(0)
-            if not flights:  # nothing out: the work is done, or no worker is left for what remains
-                yield from self._abandon(items, again)
-                return
-            ready, _ = self._ray.wait(list(flights), num_returns=1)
+            if not flights:
+                # Nothing out: with a free worker the work is done; with none, wait for one to come back.
+                if idle or not self._await_revival(idle, self.timeout):
+                    yield from self._abandon(items, again)
+                    return
+                continue
+            ready, _ = self._ray.wait(list(flights) + list(self._reviving), num_returns=1)
+            if ready[0] in self._reviving:
+                self._revived(ready[0], idle)
+                continue
             flight = flights.pop(ready[0])
             outcome = self._collect(flight, ready[0])
             if flight.worker in self._alive:
                 idle.append(flight.worker)
-            if outcome is None:  # failed once: it goes to the next free worker
+            if outcome is None:  # to be tried again: it goes to the next free worker
                 again.append(flight)
                 continue
             self._figures[flight.worker].add(outcome)
@@ -311,45 +350,63 @@ class RayPool(_Closing):
                 if isinstance(payload, Outcome):
                     early.append(payload)
                     continue
-                flight = _Flight(key, payload, 0, 1, "", 0.0)
-            worker = idle.popleft()
-            flight.worker, flight.incarnation = worker, self._figures[worker].incarnation
+                flight = _Flight(key, payload, 0, 1, 0.0)
+            flight.worker = idle.popleft()
             flight.submitted = time.perf_counter()
-            flights[self.actors[worker].run.remote(flight.payload)] = flight
+            flights[self.actors[flight.worker].run.remote(flight.payload)] = flight
 
     def _collect(self, flight: _Flight, ref) -> Optional[Outcome]:
         """The item's Outcome, or None if it should be tried again."""
         ray, figures = self._ray, self._figures[flight.worker]
         try:
-            status, value, seconds, incarnation = ray.get(ref)
-        except ray.exceptions.RayActorError as error:
-            # Ray already restarted the worker and retried the item once (max_task_retries):
-            # it died twice, or the worker is gone for good.
-            self._check_worker(flight.worker)
-            return Outcome(flight.key, error=f"its worker died while running it ({_ray_message(error)})",
-                           worker=figures.name, attempts=flight.attempts + 1,
-                           latency_s=time.perf_counter() - flight.submitted)
-        if incarnation != flight.incarnation:  # the worker died and Ray ran the item again on its successor
-            figures.restarts += 1
-            flight.attempts += 1
-            self._note_incarnation(figures, ray.get(self.actors[flight.worker].describe.remote()))
-        if status == "error" and flight.attempts < ATTEMPTS:
+            status, value, seconds, _ = ray.get(ref)
+        except ray.exceptions.RayActorError as error:  # the worker died: its process, or its node
+            self._lose(flight.worker)
+            flight.losses += 1
+            if flight.losses < LOSS_ATTEMPTS:
+                return None
+            return Outcome(flight.key, error=f"its worker died under it {flight.losses} times (last: "
+                           f"{_ray_message(error)})", worker=figures.name, attempts=flight.attempts,
+                           latency_s=time.perf_counter() - flight.submitted, losses=flight.losses)
+        if status == "error" and flight.attempts - flight.losses < ATTEMPTS:
             return None
         return Outcome(flight.key, value if status == "ok" else None, None if status == "ok" else value,
-                       figures.name, flight.attempts, seconds, time.perf_counter() - flight.submitted)
+                       figures.name, flight.attempts, seconds, time.perf_counter() - flight.submitted, flight.losses)
 
-    def _check_worker(self, worker: int) -> None:
-        """After a worker's death reached us: keep it if Ray restarted it, drop it if it is gone for good."""
-        ray = self._ray
+    def _lose(self, worker: int) -> None:
+        """A worker died: out of the rotation until it answers again (Ray restarts it where there is room)."""
+        self._alive.discard(worker)
+        self._figures[worker].lost = True
+        self._reviving[self.actors[worker].describe.remote()] = worker
+
+    def _revived(self, ref, idle) -> None:
+        """A lost worker's describe() came back: it is back (a new incarnation), or gone for good."""
+        worker = self._reviving.pop(ref)
         try:
-            self._note_incarnation(self._figures[worker], ray.get(self.actors[worker].describe.remote()))
-            self._figures[worker].restarts += 1
-        except ray.exceptions.RayError:
-            self._alive.discard(worker)
+            self._note_incarnation(self._figures[worker], self._ray.get(ref))
+        except self._ray.exceptions.RayError:
+            return  # Ray gave it up (restarts used up): the pool goes on without it
+        self._figures[worker].restarts += 1
+        self._figures[worker].lost = False
+        self._alive.add(worker)
+        idle.append(worker)
+
+    def _await_revival(self, idle, timeout: float) -> bool:
+        """With no worker left: wait up to ``timeout`` s for a lost one to come back; whether one did."""
+        deadline = time.monotonic() + timeout
+        while self._reviving and not idle:
+            ready, _ = self._ray.wait(list(self._reviving), num_returns=1,
+                                      timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                self._why_none = f"none came back within {timeout:g} s"
+                break
+            self._revived(ready[0], idle)
+        return bool(idle)
 
     def _abandon(self, items, again) -> Iterator[Outcome]:
-        """Everything still waiting, failed: called when no item is out, so only if no worker is left."""
-        message = "every Ray worker died and none could be restarted"
+        """Everything still waiting, failed: called when no item is out and no worker is left."""
+        message = (f"every Ray worker was lost and {self._why_none}; run again on a cluster with room "
+                   f"(finished items are kept)")
         for flight in again:
             yield Outcome(flight.key, error=message, attempts=flight.attempts)
         again.clear()
@@ -378,11 +435,11 @@ def _ray_message(error) -> str:
 
 
 def open_pool(work, workers: int = 1, ray: Optional[str] = None, cpus_per_worker: Optional[int] = None,
-              threads: Optional[int] = None):
+              threads: Optional[int] = None, timeout: Optional[float] = None):
     """A :class:`LocalPool` when ``ray`` is None, else a :class:`RayPool` of ``workers`` actors."""
     if ray is None:
         if workers != 1:
             raise PoolError(f"--workers {workers} needs --ray (one process runs one worker); add --ray to run "
                             f"{workers} workers on this machine")
         return LocalPool(work, threads)
-    return RayPool(work, workers, ray, cpus_per_worker, threads)
+    return RayPool(work, workers, ray, cpus_per_worker, threads, RAY_TIMEOUT_S if timeout is None else timeout)
