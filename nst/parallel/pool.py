@@ -382,12 +382,15 @@ class RayPool(_Closing):
     def _revived(self, ref, idle) -> None:
         """A lost worker's describe() came back: it is back (a new incarnation), or gone for good."""
         worker = self._reviving.pop(ref)
+        figures = self._figures[worker]
         try:
-            self._note_incarnation(self._figures[worker], self._ray.get(ref))
+            info = self._ray.get(ref)
         except self._ray.exceptions.RayError:
             return  # Ray gave it up (restarts used up): the pool goes on without it
-        self._figures[worker].restarts += 1
-        self._figures[worker].lost = False
+        # The same incarnation answering: the call failed without the worker dying (a dropped connection).
+        figures.restarts += info["incarnation"] != figures.incarnation
+        self._note_incarnation(figures, info)
+        figures.lost = False
         self._alive.add(worker)
         idle.append(worker)
 
