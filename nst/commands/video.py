@@ -307,7 +307,8 @@ def _stylise_pooled(args, work, pool, clip, size, writer, bar, stops) -> int:
 
     labels, shared, stitcher = {}, {}, Stitcher()
     items = _pool_items(args, work, video_io.read_frames(clip, *size), labels, shared)
-    for index, outcome in in_order(_checked(pool.results(items), labels)):
+    say = (lambda line: bar.write(line, file=sys.stderr))  # above the bar, not through it
+    for index, outcome in in_order(_checked(pool.results(items), labels, say)):
         labels.pop(index)
         outputs = outcome.result[None] if work.per_frame else stitcher.add(outcome.result, shared.pop(index))
         for frame in outputs:
@@ -316,16 +317,36 @@ def _stylise_pooled(args, work, pool, clip, size, writer, bar, stops) -> int:
     for frame in stitcher.finish():
         stops.write(writer, frame)
         bar.update(1)
+    _say_workers_lost(pool.workers(), say)
     return writer.frames
 
 
-def _checked(outcomes, labels: dict):
-    """(index, outcome) for each item done; the first item that failed (after the pool's retry) ends the run."""
+def _checked(outcomes, labels: dict, say):
+    """(index, outcome) for each item done; the first item that failed (after the pool's retry) ends the run.
+
+    An item that needed more than one try is named through ``say`` as it comes back (it is stylised
+    again from its input, so the output is the same, but a user should know a worker or node was lost)."""
     for outcome in outcomes:
+        label = labels.get(int(outcome.key), outcome.key)
         if not outcome.ok:
-            raise _Failed(f"{labels.get(int(outcome.key), outcome.key)} failed on worker {outcome.worker} after "
-                          f"{outcome.attempts} tries: {outcome.error}; nothing was written", EXIT_FAILED)
+            raise _Failed(f"{label} failed on worker {outcome.worker} after {outcome.attempts} tries: "
+                          f"{outcome.error}; nothing was written", EXIT_FAILED)
+        if outcome.attempts > 1:
+            lost = f", {outcome.losses} of them ended by its worker's loss" if outcome.losses else ""
+            say(f"retried: {label} took {outcome.attempts} tries{lost}; done by {outcome.worker}")
         yield int(outcome.key), outcome
+
+
+def _say_workers_lost(workers: list, say) -> None:
+    """One line naming the workers that died during the run (a process killed, a node lost), if any."""
+    notes = []
+    for worker in workers:
+        restarts = worker["restarts"]
+        restarted = f"restarted {restarts} time{'s' * (restarts != 1)}, " if restarts else ""
+        if worker["lost"] or restarts:
+            notes.append(f"{worker['name']} ({restarted}{'gone' if worker['lost'] else 'back'} at the end)")
+    if notes:
+        say(f"workers lost during the run: {', '.join(notes)}")
 
 
 def _run(args, clip, size, styles, target, console):

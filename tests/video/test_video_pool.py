@@ -169,6 +169,31 @@ def test_a_failed_item_fails_the_command_and_leaves_nothing(clip, tmp_path, caps
     assert list(tmp_path.iterdir()) == []  # no output, no temporary
 
 
+def test_an_item_retried_is_named_and_its_frame_kept(clip, one_process_frames, tmp_path, capsys, monkeypatch):
+    real_load = VideoWork.load
+
+    def load_failing_once(self, threads=None):
+        run, calls = real_load(self, threads), []
+
+        def run_or_fail(frame):
+            calls.append(1)
+            if len(calls) == 4:  # frame 4's first try; its retry succeeds
+                raise RuntimeError("a passing fault")
+            return run(frame)
+
+        return run_or_fail
+
+    monkeypatch.setattr(VideoWork, "load", load_failing_once)
+    out = tmp_path / "frames"
+    err = _run([clip, STYLE, "-o", out, "--size", 0, "--consistency", 0, "--workers", 1, "-q"], capsys)
+    assert [line for line in err.splitlines() if line.startswith("retried")] == [
+        "retried: frame 4 took 2 tries; done by local"], err
+    assert "workers lost" not in err  # no worker died: the item failed by itself
+    pooled = _frames(out)
+    assert len(pooled) == FRAMES
+    np.testing.assert_array_equal(pooled[3], one_process_frames[3])
+
+
 def test_ctrl_c_in_the_pool_keeps_the_frames_done(clip, tmp_path, capsys, monkeypatch):
     real = pool.LocalPool.results
 
