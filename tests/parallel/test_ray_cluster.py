@@ -72,19 +72,6 @@ def one_process(inputs):
     return _outputs(inputs / "local")
 
 
-@pytest.fixture
-def cluster():
-    cluster_utils = pytest.importorskip("ray.cluster_utils")
-    loopback = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False}
-    head = cluster_utils.Cluster(initialize_head=True, head_node_args=dict(loopback))
-    try:
-        second = head.add_node(**loopback)
-        head.wait_for_nodes()
-        yield head, second
-    finally:
-        head.shutdown()
-
-
 def test_a_node_lost_mid_batch_loses_nothing(inputs, one_process, cluster, tmp_path):
     head, second = cluster
     out = tmp_path / "out"
