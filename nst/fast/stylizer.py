@@ -174,20 +174,20 @@ def _load_networks(weights, decoder) -> tuple:
     return vgg, dec
 
 
-def _onnx_functions(weights, decoder) -> tuple:
+def _onnx_functions(weights, decoder, convolutions: str) -> tuple:
     """(encode, decode) on ONNX Runtime.  The models are read from the weights folder when they were built
     before from the same verified files; then neither the weights nor the onnx package are loaded."""
     from nst.fast import onnx_network
 
     layers, cache = CONV_LAYERS[:CONV_LAYERS.index(ENCODER_LAST) + 1], WEIGHTS_DIR / ".onnx"
-    key = onnx_network.files_key(*(getattr(x, "path", x) for x in (weights, decoder)))
+    key = onnx_network.files_key(*(getattr(x, "path", x) for x in (weights, decoder)), convolutions)
 
     def models(rebuild: bool) -> list:
         cached = None if rebuild else onnx_network.read_cached(cache, key)
         if cached is not None:
             return cached
         vgg, dec = _load_networks(weights, decoder)
-        return onnx_network.model_bytes(vgg, dec, layers, MEAN_RGB, cache, key)
+        return onnx_network.model_bytes(vgg, dec, layers, MEAN_RGB, cache, key, convolutions)
 
     networks = onnx_network.OnnxNetworks(models)
     return networks.encode, networks.decode
@@ -226,7 +226,7 @@ class FastStylizer:
         self.runtime, self._style_cache = runtime, OrderedDict()
         if runtime == "onnx":  # float32 on ONNX Runtime: TensorFlow is never imported (nst.fast.onnx_network)
             self.precision, self._networks = "fp32", []
-            self._encode_fn, self._decode_fn = _onnx_functions(weights, decoder)
+            self._encode_fn, self._decode_fn = _onnx_functions(weights, decoder, convolutions)
             return
         # The files are checked before TensorFlow is imported: a missing or damaged file is refused
         # in one line, without TensorFlow's start-up lines before it.
