@@ -12,7 +12,6 @@ import shutil
 import stat
 import sys
 import tempfile
-import urllib.request
 import warnings
 from pathlib import Path
 
@@ -51,6 +50,8 @@ class ImageError(FileProblem):
 # Sample images
 
 def _download(url: str, target: str, timeout: float) -> None:
+    import urllib.request  # here, not at the top: the command's start-up does without it
+
     with urllib.request.urlopen(url, timeout=timeout) as response:
         Path(target).write_bytes(response.read())
 

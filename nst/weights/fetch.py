@@ -25,7 +25,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -47,6 +46,8 @@ def download_verified(url: str, target: Path, sha256: str, timeout: float = 20.0
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as temporary:
         digest = hashlib.sha256()
+        import urllib.request  # here, not at the top: the command's start-up does without it
+
         with urllib.request.urlopen(url, timeout=timeout) as response, open(temporary, "wb") as out:
             while block := response.read(1 << 20):
                 digest.update(block)
