@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from nst.fast import convolutions as fastconv, network as fastnet
+from nst.fast import convolutions as fastconv, network as fastnet, tiles as fasttiles
 from nst.fast.network import FEATURE_CHANNELS, POOL_AFTER, UPSAMPLE_AFTER  # noqa: F401  (re-exported: this module's API)
 from nst.weights.load import (CONV_LAYERS, CONVERTED_NAME, MEAN_RGB, WEIGHTS_DIR, WeightsError, load_decoder,
                               load_vgg19)
@@ -47,9 +47,18 @@ STYLE_CACHE_SIZE = 32  # style statistics kept (each is two 512-vectors)
 # 512, 1485 at 1024, 2413 at 1536 (about 740 bytes per pixel at the top); with
 # the XLA-compiled graph beside it (nst.fast.network, its warm-up included), 903 MiB
 # loaded and 1904 MiB at 1024 (about 1050 bytes per pixel).  The estimate below
-# adds about a third to both, and is used to refuse sizes that cannot fit.
+# adds about a third to both.  A picture whose estimate exceeds the memory free runs tile by tile
+# (nst.fast.tiles): then the estimate is that of the tile, plus the arrays kept for the whole picture.
 BYTES_PER_PIXEL = 1400
 FIXED_BYTES = 1_200_000_000
+# Kept whole while tiling, per pixel of the picture: the input in float (12 bytes), the content features,
+# the AdaIN target and their blend (3 x 512 floats per 64 pixels: 96), the decoded float image (12),
+# the result and the compare picture (6); rounded up.
+WHOLE_PICTURE_BYTES_PER_PIXEL = 160
+MIN_TILE = 256  # pixels: smaller tiles spend most of their time on their margins
+# Pictures up to this many pixels run whole when memory allows (5.6 GB estimated); larger ones run in
+# tiles that keep to that estimate, so that a print-size picture does not take all of a machine's memory.
+WHOLE_UP_TO_PIXELS = 2048 * 1536
 
 
 class FastError(ValueError):
@@ -67,12 +76,34 @@ def estimated_peak_bytes(height: int, width: int) -> int:
     return FIXED_BYTES + BYTES_PER_PIXEL * height * width
 
 
-def check_fits(height: int, width: int, what: str = "image", available: Optional[int] = None) -> None:
-    """Raise :class:`FastError` before any work if ``height`` x ``width`` cannot fit in memory."""
+def _tiled_peak_bytes(height: int, width: int, tile: int) -> int:
+    """Peak resident memory of a ``height`` x ``width`` picture run in ``tile``-pixel squares (margins included)."""
+    side = tile + 2 * fasttiles.ENCODER_MARGIN
+    return estimated_peak_bytes(side, side) + WHOLE_PICTURE_BYTES_PER_PIXEL * height * width
+
+
+def tile_for(height: int, width: int, available: Optional[int] = None) -> int:
+    """The tile side in pixels (a multiple of 64) for a picture of this size: 0 when it runs whole (it fits
+    and has at most :data:`WHOLE_UP_TO_PIXELS`), else the largest that keeps within the memory free and
+    that size's estimate, at least :data:`MIN_TILE` (:func:`check_fits` refuses what cannot fit even then)."""
     from nst.host.budget import available_bytes
 
     available = available_bytes() if available is None else available
-    need = estimated_peak_bytes(height, width)
+    budget = min(available, estimated_peak_bytes(WHOLE_UP_TO_PIXELS, 1))
+    if estimated_peak_bytes(height, width) <= budget:
+        return 0
+    tile = max(height, width) // 64 * 64
+    while tile > MIN_TILE and _tiled_peak_bytes(height, width, tile) > budget:
+        tile -= 64
+    return max(tile, MIN_TILE)
+
+
+def check_fits(height: int, width: int, what: str = "image", available: Optional[int] = None) -> None:
+    """Raise :class:`FastError` before any work if ``height`` x ``width`` cannot fit in memory, even in tiles."""
+    from nst.host.budget import available_bytes
+
+    available = available_bytes() if available is None else available
+    need = min(estimated_peak_bytes(height, width), _tiled_peak_bytes(height, width, MIN_TILE))
     if need > available:
         raise FastError(f"the {what} at {width}x{height} needs about {need / 1e9:.1f} GB but only "
                         f"{available / 1e9:.1f} GB is free; give a smaller size (--size, --style-size)")
@@ -208,10 +239,15 @@ class FastStylizer:
     graph until it repeats, then XLA-compiled (:mod:`nst.fast.network`); True
     compiles every size on its first call, False never.  The graphs agree to
     float rounding (at most one level in a few pixels), not bit for bit.
+
+    ``tile``: None (default) runs a picture whose activations would not fit in the memory free
+    in squares of the largest side that fits (:func:`tile_for`, :mod:`nst.fast.tiles`); a number
+    of pixels tiles every picture larger than that; 0 never tiles.  Tiled and whole results agree
+    to float rounding.
     """
 
     def __init__(self, weights=None, decoder=None, precision: str = "auto", convolutions: str = "auto",
-                 compiled: Optional[bool] = None, runtime: str = "tensorflow"):
+                 compiled: Optional[bool] = None, runtime: str = "tensorflow", tile: Optional[int] = None):
         from nst.host import precision as precisions
 
         if convolutions not in CONVOLUTIONS:
@@ -223,7 +259,7 @@ class FastStylizer:
 
             defaults = fast_weights_for_use()
             weights, decoder = weights or defaults[0], decoder or defaults[1]
-        self.runtime, self._style_cache = runtime, OrderedDict()
+        self.runtime, self.tile, self._style_cache = runtime, tile, OrderedDict()
         if runtime == "onnx":  # float32 on ONNX Runtime: TensorFlow is never imported (nst.fast.onnx_network)
             self.precision, self._networks = "fp32", []
             self._encode_fn, self._decode_fn = _onnx_functions(weights, decoder, convolutions)
@@ -273,15 +309,29 @@ class FastStylizer:
                     f"{found[label]} / {conv.algorithm}"
         return found
 
+    def _tile_features(self, height: int, width: int) -> int:
+        """Tile side in features for a picture of this size, 0 for the whole picture at once."""
+        tile = tile_for(height, width) if self.tile is None else self.tile
+        return -(-tile // FEATURE_STRIDE)
+
     def encode(self, image: np.ndarray) -> np.ndarray:
         """relu4_1 features [ceil(h/8), ceil(w/8), 512] of an RGB image (uint8, or float 0..1)."""
+        image = _to_unit_float(image, "image")
+        tile = self._tile_features(*image.shape[:2])
         with self._context():
-            return np.asarray(self._encode_fn(_to_unit_float(image, "image")[None])[0])
+            if tile:
+                return fasttiles.encode_tiled(self._encode_fn, image, tile)
+            return np.asarray(self._encode_fn(image[None])[0])
 
     def decode(self, features: np.ndarray, height: Optional[int] = None, width: Optional[int] = None) -> np.ndarray:
         """Features [fh, fw, 512] -> uint8 RGB, cropped to ``height`` x ``width`` (default 8fh x 8fw)."""
+        features = np.asarray(features, dtype=np.float32)
+        tile = self._tile_features(*(FEATURE_STRIDE * n for n in features.shape[:2]))
         with self._context():
-            decoded = np.asarray(self._decode_fn(np.asarray(features, dtype=np.float32)[None])[0])
+            if tile:
+                decoded = fasttiles.decode_tiled(self._decode_fn, features, tile)
+            else:
+                decoded = np.asarray(self._decode_fn(features[None])[0])
         decoded = decoded[:height, :width]
         # Round half up, as torchvision's save_image does.
         return np.clip(decoded * 255.0 + 0.5, 0, 255).astype(np.uint8)

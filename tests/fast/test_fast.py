@@ -21,11 +21,6 @@ MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def fast_paths():
-    return weights_fetch.ensure_fast_weights()
-
-
-@pytest.fixture(scope="module")
 def stylizer(fast_paths):
     return fast.FastStylizer(*fast_paths)
 
