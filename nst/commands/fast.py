@@ -139,7 +139,7 @@ def _record(args, argv, job, weights_path, decoder_path, seconds, style_shapes):
         "decoder": str(Path(decoder_path).resolve()),
         "settings": {"alpha": args.alpha, "style_blend_weights": args.style_blend_weights,
                      "preserve_colors": args.preserve_colors, "precision": args.precision,
-                     "runtime": args.runtime, "size": [w, h],
+                     "runtime": args.runtime, "size": [w, h], "tile": getattr(args, "tile", 0),
                      "style_sizes": [[s[1], s[0]] for s in style_shapes]},
         "status": "done",
         "elapsed_s": round(seconds, 3),
@@ -181,7 +181,7 @@ def run(args, argv, console: bool = False) -> int:
     claims = []
     try:
         jobs, styles, mask = _plan(args)
-        # A few images: ONNX Runtime, which starts seconds sooner than TensorFlow, in float32.
+        # A few images: ONNX Runtime or OpenVINO, which start seconds sooner than TensorFlow.
         args.runtime = choose_runtime(len(jobs), args.precision)
         networks = _read_networks(args)
         for job in jobs:
@@ -217,7 +217,7 @@ def _read_networks(args) -> tuple:
     from nst.weights.load import load_decoder, load_vgg19
 
     encoder, decoder = fast_weights_for_use(args.weights)  # the default files are fetched on first use
-    if args.runtime == "onnx":
+    if args.runtime != "tensorflow":
         return encoder, decoder
     decoder = load_decoder(decoder)  # the smaller file first: a refusal costs less
     return load_vgg19(encoder), decoder
@@ -245,6 +245,7 @@ def _stylize_all(args, argv, jobs, styles, mask, signals, networks) -> int:
             result = stylizer.stylize(job.content, styles, alpha=args.alpha, style_weights=args.style_blend_weights,
                                       mask=mask, preserve_colors=args.preserve_colors)
             seconds = time.perf_counter() - started
+            args.tile = stylizer.last_tile  # 0: the picture ran whole (nst.fast.tiles)
             signals.saving = True  # a signal now waits for this image's files to be published
             _write(args, argv, job, result, styles, weights_path, decoder_path, seconds)
             signals.saving = False

@@ -221,11 +221,13 @@ def _cache_paths(cache_dir, key) -> list:
     return [Path(cache_dir) / f"{part}-{key}.onnx" for part in ("encoder", "decoder")] if cache_dir and key else []
 
 
-def read_cached(cache_dir, key) -> "list | None":
-    """[encoder, decoder] model bytes written earlier under ``key``, or None."""
+def read_cached(cache_dir, key, as_files: bool = False) -> "list | None":
+    """[encoder, decoder] model bytes written earlier under ``key`` (their paths for ``as_files``), or None."""
     paths = _cache_paths(cache_dir, key)
     try:
-        return [path.read_bytes() for path in paths] if paths and all(p.is_file() for p in paths) else None
+        if not (paths and all(p.is_file() for p in paths)):
+            return None
+        return paths if as_files else [path.read_bytes() for path in paths]
     except OSError:
         return None  # unreadable: built again
 

@@ -34,9 +34,11 @@ DEFAULT_ALPHA = 1.0  # 1: full style; 0: the content's own features decoded
 EPSILON = 1e-5  # added to the variance before the square root, as pytorch-AdaIN does
 ENCODER_LAST = "conv4_1"  # relu4_1: the AdaIN layer
 FEATURE_STRIDE = 8  # three poolings: features are [ceil(h/8), ceil(w/8), 512]
-RUNTIMES = ("tensorflow", "onnx")  # FastStylizer(runtime=...): onnx starts in a fraction of the time, fp32 only
-# The command line runs this many images or fewer on ONNX Runtime, more on TensorFlow: ONNX Runtime's
-# process is ready about 3 s sooner, TensorFlow's path is faster per image (oneDNN's bf16 kernels,
+# FastStylizer(runtime=...): onnx and openvino start in a fraction of TensorFlow's time; onnx is float32 only,
+# openvino computes in bfloat16 where the CPU has bfloat16 units.
+RUNTIMES = ("tensorflow", "onnx", "openvino")
+# The command line runs this many images or fewer on ONNX Runtime or OpenVINO, more on TensorFlow: their
+# processes are ready about 3 s sooner, TensorFlow's path is faster per image (oneDNN's bf16 kernels,
 # Winograd under XLA), measured with bench/bench_startup.py.
 ONNX_UP_TO_IMAGES = 4
 CONVOLUTIONS = ("auto", "direct")  # FastStylizer(convolutions=...): per-layer fastest, or tf.nn.conv2d only
@@ -184,12 +186,16 @@ def _eager():
 
 
 def choose_runtime(images: int, precision: str) -> str:
-    """The runtime of a command's run of ``images`` images at the precision the user asked for: ONNX
-    Runtime for a few images unless bf16 was asked for explicitly (or it is not installed)."""
-    from nst.fast.onnx_network import available
+    """The runtime of a command's run of ``images`` images at the precision the user asked for: for a few
+    images, OpenVINO where the precision comes out as bf16 (this CPU has bfloat16 units), else ONNX Runtime;
+    TensorFlow for more images, or when the runtime needed is not installed."""
+    from nst.fast import onnx_network, openvino_network
+    from nst.host import precision as precisions
 
-    if precision == "bf16" or images > ONNX_UP_TO_IMAGES or not available():
+    if images > ONNX_UP_TO_IMAGES or not onnx_network.available():  # onnx writes the models of both
         return "tensorflow"
+    if precisions.choose(precision)[0] == "bf16":
+        return "openvino" if openvino_network.available() else "tensorflow"
     return "onnx"
 
 
@@ -205,23 +211,37 @@ def _load_networks(weights, decoder) -> tuple:
     return vgg, dec
 
 
-def _onnx_functions(weights, decoder, convolutions: str) -> tuple:
-    """(encode, decode) on ONNX Runtime.  The models are read from the weights folder when they were built
-    before from the same verified files; then neither the weights nor the onnx package are loaded."""
+def _onnx_models(weights, decoder, convolutions: str, as_files: bool = False):
+    """``models(rebuild)`` -> [encoder, decoder] ONNX model bytes, for ONNX Runtime and OpenVINO.  They are
+    read from the weights folder when they were built before from the same verified files; then neither
+    the weights nor the onnx package are loaded.  ``as_files``: their paths instead where they are kept."""
     from nst.fast import onnx_network
 
     layers, cache = CONV_LAYERS[:CONV_LAYERS.index(ENCODER_LAST) + 1], WEIGHTS_DIR / ".onnx"
     key = onnx_network.files_key(*(getattr(x, "path", x) for x in (weights, decoder)), convolutions)
 
     def models(rebuild: bool) -> list:
-        cached = None if rebuild else onnx_network.read_cached(cache, key)
+        cached = None if rebuild else onnx_network.read_cached(cache, key, as_files)
         if cached is not None:
             return cached
         vgg, dec = _load_networks(weights, decoder)
-        return onnx_network.model_bytes(vgg, dec, layers, MEAN_RGB, cache, key, convolutions)
+        built = onnx_network.model_bytes(vgg, dec, layers, MEAN_RGB, cache, key, convolutions)
+        return (onnx_network.read_cached(cache, key, as_files) or built) if as_files else built
 
-    networks = onnx_network.OnnxNetworks(models)
-    return networks.encode, networks.decode
+    return models
+
+
+def _instant_networks(runtime: str, weights, decoder, precision: str, convolutions: str):
+    """The networks on ONNX Runtime (float32) or OpenVINO; TensorFlow is never imported for them."""
+    if runtime == "onnx":
+        from nst.fast.onnx_network import OnnxNetworks
+
+        return OnnxNetworks(_onnx_models(weights, decoder, convolutions))
+    from nst.fast.openvino_network import OpenVinoNetworks
+
+    # OpenVINO picks its own convolution algorithms: the Winograd graph written for ONNX Runtime is slower there.
+    return OpenVinoNetworks(_onnx_models(weights, decoder, "direct", as_files=True), precision,
+                            WEIGHTS_DIR / ".onnx" / "openvino")
 
 
 class FastStylizer:
@@ -259,19 +279,21 @@ class FastStylizer:
 
             defaults = fast_weights_for_use()
             weights, decoder = weights or defaults[0], decoder or defaults[1]
-        self.runtime, self.tile, self._style_cache = runtime, tile, OrderedDict()
-        if runtime == "onnx":  # float32 on ONNX Runtime: TensorFlow is never imported (nst.fast.onnx_network)
-            self.precision, self._networks = "fp32", []
-            self._encode_fn, self._decode_fn = _onnx_functions(weights, decoder, convolutions)
+        self.runtime, self.tile, self.last_tile, self._style_cache = runtime, tile, 0, OrderedDict()
+        # "auto": bf16 where the CPU has bfloat16 units; "fp32" / "bf16": as asked (bf16 is emulated,
+        # slowly, elsewhere: front ends pass the user's request through precision.choose first).
+        self.precision = precisions.choose("auto")[0] if precision == "auto" else precision
+        if runtime != "tensorflow":  # TensorFlow is never imported (nst.fast.onnx_network, openvino_network)
+            self.precision = "fp32" if runtime == "onnx" else self.precision
+            self._networks = []
+            networks = _instant_networks(runtime, weights, decoder, self.precision, convolutions)
+            self._encode_fn, self._decode_fn = networks.encode, networks.decode
             return
         # The files are checked before TensorFlow is imported: a missing or damaged file is refused
         # in one line, without TensorFlow's start-up lines before it.
         vgg, dec = _load_networks(weights, decoder)
         import tensorflow as tf
 
-        # "auto": bf16 where the CPU has bfloat16 units; "fp32" / "bf16": as asked (bf16 is emulated,
-        # slowly, elsewhere: front ends pass the user's request through precision.choose first).
-        self.precision = precisions.choose("auto")[0] if precision == "auto" else precision
         dtype = tf.as_dtype(precisions.compute_dtype(self.precision))
         with _eager():
             # fp32 runs a shape on the plain graph until it repeats, then compiled by XLA (nst.fast.network);
@@ -295,7 +317,7 @@ class FastStylizer:
         return fastnet.Network(tf, encoder, decoder, tf.constant(MEAN_RGB.reshape(1, 1, 1, 3)), dtype, compiled)
 
     def _context(self):
-        return contextlib.nullcontext() if self.runtime == "onnx" else _eager()
+        return _eager() if self.runtime == "tensorflow" else contextlib.nullcontext()
 
     @property
     def algorithms(self) -> dict:
@@ -327,6 +349,7 @@ class FastStylizer:
         """Features [fh, fw, 512] -> uint8 RGB, cropped to ``height`` x ``width`` (default 8fh x 8fw)."""
         features = np.asarray(features, dtype=np.float32)
         tile = self._tile_features(*(FEATURE_STRIDE * n for n in features.shape[:2]))
+        self.last_tile = tile * FEATURE_STRIDE  # what the record of the picture reports
         with self._context():
             if tile:
                 decoded = fasttiles.decode_tiled(self._decode_fn, features, tile)

@@ -245,14 +245,15 @@ def package_versions() -> dict:
     """Versions of Python and the numeric packages, for a run's JSON record.
 
     Read from the installed distributions, not by importing: importing TensorFlow to ask its version
-    would cost a run on ONNX Runtime seconds.  ONNX Runtime is listed when the run used it.
+    would cost a run on ONNX Runtime seconds.  ONNX Runtime and OpenVINO are listed when the run used them.
     """
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
     wanted = {"numpy": ("numpy",), "scipy": ("scipy",), "tensorflow": ("tensorflow", "tensorflow-cpu")}
-    if "onnxruntime" in sys.modules:
-        wanted["onnxruntime"] = ("onnxruntime",)
+    for runtime, module in (("onnxruntime", "onnxruntime"), ("openvino", "openvino._pyopenvino")):
+        if module in sys.modules:  # OpenVINO's extension loads without its package (nst.fast.openvino_network)
+            wanted[runtime] = (runtime,)
     for module, distributions in wanted.items():
         for distribution in distributions:
             try:

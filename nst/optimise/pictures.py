@@ -32,7 +32,8 @@ def side_by_side(panels, height: int | None = None) -> np.ndarray:
 
 
 def save_side_by_side(path, content, styles, result) -> Path:
-    return save_rgb(path, side_by_side([content, *styles, result]))
+    """content | style(s) | result, a preview: written quickly rather than small (nst.io.images.write_rgb)."""
+    return save_rgb(path, side_by_side([content, *styles, result]), quick=True)
 
 
 def _weight_at_steps(weight, steps: np.ndarray, per_scale: list) -> np.ndarray:

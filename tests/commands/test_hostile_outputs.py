@@ -209,14 +209,19 @@ def test_a_decoder_with_nan_weights_is_refused(tmp_path, pair, fast_weights):
 
 
 def test_one_fast_image_never_imports_tensorflow(tmp_path, pair, fast_weights):
-    """A few fast images run on ONNX Runtime (nst.fast.onnx_network): TensorFlow's import, most of a short
-    command's wall time, is never paid, and the record says which runtime ran."""
+    """A few fast images run on ONNX Runtime or, where the CPU has bfloat16 units, OpenVINO
+    (nst.fast.onnx_network, openvino_network): TensorFlow's import, most of a short command's wall time,
+    is never paid, and the record says which runtime ran, at which precision."""
+    from nst.host import precision as precisions
+
     pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
     status, stdout, err, loaded = nst([*pair, "-o", tmp_path / "r.png", "--method", "fast", "--size", "64", "-q"])
     assert status == 0 and not loaded, err
     record = json.loads((tmp_path / "r.json").read_text())
-    assert record["settings"]["runtime"] == "onnx" and record["settings"]["precision"] == "fp32"
-    assert "onnxruntime" in record["versions"]
+    expected = {"bf16": ("openvino", "openvino"), "fp32": ("onnx", "onnxruntime")}[precisions.choose("auto")[0]]
+    assert (record["settings"]["runtime"], record["settings"]["precision"]) == (expected[0], precisions.choose("auto")[0])
+    assert expected[1] in record["versions"]
 
 
 def _cut_after_header(clip: Path, folder: Path, garbage: bool) -> Path:

@@ -6,6 +6,8 @@ is a mean absolute difference of at most 1/255.
 """
 
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from nst.fast import stylizer as fast
 from nst.io import images
 from nst.weights import load as weights, fetch as weights_fetch, pth as weights_pth
 
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adain"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 
@@ -45,10 +48,16 @@ def onnx_stylizer(fast_paths):
     return fast.FastStylizer(*fast_paths, runtime="onnx")
 
 
+@pytest.fixture(scope="module")
+def openvino_stylizer(fast_paths):
+    pytest.importorskip("openvino")
+    return fast.FastStylizer(*fast_paths, runtime="openvino")
+
+
 @pytest.mark.parametrize("case", MANIFEST["cases"], ids=[c["name"] for c in MANIFEST["cases"]])
-@pytest.mark.parametrize("runtime", ["tensorflow", "onnx"])
+@pytest.mark.parametrize("runtime", ["tensorflow", "onnx", "openvino"])
 def test_matches_pytorch_reference(runtime, request, case):
-    stylizer = request.getfixturevalue("stylizer" if runtime == "tensorflow" else "onnx_stylizer")
+    stylizer = request.getfixturevalue("stylizer" if runtime == "tensorflow" else f"{runtime}_stylizer")
     content = _fixture(case["content"])
     styles = [_fixture(name) for name in case["styles"]]
     h, w = content.shape[:2]
@@ -69,16 +78,48 @@ def test_onnx_runtime_agrees_with_tensorflow_fp32(fast_paths, onnx_stylizer, pai
     ours, theirs = onnx_stylizer.stylize(content, [style]), plain.stylize(content, [style])
     assert onnx_stylizer.precision == "fp32" and onnx_stylizer.algorithms == {}
     assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1
-    with pytest.raises(fast.FastError, match="runtime must be one of tensorflow, onnx"):
+    with pytest.raises(fast.FastError, match="runtime must be one of tensorflow, onnx, openvino"):
         fast.FastStylizer(*fast_paths, runtime="torch")
 
 
-@pytest.mark.parametrize("images, precision, runtime", [(1, "auto", "onnx"), (1, "fp32", "onnx"),
-                                                         (1, "bf16", "tensorflow"),
-                                                         (fast.ONNX_UP_TO_IMAGES, "auto", "onnx"),
-                                                         (fast.ONNX_UP_TO_IMAGES + 1, "auto", "tensorflow")])
-def test_the_command_runs_a_few_images_on_onnx_runtime(images, precision, runtime):
+@pytest.mark.parametrize("flags, images, precision, runtime", [
+    ("avx2 fma", 1, "auto", "onnx"), ("avx2 fma", 1, "fp32", "onnx"), ("avx2 fma", 1, "bf16", "onnx"),
+    ("avx2 avx512f avx512_bf16", 1, "auto", "openvino"), ("avx2 avx512f avx512_bf16", 1, "bf16", "openvino"),
+    ("avx2 avx512f avx512_bf16", 1, "fp32", "onnx"), ("amx_bf16", fast.ONNX_UP_TO_IMAGES, "auto", "openvino"),
+    ("amx_bf16", fast.ONNX_UP_TO_IMAGES + 1, "auto", "tensorflow"), ("avx2", fast.ONNX_UP_TO_IMAGES + 1, "fp32",
+                                                                      "tensorflow")])
+def test_the_command_runs_a_few_images_on_an_instant_runtime(monkeypatch, flags, images, precision, runtime):
+    """A few images: OpenVINO where the precision comes out bf16 (this CPU has bfloat16 units), ONNX Runtime
+    in fp32; more images: TensorFlow."""
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("NST_CPU_FLAGS", flags)
     assert fast.choose_runtime(images, precision) == runtime
+
+
+def test_openvino_loads_without_its_package_init(fast_paths):
+    """The command's OpenVINO start skips the package's __init__ (its converter and telemetry, 0.25 s), and a
+    later `import openvino` in the same process still gets the real package."""
+    pytest.importorskip("openvino")
+    code = ("import sys, numpy as np; from nst.fast.stylizer import FastStylizer; "
+            "x = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8); "
+            "FastStylizer(runtime='openvino').stylize(x, [x[::-1]]); "
+            "print('openvino' in sys.modules); import openvino; print(hasattr(openvino, 'Core'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.split() == ["False", "True"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_openvino_extension_computes_what_the_documented_api_computes(fast_paths, pair, precision):
+    pytest.importorskip("openvino")
+    from nst.fast import openvino_network, stylizer
+
+    models = stylizer._onnx_models(*fast_paths, "direct")
+    content = pair[0][None].astype(np.float32) / 255
+    results = []
+    for public_api in (False, True):
+        networks = openvino_network.OpenVinoNetworks(models, precision, public_api=public_api)
+        results.append(networks.decode(networks.encode(content)))
+    assert np.array_equal(*results)
 
 
 @pytest.mark.host
