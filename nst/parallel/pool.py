@@ -360,7 +360,9 @@ class RayPool(_Closing):
         ray, figures = self._ray, self._figures[flight.worker]
         try:
             status, value, seconds, _ = ray.get(ref)
-        except ray.exceptions.RayActorError as error:  # the worker died: its process, or its node
+        # The worker died (its process, or its node), or its result died with the node that held it: a
+        # result over Ray's inline limit (100 KB: an image) lives in its node's object store until fetched.
+        except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as error:
             self._lose(flight.worker)
             flight.losses += 1
             if flight.losses < LOSS_ATTEMPTS:

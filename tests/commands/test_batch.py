@@ -219,6 +219,47 @@ def test_ray_batch_matches_one_process_and_survives_a_killed_worker(local_ray, o
     assert sum(worker["items"] for worker in summary["per_worker"]) == 6
 
 
+class _ResultLost:
+    """Ray as the pool sees it, except that fetching a result fails as it does when the node holding the
+    result died between the task's end and the fetch (ObjectLostError and its kind)."""
+
+    def __init__(self, ray):
+        self._real = ray
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def get(self, ref, *args, **kwargs):
+        raise self._real.exceptions.ObjectReconstructionFailedError(ref.hex(), None, "")
+
+
+@pytest.mark.slow
+def test_ray_batch_retries_an_item_whose_result_was_lost(local_ray, one_process_run, batch_inputs, tmp_path, capsys,
+                                                         monkeypatch):
+    """The window no node-loss test can hit on purpose: the result lost, not the worker.  The item is tried
+    again and the batch ends as the one-process run does."""
+    original, lost = pool.RayPool._collect, []
+
+    def collect_losing_the_first(self, flight, ref):
+        if lost:
+            return original(self, flight, ref)
+        lost.append(flight.key)
+        real, self._ray = self._ray, _ResultLost(self._ray)
+        try:
+            return original(self, flight, ref)
+        finally:
+            self._ray = real
+
+    monkeypatch.setattr(pool.RayPool, "_collect", collect_losing_the_first)
+    out = tmp_path / "ray"
+    status = batch_cli.main(_fast_args(batch_inputs, out, "--ray", "--workers", "2"))
+    text = capsys.readouterr().out
+    summary = json.loads(text[text.index("{\n"):])
+    assert status == 0 and summary["written"] == 6 and not summary["failed"]
+    assert _outputs(out) == _outputs(one_process_run[0])
+    assert [(entry["attempts"], entry["workers_lost"]) for entry in summary["retried"]] == [(2, 1)]
+
+
 def test_optimise_batch_refuses_an_image_too_large_for_memory_before_loading(batch_inputs, tmp_path, capsys,
                                                                              monkeypatch):
     """The one-image command's memory check, per input, before any network is loaded or output made."""
