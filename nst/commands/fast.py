@@ -240,6 +240,7 @@ def _stylize_all(args, argv, jobs, styles, mask, signals, networks) -> int:
         # A few images: XLA's compile (nst.fast.network) would cost more than it saves.
         stylizer = FastStylizer(*networks, precision=args.precision, compiled=compiled_for(len(jobs)),
                                 runtime=args.runtime)
+        args.precision = stylizer.precision  # the record says what ran
         for job in jobs:
             started = time.perf_counter()
             result = stylizer.stylize(job.content, styles, alpha=args.alpha, style_weights=args.style_blend_weights,

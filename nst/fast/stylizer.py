@@ -287,6 +287,7 @@ class FastStylizer:
             self.precision = "fp32" if runtime == "onnx" else self.precision
             self._networks = []
             networks = _instant_networks(runtime, weights, decoder, self.precision, convolutions)
+            self.precision = getattr(networks, "precision", self.precision)  # what OpenVINO could do here
             self._encode_fn, self._decode_fn = networks.encode, networks.decode
             return
         # The files are checked before TensorFlow is imported: a missing or damaged file is refused
