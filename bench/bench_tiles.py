@@ -97,11 +97,14 @@ def worst_crossings(image: np.ndarray, borders: tuple) -> list:
         diffs = np.abs(np.diff(luma, axis=axis))  # [h - 1, w] or [h, w - 1]
         line_at = (lambda i: diffs[i]) if axis == 0 else (lambda i: diffs[:, i])
         for k in lines:
-            line, near = line_at(k - 1), (line_at(k - 9) + line_at(k + 7)) / 2
-            scores = [line[a:a + 64].mean() / (near[a:a + 64].mean() + 1e-3) for a in range(0, len(line) - 64, 64)]
+            beside = [line_at(i) for i in (k - 9, k + 7) if 0 <= i < (diffs.shape[axis])]
+            line, near = line_at(k - 1), np.mean(beside, axis=0)
+            scores = [line[a:a + 64].mean() / (near[a:a + 64].mean() + 1e-3) for a in range(0, len(line) - 63, 64)]
             start = 64 * int(np.argmax(scores)) + 32
             centres.append((k, start) if axis == 0 else (start, k))
     return centres
+
+
 def sheet(content, style, result, borders, path: Path) -> list:
     """Inputs, the result scaled down and 100 % crops across borders; returns the crops' centres."""
     from PIL import Image, ImageDraw

@@ -21,6 +21,7 @@ from nst.fast import convolutions as fastconv
 POOL_AFTER = ("conv1_2", "conv2_2", "conv3_4")  # 2x2 max pooling follows these encoder convs
 UPSAMPLE_AFTER = (0, 4, 6)  # decoder conv indices followed by nearest 2x upsampling
 FEATURE_CHANNELS = 512
+FEATURE_STRIDE = 8  # three 2x2 poolings: features are [ceil(h/8), ceil(w/8), 512]
 # A shape is compiled on its third call: one image (whose style is encoded at the
 # same size) stays on the plain graph, a third image of that size pays XLA's
 # compile once, measured at 10-20 s of CPU at 512x512 on the AMD host.

@@ -22,6 +22,8 @@ from nst.io.files import write_atomically
 
 OPSET = 17
 IR_VERSION = 8  # the file format: what ONNX Runtime 1.14 and later read (the onnx package writes its newest)
+# ONNX Runtime's Winograd also needs this many channels on one side (nst.fast.onnx_network.onnx_algorithm).
+WINOGRAD_WIDER_CHANNELS = 256
 MODEL_LAYOUT = 3  # raise when the graphs below change: cached model files then get new names
 
 
@@ -58,7 +60,8 @@ def onnx_algorithm(channels_in: int, channels_out: int, after_upsample: bool, co
         return "direct"
     if after_upsample:
         return "upsampled"
-    wide = min(channels_in, channels_out) >= fastconv.WINOGRAD_MIN_CHANNELS and max(channels_in, channels_out) >= 256
+    wide = (min(channels_in, channels_out) >= fastconv.WINOGRAD_MIN_CHANNELS
+            and max(channels_in, channels_out) >= WINOGRAD_WIDER_CHANNELS)
     return "winograd4" if wide else "direct"
 
 

@@ -1,7 +1,7 @@
 """The AdaIN encoder and decoder on OpenVINO, in bfloat16 where the CPU has bfloat16 units.
 
 ONNX Runtime starts in a fraction of TensorFlow's time but computes only in float32 on a CPU.  On a host
-with bfloat16 units (AVX-512 BF16, AMX) the fast command's picks OpenVINO instead: it starts as quickly
+with bfloat16 units (AVX-512 BF16, AMX) the fast command picks OpenVINO instead: it starts as quickly
 (import 0.2 s, compiling both networks 0.15 s on a Zen 4 host) and runs the same ONNX models with its
 bfloat16 kernels, about twice as fast there as ONNX Runtime (bench/bench_startup.py).  The models are
 :mod:`nst.fast.onnx_network`'s with every conv direct: OpenVINO makes its own choice of convolution
@@ -12,6 +12,7 @@ bf16 path is.  ``openvino`` is imported only here.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,16 @@ def available() -> bool:
 
 
 def _writable(folder) -> bool:
+    """Whether a file can be created in ``folder`` (made if missing): a probe, since os.access says yes to
+    root even on a read-only mount."""
+    import tempfile
+
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
     except OSError:
         return False
-    return True
 
 
 def _compiled_core():
@@ -47,8 +53,8 @@ def _compiled_core():
     import sys
     import types
 
-    if "openvino" in sys.modules:
-        return getattr(sys.modules["openvino"], "_pyopenvino", None)
+    if "openvino._pyopenvino" in sys.modules or "openvino" in sys.modules:  # loaded before, one way or the other
+        return sys.modules.get("openvino._pyopenvino")
     spec = importlib.util.find_spec("openvino")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -97,15 +103,17 @@ class OpenVinoNetworks:
         except Exception:  # a damaged cached file (OpenVINO's errors have no common class): build afresh
             networks = compiled(rebuild=True)
         self._requests = [network.create_infer_request() for network in networks]
+        self._lock = threading.Lock()  # one request per network: callers on other threads take turns
 
     def _run(self, request, nhwc: np.ndarray) -> np.ndarray:
         nchw = np.ascontiguousarray(np.asarray(nhwc, np.float32).transpose(0, 3, 1, 2))
-        if self.core_only:  # the extension's own call: (inputs, share_outputs, decode_strings)
-            request.infer(self.core_only.Tensor(nchw), False, False)
-            out = request.get_output_tensor(0).data
-        else:
-            out = request.infer({0: nchw})[0]
-        return np.array(out).transpose(0, 2, 3, 1)
+        with self._lock:
+            if self.core_only:  # the extension's own call: (inputs, share_outputs, decode_strings)
+                request.infer(self.core_only.Tensor(nchw), False, False)
+                out = np.array(request.get_output_tensor(0).data)
+            else:
+                out = np.array(request.infer({0: nchw})[0])
+        return out.transpose(0, 2, 3, 1)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         """RGB 0..1 [1, h, w, 3] -> features [1, ceil(h/8), ceil(w/8), 512]."""

@@ -26,14 +26,13 @@ from typing import Optional, Sequence
 import numpy as np
 
 from nst.fast import convolutions as fastconv, network as fastnet, tiles as fasttiles
-from nst.fast.network import FEATURE_CHANNELS, POOL_AFTER, UPSAMPLE_AFTER  # noqa: F401  (re-exported: this module's API)
+from nst.fast.network import FEATURE_CHANNELS, FEATURE_STRIDE, POOL_AFTER, UPSAMPLE_AFTER  # noqa: F401  (re-exported)
 from nst.weights.load import (CONV_LAYERS, CONVERTED_NAME, MEAN_RGB, WEIGHTS_DIR, WeightsError, load_decoder,
                               load_vgg19)
 
 DEFAULT_ALPHA = 1.0  # 1: full style; 0: the content's own features decoded
 EPSILON = 1e-5  # added to the variance before the square root, as pytorch-AdaIN does
 ENCODER_LAST = "conv4_1"  # relu4_1: the AdaIN layer
-FEATURE_STRIDE = 8  # three poolings: features are [ceil(h/8), ceil(w/8), 512]
 # FastStylizer(runtime=...): onnx and openvino start in a fraction of TensorFlow's time; onnx is float32 only,
 # openvino computes in bfloat16 where the CPU has bfloat16 units.
 RUNTIMES = ("tensorflow", "onnx", "openvino")
@@ -53,10 +52,11 @@ STYLE_CACHE_SIZE = 32  # style statistics kept (each is two 512-vectors)
 # (nst.fast.tiles): then the estimate is that of the tile, plus the arrays kept for the whole picture.
 BYTES_PER_PIXEL = 1400
 FIXED_BYTES = 1_200_000_000
-# Kept whole while tiling, per pixel of the picture: the input in float (12 bytes), the content features,
-# the AdaIN target and their blend (3 x 512 floats per 64 pixels: 96), the decoded float image (12),
-# the result and the compare picture (6); rounded up.
-WHOLE_PICTURE_BYTES_PER_PIXEL = 160
+# Kept whole while tiling, per pixel of the picture: the input in float (12 bytes, twice), the content
+# features, the AdaIN target and their blend (3 x 512 float32 per 64 pixels: 96), the float64 copies and
+# temporaries of the statistics and of AdaIN (up to 128), the decoded float image (12), the result and the
+# compare picture (6).  Measured at 4096x3072 in 1152 px tiles: 2860 MiB peak against 5.4 GB estimated.
+WHOLE_PICTURE_BYTES_PER_PIXEL = 256
 MIN_TILE = 256  # pixels: smaller tiles spend most of their time on their margins
 # Pictures up to this many pixels run whole when memory allows (5.6 GB estimated); larger ones run in
 # tiles that keep to that estimate, so that a print-size picture does not take all of a machine's memory.
@@ -226,7 +226,9 @@ def _onnx_models(weights, decoder, convolutions: str, as_files: bool = False):
             return cached
         vgg, dec = _load_networks(weights, decoder)
         built = onnx_network.model_bytes(vgg, dec, layers, MEAN_RGB, cache, key, convolutions)
-        return (onnx_network.read_cached(cache, key, as_files) or built) if as_files else built
+        if rebuild or not as_files:  # a rebuild's files may not have been written (a read-only folder)
+            return built
+        return onnx_network.read_cached(cache, key, as_files) or built
 
     return models
 
@@ -260,10 +262,11 @@ class FastStylizer:
     compiles every size on its first call, False never.  The graphs agree to
     float rounding (at most one level in a few pixels), not bit for bit.
 
-    ``tile``: None (default) runs a picture whose activations would not fit in the memory free
-    in squares of the largest side that fits (:func:`tile_for`, :mod:`nst.fast.tiles`); a number
-    of pixels tiles every picture larger than that; 0 never tiles.  Tiled and whole results agree
-    to float rounding.
+    ``tile``: None (default) runs a picture in squares (:mod:`nst.fast.tiles`) when its activations
+    would not fit in the memory free or it has more than :data:`WHOLE_UP_TO_PIXELS`, of the largest
+    side that fits (:func:`tile_for`); a number of pixels (rounded up to a multiple of 8) runs every
+    picture in squares of that side (one square when it is smaller); 0 never tiles.  Tiled and whole
+    results agree to float rounding.  The side used for the last picture is :attr:`last_tile`.
     """
 
     def __init__(self, weights=None, decoder=None, precision: str = "auto", convolutions: str = "auto",
@@ -274,6 +277,8 @@ class FastStylizer:
             raise FastError(f"convolutions must be one of {', '.join(CONVOLUTIONS)}, not {convolutions!r}")
         if runtime not in RUNTIMES:
             raise FastError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+        if tile is not None and (not isinstance(tile, int) or tile < 0):
+            raise FastError(f"tile must be a number of pixels, 0 (never tile) or None (as memory needs), not {tile!r}")
         if weights is None or decoder is None:  # the default files, fetched on first use
             from nst.weights.fetch import fast_weights_for_use
 
@@ -337,23 +342,32 @@ class FastStylizer:
         tile = tile_for(height, width) if self.tile is None else self.tile
         return -(-tile // FEATURE_STRIDE)
 
-    def encode(self, image: np.ndarray) -> np.ndarray:
-        """relu4_1 features [ceil(h/8), ceil(w/8), 512] of an RGB image (uint8, or float 0..1)."""
+    @staticmethod
+    def _plain(function):
+        # Tiles come in up to nine shapes: XLA would compile most of them (nst.fast.network.CompileOnRepeat).
+        return getattr(function, "plain", function)
+
+    def encode(self, image: np.ndarray, tile: Optional[int] = None) -> np.ndarray:
+        """relu4_1 features [ceil(h/8), ceil(w/8), 512] of an RGB image (uint8, or float 0..1); in tiles of
+        ``tile`` features if given, else as the picture's size needs."""
         image = _to_unit_float(image, "image")
-        tile = self._tile_features(*image.shape[:2])
+        tile = self._tile_features(*image.shape[:2]) if tile is None else tile
         with self._context():
             if tile:
-                return fasttiles.encode_tiled(self._encode_fn, image, tile)
+                return fasttiles.encode_tiled(self._plain(self._encode_fn), image, tile)
             return np.asarray(self._encode_fn(image[None])[0])
 
-    def decode(self, features: np.ndarray, height: Optional[int] = None, width: Optional[int] = None) -> np.ndarray:
-        """Features [fh, fw, 512] -> uint8 RGB, cropped to ``height`` x ``width`` (default 8fh x 8fw)."""
+    def decode(self, features: np.ndarray, height: Optional[int] = None, width: Optional[int] = None,
+               tile: Optional[int] = None) -> np.ndarray:
+        """Features [fh, fw, 512] -> uint8 RGB, cropped to ``height`` x ``width`` (default 8fh x 8fw); in
+        tiles of ``tile`` features if given, else as the picture's size needs."""
         features = np.asarray(features, dtype=np.float32)
-        tile = self._tile_features(*(FEATURE_STRIDE * n for n in features.shape[:2]))
-        self.last_tile = tile * FEATURE_STRIDE  # what the record of the picture reports
+        if tile is None:
+            tile = self._tile_features(height or FEATURE_STRIDE * features.shape[0],
+                                       width or FEATURE_STRIDE * features.shape[1])
         with self._context():
             if tile:
-                decoded = fasttiles.decode_tiled(self._decode_fn, features, tile)
+                decoded = fasttiles.decode_tiled(self._plain(self._decode_fn), features, tile)
             else:
                 decoded = np.asarray(self._decode_fn(features[None])[0])
         decoded = decoded[:height, :width]
@@ -414,6 +428,8 @@ class FastStylizer:
         if preserve_colors:
             styles = [coral(_to_unit_float(style, "a style image"), content_unit) for style in styles]
         stats = [self.style_statistics(style) for style in styles]
+        # The encoder and the decoder choose tiles from the same picture size (encode, decode).
+        self.last_tile = self._tile_features(*content_unit.shape[:2]) * FEATURE_STRIDE  # for the record
         content_features = self.encode(content_unit)
         if mask is not None:
             target = self._masked_target(content_features, stats, mask, style_weights)

@@ -9,8 +9,8 @@ assembled here (512 floats per 8x8 pixels: 0.4 GB at 4096x3072), never from one 
 
 Receptive fields, counted from the layers (a 3x3 conv widens it by 2 steps of the layer's stride, a 2x2
 pool by 1): relu4_1 sees 68x68 pixels, 34 on each side; an output pixel of the decoder depends on features
-up to 3.75 feature positions away (30 pixels).  The margins below round those up (tests/fast/test_tiles.py:
-margins of 40 pixels and 4 features already give the whole run's picture, 32 and 3 do not).  Tiles start on
+up to 3.75 feature positions away (30 pixels).  The margins below round those up (tests/fast/test_tiles.py
+checks that margins of 40 pixels and 4 features already give the whole run's picture, and 32 and 3 do not).  Tiles start on
 the 8-pixel grid, so the poolings and the upsamplings line up with the whole run's.
 """
 
@@ -20,7 +20,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-FEATURE_STRIDE = 8  # one feature per 8x8 pixels (three 2x2 poolings)
+from nst.fast.network import FEATURE_STRIDE
+
 ENCODER_MARGIN = 48  # pixels of input around an encoder tile: relu4_1's receptive field reaches 34
 DECODER_MARGIN = 6  # features around a decoder tile: an output pixel depends on features 3.75 away
 
@@ -45,7 +46,7 @@ def encode_tiled(encode: Callable, image: np.ndarray, tile_features: int) -> np.
     height, width = image.shape[:2]
     rows, columns = -(-height // FEATURE_STRIDE), -(-width // FEATURE_STRIDE)
     features = None
-    margin = ENCODER_MARGIN // FEATURE_STRIDE  # in features, so that tiles start on the 8-pixel grid
+    margin = -(-ENCODER_MARGIN // FEATURE_STRIDE)  # in features (rounded up), so tiles start on the 8-pixel grid
     for (r0, r1, a0, a1), (c0, c1, b0, b1) in _grid(rows, columns, tile_features, margin):
         part = np.asarray(encode(image[None, a0 * FEATURE_STRIDE:a1 * FEATURE_STRIDE,
                                        b0 * FEATURE_STRIDE:b1 * FEATURE_STRIDE])[0])

@@ -367,7 +367,7 @@ class RayPool(_Closing):
             flight.losses += 1
             if flight.losses < LOSS_ATTEMPTS:
                 return None
-            return Outcome(flight.key, error=f"its worker died under it {flight.losses} times (last: "
+            return Outcome(flight.key, error=f"its worker or its result was lost {flight.losses} times (last: "
                            f"{_ray_message(error)})", worker=figures.name, attempts=flight.attempts,
                            latency_s=time.perf_counter() - flight.submitted, losses=flight.losses)
         if status == "error" and flight.attempts - flight.losses < ATTEMPTS:
