@@ -14,6 +14,8 @@
    crop (256 px) across each tile border where that border stands out most from its neighbours, with
    the border marked beside the crop (not over it).
 4. At ``--compare-size``, the same pair whole and in 256 px tiles, in one process: their difference.
+5. With ``--check-whole``, the SIZE picture run whole in this process on the runtime the command used
+   (memory permitting: 9 GB on OpenVINO at 4096x3072), and its difference from the command's tiled result.
 
 Prints the CPU it ran on.  The sample pair is the project's (``images/``).
 """
@@ -159,6 +161,25 @@ def compare_whole_and_tiled(content_path, style_path, size: int) -> dict:
             "pixels_differing": float((difference > 0).any(axis=2).mean())}
 
 
+def check_whole(content_path, style_path, size: int, runtime: str, tiled: np.ndarray) -> dict:
+    """The command's picture run whole: seconds, this process's peak RSS, and the difference from ``tiled``."""
+    import resource
+
+    from nst.fast.stylizer import FastStylizer
+    from nst.io.images import read_rgb, resize, size_for_long_side
+
+    pictures = []
+    for path in (content_path, style_path):
+        image = read_rgb(path)
+        h, w = size_for_long_side(*image.shape[:2], size)
+        pictures.append(resize(image, w, h))
+    started = time.perf_counter()
+    whole = FastStylizer(runtime=runtime, tile=0).stylize(pictures[0], [pictures[1]])
+    difference = np.abs(whole.astype(int) - tiled.astype(int))
+    return {"seconds": time.perf_counter() - started, "max": int(difference.max()), "mean": float(difference.mean()),
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def main(argv=None) -> int:
     from bench_fast import cpu_description
 
@@ -168,6 +189,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--compare-size", type=int, default=1024)
+    parser.add_argument("--check-whole", action="store_true", help="also run the SIZE picture whole (much memory)")
     args = parser.parse_args(argv)
     print(f"CPU: {cpu_description()}")
     content, style = fetch_default_pair()
@@ -187,6 +209,10 @@ def main(argv=None) -> int:
               f"phase lie within {seams['typical'][0]:.3f} to {seams['typical'][1]:.3f}")
         centres = sheet(read_rgb(content), read_rgb(style), result, borders, OUT / f"fast_{args.size}_sheet.png")
         print(f"sheet: {OUT / f'fast_{args.size}_sheet.png'} (crops centred at {centres})")
+    if args.check_whole:
+        whole = check_whole(content, style, args.size, figures["runtime"], result)
+        print(f"the same picture whole ({figures['runtime']}): {whole['seconds']:.1f} s, peak RSS {whole['peak_mib']:.0f} "
+              f"MiB; against the tiled result: max {whole['max']} levels, mean {whole['mean']:.5f}")
     if args.compare_size:
         difference = compare_whole_and_tiled(content, style, args.compare_size)
         print(f"at {args.compare_size} px, whole against 256 px tiles: max {difference['max']} levels, mean "
