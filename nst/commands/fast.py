@@ -223,6 +223,19 @@ def _read_networks(args) -> tuple:
     return load_vgg19(encoder), decoder
 
 
+def _stylize_one(stylizer, job, styles, mask, args, signals):
+    """One job's picture.  A Ctrl-C raises KeyboardInterrupt wherever it lands; inside TensorFlow's own
+    tracing it can come out as another error ("Concurrent access?" from its stack bookkeeping), which a
+    signal already noted makes an interruption, not a crash."""
+    try:
+        return stylizer.stylize(job.content, styles, alpha=args.alpha, style_weights=args.style_blend_weights,
+                                mask=mask, preserve_colors=args.preserve_colors)
+    except Exception:
+        if signals.stopping:
+            raise KeyboardInterrupt from None
+        raise
+
+
 def _stylize_all(args, argv, jobs, styles, mask, signals, networks) -> int:
     """Load the networks once, then stylise and publish each job in turn."""
     from nst.fast.stylizer import FastError
@@ -243,8 +256,7 @@ def _stylize_all(args, argv, jobs, styles, mask, signals, networks) -> int:
         args.precision = stylizer.precision  # the record says what ran
         for job in jobs:
             started = time.perf_counter()
-            result = stylizer.stylize(job.content, styles, alpha=args.alpha, style_weights=args.style_blend_weights,
-                                      mask=mask, preserve_colors=args.preserve_colors)
+            result = _stylize_one(stylizer, job, styles, mask, args, signals)
             seconds = time.perf_counter() - started
             args.tile = stylizer.last_tile  # 0: the picture ran whole (nst.fast.tiles)
             signals.saving = True  # a signal now waits for this image's files to be published

@@ -317,7 +317,9 @@ def _optimise_and_write(args, argv, settings, content, styles, init_path, weight
     except WeightsError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as error:  # a Ctrl-C inside TensorFlow's tracing can surface as
+        if not (isinstance(error, KeyboardInterrupt) or signals.stopping):  # another error (nst.commands.fast)
+            raise
         print("\ninterrupted before the first iteration; nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:

@@ -192,6 +192,7 @@ class _Stops:
 
     def __init__(self, console: bool):
         self.console, self.writing, self.pending, self.previous = console, False, False, {}
+        self.received = False  # a signal arrived (its KeyboardInterrupt may surface as another error)
 
     def __enter__(self):
         import signal
@@ -210,6 +211,7 @@ class _Stops:
         return False
 
     def _handle(self, signum, frame):
+        self.received = True
         if self.writing or in_destructor(frame):  # a KeyboardInterrupt raised in a __del__ would be lost
             self.pending = True  # raised after the next frame is written
             return
@@ -356,9 +358,9 @@ def _run(args, clip, size, styles, target, console):
     from nst.weights.load import WeightsError
 
     audio = video_io.AudioSource(clip.path, clip.start) if clip.has_audio else None
-    work, writer = _video_work(args, size, styles, clip.frames), None
+    work, writer, stops = _video_work(args, size, styles, clip.frames), None, _Stops(console)
     try:
-        with _Stops(console) as stops, _open_pool(args, work) as pool:
+        with stops, _open_pool(args, work) as pool:
             writer = video_io.VideoWriter(target, *size, clip.fps, audio)
             with _progress_bar(clip.frames, args.quiet) as bar:
                 if pool is None:
@@ -377,6 +379,10 @@ def _run(args, clip, size, styles, target, console):
     except OSError as error:  # a full disk, a vanished folder, a failed encoder: nothing partial is left
         _discard(writer)
         raise _Failed(_not_written(target, error), EXIT_FAILED) from None
+    except Exception:  # a Ctrl-C inside TensorFlow's tracing can surface as another error (nst.commands.fast)
+        if stops.received:
+            return writer, EXIT_INTERRUPTED
+        raise
 
 
 def _not_written(target, error: OSError) -> str:

@@ -445,6 +445,27 @@ def test_cli_fast_refuses_an_output_another_run_is_writing(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []  # the claim was released, nothing written
 
 
+def test_an_error_out_of_a_signal_is_an_interruption():
+    """A Ctrl-C landing inside TensorFlow's tracing came out as AssertionError("Concurrent access?") and a
+    traceback (CI, zen3 profile, the signal storm below); after a signal, any error is the interruption."""
+    from types import SimpleNamespace
+
+    from nst.commands import fast as fast_command
+    from nst.commands.common import Signals
+
+    class Tracing:
+        def stylize(self, *args, **kwargs):
+            raise AssertionError("Concurrent access?")
+
+    args = SimpleNamespace(alpha=1.0, style_blend_weights=None, preserve_colors=False)
+    signals = Signals()
+    with pytest.raises(AssertionError):  # no signal: a real error stays one
+        fast_command._stylize_one(Tracing(), SimpleNamespace(content=None), [], None, args, signals)
+    signals.stopping = True
+    with pytest.raises(KeyboardInterrupt):
+        fast_command._stylize_one(Tracing(), SimpleNamespace(content=None), [], None, args, signals)
+
+
 @pytest.mark.host
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
 def test_cli_fast_folder_stops_between_images_on_a_signal(tmp_path, signum):
