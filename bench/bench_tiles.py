@@ -196,7 +196,8 @@ def main(argv=None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / f"fast_{args.size}.png"
     figures = run_command(content, style, out, args.size)
-    print(f"nst --method fast --size {args.size}: {figures['wall_s']:.1f} s wall, peak RSS {figures['peak_mib']:.0f} MiB, "
+    print(f"nst --method fast --size {args.size}: {figures['wall_s']:.1f} s wall, "
+          f"peak RSS {figures['peak_mib']:.0f} MiB, "
           f"tiles of {figures['tile']} px, runtime {figures['runtime']}")
     result = read_rgb(out)
     if figures["tile"]:
@@ -211,7 +212,8 @@ def main(argv=None) -> int:
         print(f"sheet: {OUT / f'fast_{args.size}_sheet.png'} (crops centred at {centres})")
     if args.check_whole:
         whole = check_whole(content, style, args.size, figures["runtime"], result)
-        print(f"the same picture whole ({figures['runtime']}): {whole['seconds']:.1f} s, peak RSS {whole['peak_mib']:.0f} "
+        print(f"the same picture whole ({figures['runtime']}): {whole['seconds']:.1f} s, "
+              f"peak RSS {whole['peak_mib']:.0f} "
               f"MiB; against the tiled result: max {whole['max']} levels, mean {whole['mean']:.5f}")
     if args.compare_size:
         difference = compare_whole_and_tiled(content, style, args.compare_size)

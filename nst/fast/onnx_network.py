@@ -71,7 +71,8 @@ def _height_width(graph: _Graph, x: str, name: str) -> str:
 
 
 def _direct(graph: _Graph, x: str, name: str, kernel, bias) -> str:
-    """Reflection pad and a 3x3 conv: [1, in, h, w] -> [1, out, h, w] (kernel [3, 3, in, out] -> ONNX [out, in, 3, 3])."""
+    """Reflection pad and a 3x3 conv: [1, in, h, w] -> [1, out, h, w] (kernel [3, 3, in, out] -> ONNX
+    [out, in, 3, 3])."""
     padded = graph.node("Pad", [x, "pads_1"], name + "_pad", mode="reflect")
     return graph.node("Conv", [padded, graph.constant(name + "_w", kernel.transpose(3, 2, 0, 1)),
                                graph.constant(name + "_b", bias)], name + "_conv", kernel_shape=[3, 3])
@@ -86,8 +87,8 @@ def _upsampled(graph: _Graph, x: str, name: str, kernel, bias) -> str:
     as ``upsampled_kernel`` numbers them: [1, out, 2h + 2, 2w + 2]) and a one-pixel crop leaves 2h x 2w."""
     kernel2 = fastconv.upsampled_kernel(kernel).transpose(3, 2, 0, 1)  # [4 out, in, 2, 2]
     edge = graph.node("Pad", [x, "pads_1"], name + "_edge", mode="edge")
-    blocks = graph.node("Conv", [edge, graph.constant(name + "_w", kernel2), graph.constant(name + "_b", np.tile(bias, 4))],
-                        name + "_blocks", kernel_shape=[2, 2])
+    blocks = graph.node("Conv", [edge, graph.constant(name + "_w", kernel2),
+                                 graph.constant(name + "_b", np.tile(bias, 4))], name + "_blocks", kernel_shape=[2, 2])
     spread = graph.node("DepthToSpace", [blocks], name + "_spread", blocksize=2, mode="DCR")
     end = graph.node("Add", [graph.node("Mul", [_height_width(graph, x, name), "two"], name + "_2hw"), "one"],
                      name + "_end")
@@ -149,16 +150,16 @@ def _model(graph: _Graph, onnx, inputs: str, output: str, channels_in: int, chan
                         ("shape_batch_as_channels", [1, -1, 0, 0])]:
         graph.constant(name, value, np.int64)
     helper = graph.helper
-    body = helper.make_graph(
-        graph.nodes, "nst", [helper.make_tensor_value_info(inputs, onnx.TensorProto.FLOAT, [1, channels_in, None, None])],
-        [helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, [1, channels_out, None, None])],
-        initializer=graph.initializers)
+    value = helper.make_tensor_value_info
+    body = helper.make_graph(graph.nodes, "nst", [value(inputs, onnx.TensorProto.FLOAT, [1, channels_in, None, None])],
+                             [value(output, onnx.TensorProto.FLOAT, [1, channels_out, None, None])],
+                             initializer=graph.initializers)
     return helper.make_model(body, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
 
 
 def conv_model(kernel, bias, algorithm: str, relu: bool = True):
     """One reflection-padded 3x3 conv as a model, x [1, in, h, w] -> y [1, out, h, w] ([1, out, 2h, 2w] for
-    "upsampled", which takes the image before its nearest 2x upsampling): what the tests and the bench compare."""
+    "upsampled", which takes the image before its nearest 2x upsampling): what the tests compare."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -208,7 +209,8 @@ def files_key(encoder_path, decoder_path, convolutions: str = "auto") -> "str | 
     hashes = [verified_sha256(path) if path is not None else None for path in (encoder_path, decoder_path)]
     if None in hashes:
         return None
-    return hashlib.sha256(f"{OPSET} {IR_VERSION} {MODEL_LAYOUT} {convolutions} files {hashes}".encode()).hexdigest()[:16]
+    text = f"{OPSET} {IR_VERSION} {MODEL_LAYOUT} {convolutions} files {hashes}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def arrays_key(vgg, decoder, layers, mean_rgb, convolutions: str = "auto") -> str:

@@ -347,24 +347,23 @@ class FastStylizer:
         # Tiles come in up to nine shapes: XLA would compile most of them (nst.fast.network.CompileOnRepeat).
         return getattr(function, "plain", function)
 
-    def encode(self, image: np.ndarray, tile: Optional[int] = None) -> np.ndarray:
-        """relu4_1 features [ceil(h/8), ceil(w/8), 512] of an RGB image (uint8, or float 0..1); in tiles of
-        ``tile`` features if given, else as the picture's size needs."""
+    def encode(self, image: np.ndarray) -> np.ndarray:
+        """relu4_1 features [ceil(h/8), ceil(w/8), 512] of an RGB image (uint8, or float 0..1); in tiles
+        when the picture's size needs them."""
         image = _to_unit_float(image, "image")
-        tile = self._tile_features(*image.shape[:2]) if tile is None else tile
+        tile = self._tile_features(*image.shape[:2])
         with self._context():
             if tile:
                 return fasttiles.encode_tiled(self._plain(self._encode_fn), image, tile)
             return np.asarray(self._encode_fn(image[None])[0])
 
-    def decode(self, features: np.ndarray, height: Optional[int] = None, width: Optional[int] = None,
-               tile: Optional[int] = None) -> np.ndarray:
-        """Features [fh, fw, 512] -> uint8 RGB, cropped to ``height`` x ``width`` (default 8fh x 8fw); in
-        tiles of ``tile`` features if given, else as the picture's size needs."""
+    def decode(self, features: np.ndarray, height: Optional[int] = None, width: Optional[int] = None) -> np.ndarray:
+        """Features [fh, fw, 512] -> uint8 RGB, cropped to ``height`` x ``width`` (default 8fh x 8fw); in tiles
+        when the picture's size needs them, chosen from that size as :meth:`encode` chooses them."""
         features = np.asarray(features, dtype=np.float32)
-        if tile is None:
-            tile = self._tile_features(height or FEATURE_STRIDE * features.shape[0],
-                                       width or FEATURE_STRIDE * features.shape[1])
+        tile = self._tile_features(height or FEATURE_STRIDE * features.shape[0],
+                                   width or FEATURE_STRIDE * features.shape[1])
+        self.last_tile = tile * FEATURE_STRIDE  # what the record of the picture reports
         with self._context():
             if tile:
                 decoded = fasttiles.decode_tiled(self._plain(self._decode_fn), features, tile)
@@ -428,8 +427,6 @@ class FastStylizer:
         if preserve_colors:
             styles = [coral(_to_unit_float(style, "a style image"), content_unit) for style in styles]
         stats = [self.style_statistics(style) for style in styles]
-        # The encoder and the decoder choose tiles from the same picture size (encode, decode).
-        self.last_tile = self._tile_features(*content_unit.shape[:2]) * FEATURE_STRIDE  # for the record
         content_features = self.encode(content_unit)
         if mask is not None:
             target = self._masked_target(content_features, stats, mask, style_weights)

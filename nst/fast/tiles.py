@@ -10,8 +10,8 @@ assembled here (512 floats per 8x8 pixels: 0.4 GB at 4096x3072), never from one 
 Receptive fields, counted from the layers (a 3x3 conv widens it by 2 steps of the layer's stride, a 2x2
 pool by 1): relu4_1 sees 68x68 pixels, 34 on each side; an output pixel of the decoder depends on features
 up to 3.75 feature positions away (30 pixels).  The margins below round those up (tests/fast/test_tiles.py
-checks that margins of 40 pixels and 4 features already give the whole run's picture, and 32 and 3 do not).  Tiles start on
-the 8-pixel grid, so the poolings and the upsamplings line up with the whole run's.
+checks that margins of 40 pixels and 4 features already give the whole run's picture, and 32 and 3 do
+not).  Tiles start on the 8-pixel grid, so the poolings and the upsamplings line up with the whole run's.
 """
 
 from __future__ import annotations
