@@ -23,7 +23,7 @@ GROUPS = ("size", "style", "optimisation", "method", "progress and pictures")
 # Flags that shape the optimisation only: refused with --method fast, and in a fast batch.
 OPTIMISE_ONLY = ("iterations", "learning_rate", "optimizer", "init", "noise_ratio", "seed", "content_weight",
                  "style_weight", "tv_weight", "distribution_weight", "content_layer", "style_layers", "pooling",
-                 "multiscale", "min_size", "print_every", "save_every", "gif")
+                 "multiscale", "min_size", "tile", "print_every", "save_every", "gif")
 
 EXAMPLES = """\
 examples:

@@ -32,6 +32,17 @@ OPTIMISATION_BYTES_PER_PIXEL = 4.6 * 2 ** 10  # activations, their gradients, so
 # is 64*2 + 128*2/4 + 256*4/16 + 512*4/64 + 512/256 channels = 290 floats a pixel;
 # twice that covers TensorFlow's temporaries.
 FORWARD_BYTES_PER_PIXEL = 2 * 290 * 4
+# A scale too large for that is optimised tile by tile (nst.optimise.tiled).  What stays whole is the
+# picture's own arrays: L-BFGS's 10 pairs of float32 images, its iterate, gradient, trial point and
+# direction, the best image, the gradient being summed over tiles (28 images of 12 bytes a pixel) and
+# the content target at conv4_2 (512 channels per 8x8 pixels, 32 bytes a pixel): 368, taken as 384.
+PICTURE_BYTES_PER_PIXEL = 384
+# Each tile's outer box is its core plus this margin on each side: conv5_1's receptive radius, 85 px,
+# on the 16 px grid of its poolings (nst.optimise.tiling.margin_for; a test checks they agree).
+TILE_MARGIN = 96
+MIN_TILE = 256  # the smallest core the automatic choice takes: below it the margins cost more than the core
+TILE_STEP = 64  # cores are chosen in steps of this many pixels
+STYLE_BYTES_PER_PIXEL = 16  # a style image read in tiles is still held whole: uint8 and float32 RGB
 
 
 class MemoryBudgetError(ValueError):
@@ -72,22 +83,68 @@ def estimate_peak_bytes(height: int, width: int, style_pixels: int = 0) -> int:
     return int(BASE_BYTES + max(optimise, forward))
 
 
+def tiled_peak_bytes(height: int, width: int, side: int) -> int:
+    """Peak RSS of a scale of ``height`` x ``width`` optimised in tiles with cores of ``side`` px."""
+    outer = min(height, side + 2 * TILE_MARGIN) * min(width, side + 2 * TILE_MARGIN)
+    return int(BASE_BYTES + PICTURE_BYTES_PER_PIXEL * height * width + OPTIMISATION_BYTES_PER_PIXEL * outer)
+
+
+def largest_tile(height: int, width: int, limit: int) -> int | None:
+    """The largest core side (a multiple of TILE_STEP, at least MIN_TILE) whose tiled scale fits in
+    ``limit`` bytes, or None when not even MIN_TILE does."""
+    side = TILE_STEP * math.ceil(max(height, width) / TILE_STEP)
+    while side >= MIN_TILE:
+        if tiled_peak_bytes(height, width, side) <= limit:
+            return side
+        side -= TILE_STEP
+    return None
+
+
+def tile_sides(sizes, style_pixels: int = 0, available: int | None = None, forced: int | None = None) -> list:
+    """The core side each scale of ``sizes`` [(h, w), ...] (coarse to fine) is tiled with, None for whole.
+
+    ``forced``: tile every scale whose long side exceeds it, with cores of that side.  Otherwise
+    a run that fits whole stays whole; one that does not keeps to half the memory free where it
+    can (the rest of the machine stays usable during a long print run), else to what is free,
+    and tiles each scale that does not fit whole in that.  Raises MemoryBudgetError if a scale
+    cannot fit even in tiles of MIN_TILE.
+    """
+    if forced:
+        return [forced if max(height, width) > forced else None for height, width in sizes]
+    available = available_bytes() if available is None else available
+    if estimate_peak_bytes(*sizes[-1], style_pixels) <= available:
+        return [None] * len(sizes)
+    floor = tiled_peak_bytes(*sizes[-1], MIN_TILE) + STYLE_BYTES_PER_PIXEL * style_pixels
+    limit = min(available, max(available // 2, floor))
+    final_pixels = sizes[-1][0] * sizes[-1][1]
+    sides = [None if estimate_peak_bytes(height, width, style_pixels * height * width // final_pixels) <= limit
+             else largest_tile(height, width, limit - STYLE_BYTES_PER_PIXEL * style_pixels)
+             for height, width in sizes]
+    if sides[-1] is None:
+        check_fits(*sizes[-1], style_pixels, available)  # raises, saying what fits
+    return sides
+
+
 def largest_fitting_side(height: int, width: int, available: int) -> int:
-    """The longest side (aspect ratio kept) whose optimisation fits in ``available`` bytes."""
-    pixels = max(0.0, (available - BASE_BYTES) / OPTIMISATION_BYTES_PER_PIXEL)
+    """The longest side (aspect ratio kept) whose optimisation fits in ``available`` bytes, in tiles if need be."""
     aspect = max(height, width) / min(height, width)
-    return int(math.sqrt(pixels * aspect))
+    whole = max(0.0, (available - BASE_BYTES) / OPTIMISATION_BYTES_PER_PIXEL)
+    tile = min(MIN_TILE + 2 * TILE_MARGIN, math.sqrt(whole)) ** 2
+    tiled = max(0.0, (available - BASE_BYTES - OPTIMISATION_BYTES_PER_PIXEL * tile) / PICTURE_BYTES_PER_PIXEL)
+    return int(math.sqrt(max(whole, tiled) * aspect))
 
 
 def check_fits(height: int, width: int, style_pixels: int = 0, available: int | None = None) -> None:
     """Raise MemoryBudgetError if the run cannot fit in memory, saying the largest size that does."""
     available = available_bytes() if available is None else available
-    needed = estimate_peak_bytes(height, width, style_pixels)
+    whole = estimate_peak_bytes(height, width, style_pixels)
+    tiled = tiled_peak_bytes(height, width, MIN_TILE)  # style images are read in tiles too, but held whole
+    needed = min(whole, tiled + STYLE_BYTES_PER_PIXEL * style_pixels)
     if needed <= available:
         return
     gib = 2 ** 30
     what = f"{max(height, width)} px"
-    if OPTIMISATION_BYTES_PER_PIXEL * height * width < FORWARD_BYTES_PER_PIXEL * style_pixels:
+    if min(estimate_peak_bytes(height, width), tiled) <= available:  # the style image alone is too large
         what = f"{max(height, width)} px with a style image of {style_pixels:,} pixels (lower --style-scale)"
     raise MemoryBudgetError(
         f"a run at {what} needs about {needed / gib:.1f} GiB of memory and {available / gib:.1f} GiB is free; "

@@ -173,12 +173,34 @@ def run_adam(problem, start: np.ndarray, tracker: Tracker) -> None:
     forward pass computes them anyway), so the event for iteration i is sent
     while step i+1 runs; one extra forward pass gives the last image's costs.
     """
+    if problem.train is None:  # a TiledProblem: no graph of the whole picture to hold Adam's state
+        return _run_adam_in_numpy(problem, start, tracker)
     session = problem.session
     for i in range(tracker.iterations):
         _, costs, pixels = session.run([problem.train, problem.costs, problem.pixels])
         tracker.report(i, {k: float(v) for k, v in costs.items()}, pixels[0])
     costs, pixels = session.run([problem.costs, problem.pixels])
     tracker.report(tracker.iterations, {k: float(v) for k, v in costs.items()}, pixels[0])
+
+
+ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-8  # tf.compat.v1.train.AdamOptimizer's defaults
+
+
+def _run_adam_in_numpy(problem, start: np.ndarray, tracker: Tracker) -> None:
+    """The same steps as :func:`build_adam`'s (TF 1's Adam: bias correction folded into the step
+    size, epsilon added after the square root), from ``problem.evaluate``'s gradient."""
+    (beta1, beta2), rate = ADAM_BETAS, tracker.run.settings.learning_rate
+    x = np.array(start, dtype=np.float32)  # [h, w, 3]
+    m, v = np.zeros_like(x), np.zeros_like(x)
+    for i in range(tracker.iterations + 1):
+        costs, gradient = problem.evaluate(x)
+        tracker.report(i, costs, x)
+        if i == tracker.iterations:
+            break
+        m = beta1 * m + (1 - beta1) * gradient
+        v = beta2 * v + (1 - beta2) * np.square(gradient)
+        step = rate * np.sqrt(1 - beta2 ** (i + 1)) / (1 - beta1 ** (i + 1))
+        x = np.clip(x - np.float32(step) * m / (np.sqrt(v) + np.float32(ADAM_EPSILON)), PIXEL_MIN, PIXEL_MAX)
 
 
 def run_lbfgs(problem, start: np.ndarray, tracker: Tracker) -> None:

@@ -49,6 +49,11 @@ DEFAULT_ITERATIONS = {"adam": 300, "lbfgs": 200}  # a single scale (--no-multisc
 # See README "The defaults".  (The Adam schedule was scaled from the earlier L-BFGS one,
 # 120, 60, 20, by the measured 1.4x; its look is not measured.)
 DEFAULT_SCHEDULE = {"adam": (180, 80, 25), "lbfgs": (80, 40, 25)}
+# Scales above this long side only refine an upsampled picture, and each costs 4x the one before (about 30 s
+# an L-BFGS iteration at 2048 px, tiled, and 160 s at 4096 px on a 2-core Zen 4 in bf16): the schedule
+# above ends at the largest scale within it, and each larger scale takes the last count halved per
+# doubling (a 2048 px scale 12 iterations, 4096 px 6), so each costs about twice the one before.
+PRINT_SIDE = 1024
 # Adam step in 0..255 pixel units.  On the sample pair at 160 px, total cost after 50/150
 # iterations: lr 2 (the course's) 0.956/0.665, lr 5 0.766/0.593, lr 10 0.703/0.580.
 DEFAULT_LEARNING_RATE = 10.0
@@ -91,6 +96,7 @@ DEFAULT_STYLE_SCALE = 1.0
 DEFAULT_MULTISCALE = True  # coarse to fine: the large shapes of a painting come from the coarse scales
 DEFAULT_MIN_SIZE = 128  # smallest scale of --multiscale
 MIN_SIDE = 16  # VGG-19 pools four times before conv5_1: below 16 px the deep layers are empty
+MIN_TILE = 32  # --tile's least core side (two of conv5_1's 16 px positions); the automatic choice is larger
 
 PIXEL_MIN, PIXEL_MAX = 0.0, 255.0
 
@@ -160,6 +166,7 @@ NUMBERS = {  # Settings field -> what it may be
     "style_scale": Number(float, positive=True),
     "noise_ratio": Number(float, minimum=0, maximum=1),
     "seed": Number(int, minimum=0),
+    "tile": Number(int, minimum=MIN_TILE),
     "content_weight": NON_NEGATIVE,
     "style_weight": NON_NEGATIVE,
     "tv_weight": NON_NEGATIVE,
@@ -183,6 +190,15 @@ def per_scale(schedule, n_scales: int) -> list:
 def scale_iterations(iterations, n_scales: int) -> list:
     """Iterations at each of ``n_scales`` scales: :func:`per_scale` of an int or a schedule."""
     return [int(n) for n in per_scale(iterations, n_scales)]
+
+
+def default_schedule(optimizer: str, sizes) -> tuple:
+    """The default iterations at each of ``sizes`` [(h, w), ...] (coarse to fine) with multiscale:
+    DEFAULT_SCHEDULE up to PRINT_SIDE, then halved per doubling of the side."""
+    within = [size for size in sizes if max(size) <= PRINT_SIDE]
+    counts = scale_iterations(DEFAULT_SCHEDULE[optimizer], len(within)) if within else []
+    last = DEFAULT_SCHEDULE[optimizer][-1]
+    return tuple(counts + [max(1, round(last * PRINT_SIDE / max(size))) for size in sizes[len(within):]])
 
 
 def check_schedule(name: str, value):
@@ -308,9 +324,13 @@ class Settings:
     multiscale: bool = DEFAULT_MULTISCALE
     min_size: int = DEFAULT_MIN_SIZE
     precision: str = DEFAULT_PRECISION  # "auto" | "fp32" | "bf16": the convolutions' number format (nst.host.precision)
+    tile: Optional[int] = None  # None: tile only the scales that do not fit in memory; N: every scale over N px
 
     def resolved(self, n_styles: int) -> "Settings":
-        """A checked copy with every choice made explicit (raises ValueError / LayerError)."""
+        """A checked copy with every choice made explicit (raises ValueError / LayerError).
+
+        The default iterations are DEFAULT_SCHEDULE's; a run above PRINT_SIDE replaces them with
+        :func:`default_schedule` of its sizes (:func:`nst.optimise.stylize.resolve`)."""
         s = dataclasses.replace(self)
         for name, allowed in (("optimizer", OPTIMIZERS), ("pooling", POOLINGS), ("precision", PRECISIONS)):
             if getattr(s, name) not in allowed:
@@ -334,6 +354,8 @@ class Settings:
         if s.seed is None:
             s.seed = int(np.random.SeedSequence().entropy % (2 ** 31))
         NUMBERS["seed"].check("seed", s.seed)
+        if s.tile is not None:
+            NUMBERS["tile"].check("tile", s.tile)
         return s
 
     def to_json(self) -> dict:
@@ -383,6 +405,9 @@ OPTIONS = (
            cli_minimum=0),
     Option("style_scale", "size", "style images are resized to a long side of SIZE x this: smaller gives finer "
            "brush strokes, larger bigger ones (default: %(default)s)"),
+    Option("tile", "size", "optimise every scale whose long side exceeds N in tiles with cores of about N px "
+           "(the same picture up to rounding, in less memory, in more time) (default: only the scales that do not "
+           "fit in memory, with tiles as large as half the memory free allows)", metavar="N"),
     Option("multiscale", "size", "coarse to fine: start at the smallest of SIZE/2, SIZE/4, ... that is >= "
            "--min-size, upsample each result as the next start; --iterations per scale (default: %(default)s)"),
     Option("min_size", "size", "smallest long side of --multiscale (default: %(default)s)"),

@@ -50,7 +50,8 @@ from nst.optimise.settings import (DEFAULT_CONTENT_LAYER, DEFAULT_CONTENT_WEIGHT
                        DEFAULT_STYLE_LAYERS, DEFAULT_STYLE_SCALE, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, INITS,
                        LBFGS_FIRST_STEP, LBFGS_HISTORY, MIN_SIDE, NON_NEGATIVE, OPTIMIZERS, PIXEL_MAX, PIXEL_MIN,
                        POOLINGS, LayerError, Settings, normalise_blend_weights, parse_layer, parse_style_layers,
-                       per_scale, scale_iterations)
+                       default_schedule, per_scale, scale_iterations)
+from nst.host.budget import tile_sides
 from nst.weights.load import MEAN_RGB, VGGWeights
 
 __all__ = [  # the engine's public names; the settings' are re-exported so older imports keep working
@@ -78,6 +79,7 @@ class Result:
     history: list  # [HistoryRow(step, elapsed, total, content, style, tv), ...] one row per event
     elapsed: float
     best_iteration: int  # iteration (at the last scale) of the returned image
+    tiles: list = dataclasses.field(default_factory=list)  # per scale run: the tiles' core side, None for whole
 
 
 @dataclass
@@ -116,6 +118,7 @@ class Stylizer:
         self.settings = settings
         self.keep_graphs = keep_graphs  # False: free each graph once used (the one-call stylize())
         self._weights, self._features, self._problems = weights, None, {}
+        self._tiles = None  # the TileGraph of scales optimised in tiles, built at the first one
         self._fast = None  # the FastStylizer of init="fast", loaded at its first use
 
     def run(self, content, styles, callback=None, init=None, temporal: Optional[Temporal] = None) -> Result:
@@ -130,28 +133,39 @@ class Stylizer:
         started = time.perf_counter()
         content, styles = _read_inputs(content, styles)
         settings = self.settings if init is None else dataclasses.replace(self.settings, init=np.asarray(init))
-        s = settings.resolved(len(styles))
-        sizes = scale_sizes(*content.shape[:2], s.size, s.multiscale, s.min_size)
+        s, sizes = resolve(settings, len(styles), *content.shape[:2])
         if temporal is not None:
             temporal = temporal.checked(*sizes[-1])
+        tiles = tile_sides(sizes, _style_pixels(s, sizes[-1], styles), forced=s.tile)
+        if temporal is not None and any(tiles):
+            raise ValueError(f"a frame of {sizes[-1][1]}x{sizes[-1][0]} does not fit in memory whole, and the "
+                             "temporal term has no tiled path; lower the size")
         if not isinstance(self._weights, VGGWeights):
             self._weights = get_weights(self._weights)
-        # All targets first; without keep_graphs the feature graph is then closed, its session's
-        # memory not being needed while the (larger) optimisation graphs run.
-        features = self._feature_graph(s)
-        try:
-            targets = [_scale_targets(features, s, content, styles, height, width, temporal, distribution)
-                       for (height, width), distribution in zip(sizes, per_scale(s.distribution_weight, len(sizes)))]
-        finally:
-            if not self.keep_graphs:
-                self._close_features()
+        targets = self._targets(s, content, styles, sizes, tiles, temporal)
         first = self._fast_start(content, styles, s, sizes[-1]) if isinstance(s.init, str) and s.init == "fast" else None
         run = Run(s, sizes, callback, started=started)
         best, scale = self._optimise(run, targets, first)
         found = best is not None and best["pixels"] is not None  # not when the very first cost is NaN
         return Result(image=best["finish"](best["pixels"]) if found else None, costs=best["costs"] if found else None,
                       status=run.status, message=run.message, settings=s, sizes=sizes[:scale + 1], steps=run.steps,
-                      history=run.history, elapsed=time.perf_counter() - started, best_iteration=best["iteration"])
+                      history=run.history, elapsed=time.perf_counter() - started, best_iteration=best["iteration"],
+                      tiles=tiles[:scale + 1])
+
+    def _targets(self, s: Settings, content, styles, sizes, tiles, temporal) -> list:
+        """Each scale's inputs and targets (:func:`_scale_targets`), whole or in tiles.  All come first;
+        without keep_graphs the feature graph is then closed, its session's memory not being needed
+        while the (larger) optimisation graphs run."""
+        from nst.optimise.tiled import TiledFeatures
+
+        distribution = per_scale(s.distribution_weight, len(sizes))
+        try:
+            return [_scale_targets(TiledFeatures(self._tile_graph(s), side) if side else self._feature_graph(s),
+                                   s, content, styles, height, width, temporal, weight)
+                    for (height, width), side, weight in zip(sizes, tiles, distribution)]
+        finally:
+            if not self.keep_graphs:
+                self._close_features()
 
     def _fast_start(self, content, styles, s: Settings, size) -> np.ndarray:
         """``init="fast"``: the feed-forward (AdaIN) result at the final size, uint8 [h, w, 3]."""
@@ -172,6 +186,7 @@ class Stylizer:
         ``first``: the starting image when it is computed per run (``init="fast"``); else ``settings.init``.
         """
         s, previous, best = run.settings, None, None  # previous: float32 [h, w, 3] result of the scale before
+        run_tiles = [target["tile"] for target in targets]
         for scale, ((height, width), target) in enumerate(zip(run.sizes, targets)):
             if previous is None:
                 kind = first if first is not None else s.init
@@ -179,7 +194,8 @@ class Stylizer:
             else:
                 start = resize_float(previous, height, width)
             try:
-                problem = self._problem(s, height, width, target["temporal"] is not None, target["distribution_weight"])
+                problem = self._problem(s, height, width, target["temporal"] is not None, target["distribution_weight"],
+                                        run_tiles[scale])
                 try:
                     problem.start(start, problem.targets(target["content"], target["grams"], target["temporal"],
                                                          target["distributions"]))
@@ -202,13 +218,27 @@ class Stylizer:
             self._features = FeatureGraph(self._weights, s.pooling, s.content_layer, [n for n, _ in s.style_layers])
         return self._features
 
-    def _problem(self, s: Settings, height: int, width: int, temporal: bool, distribution_weight: float) -> Problem:
-        key = (height, width, temporal, distribution_weight)
+    def _problem(self, s: Settings, height: int, width: int, temporal: bool, distribution_weight: float,
+                 tile: Optional[int] = None):
+        """The optimisation graph of this size (a :class:`TiledProblem` with cores of ``tile`` px), kept."""
+        key = (height, width, temporal, distribution_weight, tile)
+        if key not in self._problems and tile:
+            from nst.optimise.tiled import TiledProblem
+
+            self._problems[key] = TiledProblem(self._tile_graph(s), s, height, width, tile, distribution_weight)
         if key not in self._problems:
             self._problems[key] = Problem(self._weights, s, height, width, temporal,
                                           build=OPTIMIZER_TABLE[s.optimizer].build,
                                           distribution_weight=distribution_weight)
         return self._problems[key]
+
+    def _tile_graph(self, s: Settings):
+        """VGG-19 on one tile of any size (:mod:`nst.optimise.tiled`), shared by every tiled scale."""
+        if self._tiles is None:
+            from nst.optimise.tiled import TileGraph
+
+            self._tiles = TileGraph(self._weights, s, distribution=any(np.atleast_1d(s.distribution_weight)))
+        return self._tiles
 
     def _close_features(self) -> None:
         if self._features is not None:
@@ -224,6 +254,9 @@ class Stylizer:
         """Free the graphs and their sessions (the weights stay in get_weights' cache)."""
         self._close_features()
         self._close_problems()
+        if self._tiles is not None:
+            self._tiles.close()
+            self._tiles = None
 
     def __enter__(self) -> "Stylizer":
         return self
@@ -259,6 +292,22 @@ def _read_inputs(content, styles) -> tuple:
     return content, styles
 
 
+
+
+def resolve(settings: Settings, n_styles: int, height: int, width: int) -> tuple:
+    """(settings resolved for ``n_styles`` styles, the scales [(h, w), ...] of a ``height`` x ``width``
+    content); the default iterations are :func:`default_schedule`'s for those scales."""
+    s = settings.resolved(n_styles)
+    sizes = scale_sizes(height, width, s.size, s.multiscale, s.min_size)
+    if settings.iterations is None and s.multiscale:
+        s.iterations = default_schedule(s.optimizer, sizes)
+    return s, sizes
+
+
+def _style_pixels(s: Settings, size, styles) -> int:
+    """The largest style image's pixels at the scale of ``size`` (h, w) (:func:`_scale_targets` resizes them)."""
+    side = max(MIN_SIDE, round(max(size) * s.style_scale))
+    return max(h * w for h, w in (_size_for(style.shape[:2], side) for style in styles))
 
 
 def get_weights(weights=None) -> VGGWeights:
@@ -340,6 +389,7 @@ def _scale_targets(features: FeatureGraph, s: Settings, content, styles, height:
         mask = resize_float(np.asarray(temporal.mask, dtype=np.float32)[..., None], height, width, top=1.0)[..., 0]
         temporal = (luminance_rgb(previous) if s.preserve_colors else previous, mask, temporal.weight)
     return {"content": features.content_features(content_in), "grams": grams, "finish": finish,
+            "tile": getattr(features, "side", None),
             "distributions": distributions, "distribution_weight": distribution_weight,
             "content_in": content_in, "style_in": styles_in[0], "temporal": temporal}
 
