@@ -85,11 +85,10 @@ def _prepare(args):
     from nst.io import images
     from nst.weights.fetch import weights_for_use
 
-    settings = settings_from(args).resolved(len(args.styles))
     content = images.read_rgb(args.content)
     styles = [images.read_rgb(path) for path in args.styles]
+    settings, sizes = engine.resolve(settings_from(args), len(args.styles), *content.shape[:2])
     init_path = _read_init(args, settings)
-    sizes = engine.scale_sizes(*content.shape[:2], settings.size, settings.multiscale, settings.min_size)
     check_memory(settings, sizes, styles)
     paths = check_outputs(args, args.output, _total_steps(settings, sizes))
     weights = weights_for_use(args.weights)  # the default file is fetched on first use
@@ -131,7 +130,8 @@ class _Reporter:
         step, args = progress.step, self.args
         if progress.iteration == 0 and len(progress.sizes) > 1 and not args.quiet:
             h, w = progress.sizes[progress.scale]
-            self.bar.write(f"scale {progress.scale + 1}/{len(progress.sizes)}: {w}x{h}", file=sys.stderr)
+            tiled = f" in tiles of about {progress.tile} px" if progress.tile else ""
+            self.bar.write(f"scale {progress.scale + 1}/{len(progress.sizes)}: {w}x{h}{tiled}", file=sys.stderr)
         if args.print_every and progress.iteration > 0 and (step % args.print_every == 0 or step == self.total):
             self.bar.write(f"iteration {step}/{self.total}: total {c['total']:.6g}  content {c['content']:.6g}  "
                            f"style {c['style']:.6g}  tv {c['tv']:.6g}  ({progress.elapsed:.1f} s)", file=sys.stderr)
@@ -194,6 +194,7 @@ def _record(args, paths, result, init_path, weights, files, argv) -> dict:
         "sizes": [[w_, h_] for h_, w_ in result.sizes],  # [width, height] per scale
         "steps": result.steps,
         "best_iteration": result.best_iteration,
+        "tiles": result.tiles,  # per scale: the core side of its tiles, null where it ran whole
         "final_costs": result.costs,
         "elapsed_s": round(result.elapsed, 3),
         "files": {key: str(path) for key, path in paths.items() if path in files},

@@ -63,6 +63,7 @@ class Progress:
     costs: dict
     elapsed: float  # seconds since the run started
     best: bool  # lowest total cost so far at this scale
+    tile: Optional[int] = None  # this scale's tiles' core side (nst.optimise.tiled), None when it runs whole
     _pixels: np.ndarray = field(repr=False, default=None)
     _finish: Callable = field(repr=False, default=None)
 
@@ -82,6 +83,7 @@ class Run:
     status: str = "done"  # "done" | "interrupted" | "stopped" | "nonfinite"
     message: str = ""
     steps: int = 0  # optimisation steps done over all scales
+    tiles: Optional[list] = None  # per scale: the tiles' core side, None for a whole scale
 
     def __post_init__(self):
         self.per_scale = scale_iterations(self.settings.iterations, len(self.sizes))  # iterations at each scale
@@ -135,6 +137,7 @@ class Tracker:
             run.callback(Progress(step=step, total_steps=run.total_steps, iteration=iteration,
                                   iterations=self.iterations, scale=self.scale, sizes=run.sizes,
                                   costs=dict(costs), elapsed=elapsed, best=is_best,
+                                  tile=run.tiles[self.scale] if run.tiles else None,
                                   _pixels=pixels, _finish=self.finish))
 
 

@@ -144,7 +144,7 @@ class Stylizer:
             self._weights = get_weights(self._weights)
         targets = self._targets(s, content, styles, sizes, tiles, temporal)
         first = self._fast_start(content, styles, s, sizes[-1]) if isinstance(s.init, str) and s.init == "fast" else None
-        run = Run(s, sizes, callback, started=started)
+        run = Run(s, sizes, callback, started=started, tiles=tiles)
         best, scale = self._optimise(run, targets, first)
         found = best is not None and best["pixels"] is not None  # not when the very first cost is NaN
         return Result(image=best["finish"](best["pixels"]) if found else None, costs=best["costs"] if found else None,
