@@ -37,9 +37,9 @@ FORWARD_BYTES_PER_PIXEL = 2 * 290 * 4
 # direction, the best image, the gradient being summed over tiles (28 images of 12 bytes a pixel) and
 # the content target at conv4_2 (512 channels per 8x8 pixels, 32 bytes a pixel): 368, taken as 384.
 PICTURE_BYTES_PER_PIXEL = 384
-# Each tile's outer box is its core plus this margin on each side: conv5_1's receptive radius, 85 px,
+# Each tile's outer box is its core plus this margin on each side: conv5_1's receptive radius, 70 px,
 # on the 16 px grid of its poolings (nst.optimise.tiling.margin_for; a test checks they agree).
-TILE_MARGIN = 96
+TILE_MARGIN = 80
 MIN_TILE = 256  # the smallest core the automatic choice takes: below it the margins cost more than the core
 TILE_STEP = 64  # cores are chosen in steps of this many pixels
 STYLE_BYTES_PER_PIXEL = 16  # a style image read in tiles is still held whole: uint8 and float32 RGB
@@ -131,7 +131,15 @@ def largest_fitting_side(height: int, width: int, available: int) -> int:
     whole = max(0.0, (available - BASE_BYTES) / OPTIMISATION_BYTES_PER_PIXEL)
     tile = min(MIN_TILE + 2 * TILE_MARGIN, math.sqrt(whole)) ** 2
     tiled = max(0.0, (available - BASE_BYTES - OPTIMISATION_BYTES_PER_PIXEL * tile) / PICTURE_BYTES_PER_PIXEL)
-    return int(math.sqrt(max(whole, tiled) * aspect))
+    side = int(math.sqrt(max(whole, tiled) * aspect))
+
+    def needed(long_side):  # the short side rounded as the images' resize rounds it
+        short = max(1, round(long_side / aspect))
+        return min(estimate_peak_bytes(short, long_side), tiled_peak_bytes(short, long_side, MIN_TILE))
+
+    while side > 1 and needed(side) > available:  # the estimates above, rounded the other way
+        side -= 1
+    return side
 
 
 def check_fits(height: int, width: int, style_pixels: int = 0, available: int | None = None) -> None:

@@ -91,7 +91,7 @@ def rank_matched(values, target):
     def rows(part):
         np.put_along_axis(matched[part], _argsort_rows(values[part]), target[part], axis=1)
 
-    pool, workers = _sort_threads()
+    pool, workers = sort_threads()
     bounds = np.linspace(0, len(values), min(workers, len(values)) + 1).astype(int)
     parts = [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
     list(pool.map(rows, parts))
@@ -116,7 +116,7 @@ def _argsort_rows(values):
 _SORT_POOL = []  # [(ThreadPoolExecutor, its number of threads)], made at the first use
 
 
-def _sort_threads():
+def sort_threads():
     """A small thread pool for :func:`rank_matched` (NumPy releases the GIL while it sorts)."""
     if not _SORT_POOL:
         import os

@@ -67,6 +67,7 @@ class TileGraph:
                               dtype=compute_dtype(s.precision))
             self.crops = {stride_of(name): tf.compat.v1.placeholder(tf.int32, [4]) for name in used}
             core = {name: self._cut(net[name], self.crops[stride_of(name)]) for name in set(used)}
+            self.channels = {name: int(core[name].shape[-1]) for name in core}  # n_C of each layer used
             self._statistics(core)
             self._gradient(core, s)
         self.session = make_session(self.graph)
@@ -219,12 +220,6 @@ def _positions(layer: str, height: int, width: int) -> int:
     return -(-height // stride) * -(-width // stride)
 
 
-def _channels(layer: str) -> int:
-    from nst.weights.load import CONV_CHANNELS
-
-    return CONV_CHANNELS[layer][1]
-
-
 class TiledProblem:
     """:class:`nst.optimise.graphs.Problem`'s interface at one size, computed tile by tile.
 
@@ -280,7 +275,7 @@ class TiledProblem:
         s, style, uppers = self.settings, 0.0, {}
         for name, layer_weight in s.style_layers:
             difference = grams[name] - self.target["grams"][name]  # [n_C, n_C] float64
-            scale = (_channels(name) * self.positions[name]) ** 2
+            scale = (self.graph.channels[name] * self.positions[name]) ** 2
             style += layer_weight * float(np.sum(np.square(difference))) / (4.0 * scale)
             uppers[name] = (float(cost_weight(s.style_weight)) * layer_weight * difference / scale).astype(np.float32)
         return style, uppers
@@ -327,7 +322,7 @@ class TiledProblem:
             for name, value in found["distribution"].items():
                 distribution_sums[name] += float(value)
         content = content_sum / (4.0 * self.positions[layer] * n_C)
-        distribution = sum(total / (_channels(name) * self.positions[name]) for name, total in distribution_sums.items())
+        distribution = sum(total / (graph.channels[name] * self.positions[name]) for name, total in distribution_sums.items())
         return content, distribution / max(1, len(distribution_sums)), gradient
 
     def close(self) -> None:
@@ -336,14 +331,14 @@ class TiledProblem:
 
 def _sorted_columns(values: np.ndarray) -> np.ndarray:
     """[n, n_C] with each column sorted, the columns shared among the sort threads of :mod:`nst.optimise.costs`."""
-    from nst.optimise.costs import _sort_threads
+    from nst.optimise.costs import sort_threads
 
     rows = np.ascontiguousarray(values.T)  # [n_C, n]: each direction's values contiguous
 
     def sort(part):
         rows[part].sort(axis=1)
 
-    pool, workers = _sort_threads()
+    pool, workers = sort_threads()
     bounds = np.linspace(0, len(rows), min(workers, len(rows)) + 1).astype(int)
     list(pool.map(sort, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
     return rows.T

@@ -25,7 +25,9 @@ from nst.host.precision import DEFAULT_PRECISION, PRECISIONS, choose as choose_p
 from nst.optimise.stylize import DEFAULT_SIZE, DEFAULT_STYLE_WEIGHT, MIN_SIDE
 
 METHODS = ("fast", "optimise")
-MAX_SIZE = 2048  # the size control's top; nst.web.sessions keeps uploads at this long side
+# The size control's top: print size (above 2048 px the optimisation runs in tiles, nst.optimise.tiled, and
+# the fast mode too, nst.fast.tiles); nst.web.sessions keeps uploads at this long side.
+MAX_SIZE = 4096
 MAX_STYLES = 4
 MAX_ITERATIONS = 2000  # per scale, for the optional iterations field
 PREVIEW_EVERY = 5  # optimisation steps between two live previews (and one at each scale's start)
@@ -225,27 +227,26 @@ def run_fast(job: Job, stylizer) -> None:
     job.progress = {"elapsed_s": round(seconds, 3)}
 
 
-def optimise_settings(request: Request, n_styles: int):
-    """The engine's Settings for a page request (everything else at the engine's defaults)."""
-    from nst.optimise.stylize import Settings
+def optimise_settings(request: Request, n_styles: int, content_shape) -> tuple:
+    """(the engine's resolved Settings for a page request, everything else at the engine's defaults; the
+    scales [(h, w), ...] of a content of ``content_shape``), the default iterations fitted to them."""
+    from nst.optimise.stylize import Settings, resolve
 
     settings = Settings(size=request.size, style_weight=request.strength * DEFAULT_STYLE_WEIGHT,
                         preserve_colors=request.preserve_colors, precision=choose_precision(request.precision)[0],
                         style_blend_weights=[w for _, w in request.styles])
     if request.iterations is not None:
         settings.iterations = request.iterations
-    return settings.resolved(n_styles)
+    return resolve(settings, n_styles, *content_shape[:2])
 
 
 def check_optimise(job: Job) -> None:
     """Refuse before queueing what cannot run: bad settings, a size this machine cannot hold."""
     from nst.host.budget import MemoryBudgetError, check_fits
-    from nst.io.images import size_for_long_side
 
     try:
-        optimise_settings(job.request, len(job.request.styles))
-        height, width = size_for_long_side(*job.images["content"].pixels.shape[:2], job.request.size)
-        check_fits(height, width)
+        _, sizes = optimise_settings(job.request, len(job.request.styles), job.images["content"].pixels.shape)
+        check_fits(*sizes[-1])
     except (ValueError, MemoryBudgetError) as error:
         raise JobError(str(error)) from None
 
@@ -311,7 +312,7 @@ def run_optimise(job: Job, between_steps, changed) -> None:
 
     r = job.request
     try:
-        settings = optimise_settings(r, len(r.styles))
+        settings, _ = optimise_settings(r, len(r.styles), job.images["content"].pixels.shape)
     except ValueError as error:
         raise JobError(str(error)) from None
     watcher = _Watcher(job, settings, between_steps, changed)

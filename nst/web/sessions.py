@@ -27,7 +27,7 @@ import numpy as np
 from nst.io.images import IMAGES_DIR, MAX_PIXELS, SAMPLE_SHA256, ImageError
 
 UPLOAD_LIMIT_BYTES = 20 * 2 ** 20  # one uploaded file; a phone photo is 3-12 MB
-WORKING_SIDE = 2048  # uploads are kept at most this long side: the largest size the page offers
+WORKING_SIDE = 4096  # uploads are kept at most this long side (36 MiB at 4:3): the largest size the page offers
 SESSION_IDLE_S = 3600  # a session unused this long is deleted with its files and jobs
 IMAGES_PER_SESSION = 12  # beyond this the session's oldest upload is forgotten (a job uses at most 5)
 SESSIONS = 200  # beyond this the least recently used session is forgotten (each may hold 12 images)

@@ -271,11 +271,12 @@ def test_optimise_batch_refuses_an_image_too_large_for_memory_before_loading(bat
     wide, square = tmp_path / "wide.png", tmp_path / "square.png"
     images.save_rgb(wide, np.zeros((64, 128, 3), np.uint8))
     images.save_rgb(square, np.zeros((64, 64, 3), np.uint8))
-    # nst.host.budget's model, 1600 MiB + 4.6 KiB a pixel: at --size 800, 800x400 needs 3038 MiB, 800x800 4475 MiB;
-    # the largest square that fits in 3.5 GiB is about 664 px.
-    common = [str(batch_inputs / "style.png"), "-o", str(out), "--size", "800", "--no-multiscale"]
+    # nst.host.budget's model in tiles of 256 px: 1600 MiB, 384 bytes a pixel of the picture, 4.6 KiB a pixel of
+    # one tile with its margins (416x416): at --size 2400, 2400x1200 needs 3.35 GiB, 2400x2400 4.38 GiB; the
+    # largest square that fits in 3.5 GiB is about 1815 px.
+    common = [str(batch_inputs / "style.png"), "-o", str(out), "--size", "2400", "--no-multiscale"]
     err = _one_line_refusal(capsys, [str(wide), str(square), *common])
-    assert "input square.png" in err and "800 px" in err and "largest --size that fits is about 66" in err, err
+    assert "input square.png" in err and "2400 px" in err and "largest --size that fits is about 181" in err, err
     assert not out.exists()
     fitting = batch_cli.build_batch_parser().parse_args([str(wide), *common])
     assert len(batch_cli.plan(fitting, pytest.fail)[0].todo) == 1  # the wide one alone fits
