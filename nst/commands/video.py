@@ -122,6 +122,18 @@ def _styles(args, frame_long_side: int) -> list:
     return styles
 
 
+def _check_whole_frame_fits(height: int, width: int) -> None:
+    """The optimised frames' temporal term has no tiled path (nst.optimise.tiled): a frame must fit whole."""
+    from nst.host import budget
+
+    needed, available = budget.estimate_peak_bytes(height, width), budget.available_bytes()
+    if needed > available:
+        side = max(height, width) * (max(0, available - budget.BASE_BYTES) / (needed - budget.BASE_BYTES)) ** 0.5
+        raise ArgumentError(f"--method optimised needs about {needed / 2 ** 30:.1f} GiB for a {width}x{height} "
+                            f"frame and {available / 2 ** 30:.1f} GiB is free; lower --size to about {int(side)} "
+                            "or use --method fast")
+
+
 def _plan(args):
     """Check everything the run needs; return (clip, (width, height), styles, target) or raise."""
     from nst.video import io as video_io
@@ -143,6 +155,8 @@ def _plan(args):
     clip = video_io.trim(clip, args.start, args.duration, args.max_frames)
     width, height = video_io.even_size(clip.width, clip.height, args.size)
     check_fits(height, width, what="frame")
+    if args.method == "optimised":
+        _check_whole_frame_fits(height, width)
     video_io.check_decodable(clip, width, height)
     if args.method == "fast" and args.ray in (None, LOCAL_RAY):  # the workers read this machine's file
         _check_decoder()

@@ -373,3 +373,16 @@ def test_method_only_flags_refused(clip, tmp_path, capsys):
     _refused([str(clip), str(STYLE), "-o", str(tmp_path / "a.mp4"), "--iterations", "5"], capsys, "--iterations")
     _refused([str(clip), str(STYLE), "-o", str(tmp_path / "a.mp4"), "--method", "optimised", "--alpha", "0.5"],
              capsys, "--alpha")
+
+
+def test_optimised_frames_too_large_to_hold_whole_are_refused_before_loading(clip, tmp_path, capsys, monkeypatch):
+    """The temporal term has no tiled path: a frame the fast mode could tile, the optimised method refuses
+    at once, naming a size that fits (nst.host.budget's whole-picture model at 2.5 GiB free)."""
+    from nst.host import budget
+
+    monkeypatch.setattr(budget, "available_bytes", lambda: 2560 * 2 ** 20)
+    monkeypatch.setattr("nst.weights.fetch.weights_for_use", lambda *a: pytest.fail("the weights were looked up"))
+    argv = [str(clip), str(STYLE), "-o", str(tmp_path / "a.mp4"), "--method", "optimised", "--size", "640"]
+    # 1600 MiB + 4.6 KiB a pixel: 960 MiB leave 213,700 pixels, 533x400 at the clip's 4:3.
+    _refused(argv, capsys, "lower --size to about 533 or use --method fast")
+    assert not (tmp_path / "a.mp4").exists()
