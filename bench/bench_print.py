@@ -23,12 +23,7 @@ Prints the CPU it ran on.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,19 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def run_command(content, style, out: Path, size: int, *extra) -> dict:
-    """Wall seconds, peak RSS (MiB) and the JSON record of one ``nst`` run in a child process."""
-    command = [sys.executable, "-m", "nst", str(content), str(style), "-o", str(out), "--size", str(size),
-               "--overwrite", "--quiet", *map(str, extra)]
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            err.seek(0)
-            raise SystemExit(f"nst failed: {err.read()[-800:]}")
-    record = json.loads(out.with_suffix(".json").read_text())
-    return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024, "record": record}
+    """Wall seconds, the child's peak RSS (MiB) and the JSON record of one quiet ``nst`` run."""
+    from bench_tiles import run_nst
+
+    return run_nst(content, style, out, size, "--quiet", *extra)
 
 
 def core_borders(height: int, width: int, side: int) -> tuple:
@@ -78,6 +64,21 @@ def all_lines_ratio(image: np.ndarray, borders: tuple) -> float:
     return float(np.mean(on) / np.mean(off))
 
 
+def lattice(image: np.ndarray) -> float:
+    """How much the rows and columns at multiples of 4 px differ from their neighbours, against the
+    others (mean |difference| to the line before; rows and columns averaged).  An unconverged last scale
+    leaves a lattice of 4 px blocks (nst.optimise.settings, PRINT_SIDE): 1.76 after 6 iterations at
+    1024 px, 1.27 after 25."""
+    from bench_tiles import line_differences
+
+    ratios = []
+    for axis in (0, 1):
+        diffs = line_differences(image, axis)  # diffs[k - 1]: between lines k - 1 and k
+        lines = np.arange(1, len(diffs) + 1)
+        ratios.append(diffs[lines % 4 == 0].mean() / diffs[lines % 4 != 0].mean())
+    return float(np.mean(ratios))
+
+
 def print_run(content, style, size: int, extra=()) -> None:
     from bench_tiles import seam_figures, sheet
 
@@ -94,6 +95,7 @@ def print_run(content, style, size: int, extra=()) -> None:
     for (w, h), tile, count in zip(record["sizes"], record["tiles"], iterations):
         print(f"  scale {w}x{h}: {count} iterations, {'tiles of about %d px' % tile if tile else 'whole'}")
     result = read_rgb(out)
+    print(f"lattice (lines at multiples of 4 px against the others): {lattice(result):.3f}")
     side = record["tiles"][-1]
     if not side:
         print("the last scale ran whole: no seams to measure")
@@ -121,6 +123,7 @@ def compare(content, style, size: int) -> None:
         figures = run_command(content, style, out, size, "--init", "noise", *extra)
         runs[name] = read_rgb(out).astype(np.int16)
         print(f"  {name}: {figures['wall_s']:.1f} s, peak RSS {figures['peak_mib']:.0f} MiB, "
+              f"lattice {lattice(runs[name].astype(np.uint8)):.3f}, "
               f"tiles {figures['record']['tiles']}, final cost {figures['record']['final_costs']['total']:.4g}")
 
     def difference(a, b):

@@ -43,10 +43,10 @@ CROP = 256  # pixels of each 100 % crop
 LOCAL_LINES = 4  # lines on each side of a border line that form its local baseline
 
 
-def run_command(content, style, out: Path, size: int) -> dict:
-    """Wall seconds, peak RSS (MiB) and the tile side of one ``nst --method fast`` run."""
-    command = [sys.executable, "-m", "nst", str(content), str(style), "-o", str(out), "--method", "fast",
-               "--size", str(size), "--overwrite"]
+def run_nst(content, style, out: Path, size: int, *extra) -> dict:
+    """Wall seconds, the child's peak RSS (MiB) and the JSON record of one ``nst`` run in a child process."""
+    command = [sys.executable, "-m", "nst", str(content), str(style), "-o", str(out), "--size", str(size),
+               "--overwrite", *map(str, extra)]
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
@@ -55,9 +55,14 @@ def run_command(content, style, out: Path, size: int) -> dict:
         if os.waitstatus_to_exitcode(status) != 0:
             err.seek(0)
             raise SystemExit(f"nst failed: {err.read()[-800:]}")
-    record = json.loads(out.with_suffix(".json").read_text())
-    return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024, "tile": record["settings"]["tile"],
-            "runtime": record["settings"]["runtime"]}
+    return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024, "record": json.loads(out.with_suffix(".json").read_text())}
+
+
+def run_command(content, style, out: Path, size: int) -> dict:
+    """Wall seconds, peak RSS (MiB) and the tile side of one ``nst --method fast`` run."""
+    figures = run_nst(content, style, out, size, "--method", "fast")
+    settings = figures.pop("record")["settings"]
+    return {**figures, "tile": settings["tile"], "runtime": settings["runtime"]}
 
 
 def line_differences(image: np.ndarray, axis: int) -> np.ndarray:

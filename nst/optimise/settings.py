@@ -49,11 +49,16 @@ DEFAULT_ITERATIONS = {"adam": 300, "lbfgs": 200}  # a single scale (--no-multisc
 # See README "The defaults".  (The Adam schedule was scaled from the earlier L-BFGS one,
 # 120, 60, 20, by the measured 1.4x; its look is not measured.)
 DEFAULT_SCHEDULE = {"adam": (180, 80, 25), "lbfgs": (80, 40, 25)}
-# Scales above this long side only refine an upsampled picture, and each costs 4x the one before (about 30 s
-# an L-BFGS iteration at 2048 px, tiled, and 160 s at 4096 px on a 2-core Zen 4 in bf16): the schedule
-# above ends at the largest scale within it, and each larger scale takes the last count halved per
-# doubling (a 2048 px scale 12 iterations, 4096 px 6), so each costs about twice the one before.
-PRINT_SIDE = 1024
+# Above this long side each scale costs 4x the one before (about 30 s an L-BFGS iteration at 2048 px,
+# tiled, and 160 s at 4096 px on a 2-core Zen 4 in bf16), and runs up to it keep DEFAULT_SCHEDULE as
+# it was measured.  The last scale still needs the schedule's last count: after upsampling, its costs
+# start far above the converged ones, and stopping early leaves a lattice of 4 px blocks (the gradient
+# through VGG's 2x2 poolings is constant on such blocks).  Tubingen x starry_night at 1024 px, 80/80/40
+# below, then N at 1024: N = 6 left the total cost at 45.7 and the rows and columns at multiples of
+# 4 px 1.76x as different from their neighbours as the others; N = 12: 8.2 and 1.47; N = 25: 3.3 and
+# 1.27.  A scale between PRINT_SIDE and the last is re-optimised at the last, so it takes the last count
+# halved per doubling of the side (an 8192 px run: 12 at 4096 px); a 4096 px run is 80, 80, 80, 40, 25, 25.
+PRINT_SIDE = 2048
 # Adam step in 0..255 pixel units.  On the sample pair at 160 px, total cost after 50/150
 # iterations: lr 2 (the course's) 0.956/0.665, lr 5 0.766/0.593, lr 10 0.703/0.580.
 DEFAULT_LEARNING_RATE = 10.0
@@ -194,11 +199,13 @@ def scale_iterations(iterations, n_scales: int) -> list:
 
 def default_schedule(optimizer: str, sizes) -> tuple:
     """The default iterations at each of ``sizes`` [(h, w), ...] (coarse to fine) with multiscale:
-    DEFAULT_SCHEDULE up to PRINT_SIDE, then halved per doubling of the side."""
-    within = [size for size in sizes if max(size) <= PRINT_SIDE]
-    counts = scale_iterations(DEFAULT_SCHEDULE[optimizer], len(within)) if within else []
+    DEFAULT_SCHEDULE up to PRINT_SIDE; above it, the last count at the last scale and that count
+    halved per doubling of the side at the scales between."""
+    within = [size for size in sizes if max(size) <= PRINT_SIDE] or sizes[:1]
+    counts = scale_iterations(DEFAULT_SCHEDULE[optimizer], len(within))
     last = DEFAULT_SCHEDULE[optimizer][-1]
-    return tuple(counts + [max(1, round(last * PRINT_SIDE / max(size))) for size in sizes[len(within):]])
+    between = [max(1, round(last * PRINT_SIDE / max(size))) for size in sizes[len(within):-1]]
+    return tuple(counts + between + ([last] if len(sizes) > len(within) else []))
 
 
 def check_schedule(name: str, value):

@@ -186,7 +186,6 @@ class Stylizer:
         ``first``: the starting image when it is computed per run (``init="fast"``); else ``settings.init``.
         """
         s, previous, best = run.settings, None, None  # previous: float32 [h, w, 3] result of the scale before
-        run_tiles = [target["tile"] for target in targets]
         for scale, ((height, width), target) in enumerate(zip(run.sizes, targets)):
             if previous is None:
                 kind = first if first is not None else s.init
@@ -195,7 +194,7 @@ class Stylizer:
                 start = resize_float(previous, height, width)
             try:
                 problem = self._problem(s, height, width, target["temporal"] is not None, target["distribution_weight"],
-                                        run_tiles[scale])
+                                        run.tiles[scale])
                 try:
                     problem.start(start, problem.targets(target["content"], target["grams"], target["temporal"],
                                                          target["distributions"]))
@@ -389,7 +388,6 @@ def _scale_targets(features: FeatureGraph, s: Settings, content, styles, height:
         mask = resize_float(np.asarray(temporal.mask, dtype=np.float32)[..., None], height, width, top=1.0)[..., 0]
         temporal = (luminance_rgb(previous) if s.preserve_colors else previous, mask, temporal.weight)
     return {"content": features.content_features(content_in), "grams": grams, "finish": finish,
-            "tile": getattr(features, "side", None),
             "distributions": distributions, "distribution_weight": distribution_weight,
             "content_in": content_in, "style_in": styles_in[0], "temporal": temporal}
 

@@ -156,12 +156,13 @@ def test_only_what_does_not_fit_is_tiled_and_in_half_the_memory_free():
         budget.tile_sides(sizes, available=4 * gib)
 
 
-def test_the_schedule_halves_above_the_print_side():
-    small = [(96, 128), (192, 256), (384, 512)]
-    assert list(default_schedule("lbfgs", small)) == per_scale((80, 40, 25), 3)
-    large = small + [(768, 1024), (1536, 2048), (3072, 4096)]
-    assert default_schedule("lbfgs", large) == (80, 80, 40, 25, 12, 6)
-    settings, sizes = st.resolve(Settings(size=4096), 1, 768, 1024)
-    assert sizes[-1] == (3072, 4096) and settings.iterations == (80, 80, 40, 25, 12, 6)
+def test_the_schedule_saves_only_between_the_print_side_and_the_last_scale():
+    sizes = [(96 * 2 ** k, 128 * 2 ** k) for k in range(7)]  # 128 .. 8192 px
+    for n in range(1, 6):  # up to 2048 px: DEFAULT_SCHEDULE as it always was
+        assert list(default_schedule("lbfgs", sizes[:n])) == per_scale((80, 40, 25), n)
+    assert default_schedule("lbfgs", sizes[:6]) == (80, 80, 80, 40, 25, 25)
+    assert default_schedule("lbfgs", sizes) == (80, 80, 80, 40, 25, 12, 25)
+    settings, found = st.resolve(Settings(size=8192), 1, 768, 1024)
+    assert found == sizes and settings.iterations == (80, 80, 80, 40, 25, 12, 25)
     settings, _ = st.resolve(Settings(size=4096, iterations=3), 1, 768, 1024)
     assert settings.iterations == 3  # given iterations are kept
