@@ -166,3 +166,32 @@ def test_the_schedule_saves_only_between_the_print_side_and_the_last_scale():
     assert found == sizes and settings.iterations == (80, 80, 80, 40, 25, 12, 25)
     settings, _ = st.resolve(Settings(size=4096, iterations=3), 1, 768, 1024)
     assert settings.iterations == 3  # given iterations are kept
+
+
+def test_the_rank_sample_is_unbiased_on_a_pooling_lattice(tiny_weights):
+    """A picture with a 2 px checkerboard (the kind of lattice VGG's poolings leave): sampling every 2nd row
+    and column sees one phase of it and misranks the other (measured: the distribution term 1.38x the whole
+    picture's); an odd step sees every phase (0.965x), and step 1 is exact.  sample_step is always odd."""
+    s = Settings(precision="fp32").resolved(1)
+    height, width = 192, 256
+    y, x = np.mgrid[0:height, 0:width]
+    content = np.stack([60 + x // 2, 70 + y // 2, 150 - x // 4 - y // 4], -1).astype(np.uint8)
+    style = np.random.default_rng(3).integers(0, 255, (128, 128, 3)).astype(np.uint8)
+    features = FeatureGraph(tiny_weights, s.pooling, s.content_layer, [name for name, _ in s.style_layers])
+    targets = st._scale_targets(features, s, content, [style], height, width, None, 40.0)
+    whole = Problem(tiny_weights, s, height, width, distribution_weight=40.0)
+    whole.start(content.astype(np.float32), whole.targets(targets["content"], targets["grams"], None,
+                                                          targets["distributions"]))
+    lattice = np.clip(content + 40.0 * (((y % 2) + (x % 2)) % 2)[..., None], 0, 255).astype(np.float32)
+    exact = whole.evaluate(lattice)[0]["distribution"]
+    graph = tiled.TileGraph(tiny_weights, s, distribution=True)
+    ratios = {}
+    for step in (1, 2, 3):
+        in_tiles = tiled.TiledProblem(graph, s, height, width, 96, 40.0)
+        in_tiles.steps = {name: step for name in in_tiles.steps}
+        in_tiles.start(None, in_tiles.targets(targets["content"], targets["grams"], None, targets["distributions"]))
+        ratios[step] = in_tiles.evaluate(lattice)[0]["distribution"] / exact
+    assert ratios[1] == pytest.approx(1.0, rel=1e-5)
+    assert abs(ratios[3] - 1) < 0.1 < abs(ratios[2] - 1)
+    assert all(tiled.sample_step(n, 2 ** 10) % 2 == 1 for n in range(1, 200_000, 997))
+    graph.close()
