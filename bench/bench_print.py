@@ -2,7 +2,7 @@
 """Print-size optimisation in tiles (issue 32): time, peak memory, seams, and tiled against whole.
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_print.py [--size 4096] [--compare-size 1024]
-                                                           [--skip-print] [--skip-compare]
+                                                           [--skip-print] [--skip-compare] [--last-scale N ...]
 
 1. ``nst CONTENT STYLE -o bench/out/print/opt_SIZE.png --size SIZE`` with the defaults, as a user runs
    it, in a child process: wall time, the child's peak RSS (``wait4``), and per scale its size, its
@@ -13,7 +13,9 @@
    VGG-19's poolings, so like is compared with like).  The issue asks for within 10 %.
 3. A sheet, ``bench/out/print/opt_SIZE_sheet.png``: content, style, the result scaled down, and a
    100 % crop across each tile border where that border stands out most from the lines beside it.
-4. At ``--compare-size``, from the course's noisy start (``--init noise``, where the seed matters):
+4. With ``--last-scale N ...``, instead: at ``--compare-size``, the default coarse scales and then N
+   iterations at the last, for each N: total cost and lattice (how many the last scale needs).
+5. At ``--compare-size``, from the course's noisy start (``--init noise``, where the seed matters):
    seed 0 whole, seed 1 whole, seed 0 with ``--tile`` half the size.  The tiled picture's difference
    from the whole one, against the two seeds' difference.
 
@@ -134,6 +136,21 @@ def compare(content, style, size: int) -> None:
           f"seed 0 vs seed 1 (whole): {difference('whole_seed0', 'whole_seed1')}")
 
 
+def last_scale(content, style, size: int, counts) -> None:
+    """The default schedule's coarse scales, then each of ``counts`` iterations at ``size``: total cost
+    and lattice of the result (how many iterations the last scale needs after upsampling)."""
+    from nst.io.images import read_rgb
+    from nst.optimise.stylize import Settings, resolve, stylize
+
+    content, style = read_rgb(content), read_rgb(style)
+    coarse, _ = resolve(Settings(size=size), 1, *content.shape[:2])
+    for count in counts:
+        iterations = tuple(coarse.iterations[:-1]) + (count,)
+        result = stylize(content, [style], Settings(size=size, iterations=iterations, seed=0))
+        print(f"  {size} px, iterations {','.join(map(str, iterations))}: total cost {result.costs['total']:.4g}, "
+              f"lattice {lattice(result.image):.3f}, {result.elapsed:.0f} s")
+
+
 def main(argv=None) -> int:
     from bench_fast import cpu_description
 
@@ -144,11 +161,16 @@ def main(argv=None) -> int:
     parser.add_argument("--compare-size", type=int, default=1024)
     parser.add_argument("--skip-print", action="store_true", help="leave out the SIZE run")
     parser.add_argument("--skip-compare", action="store_true", help="leave out the tiled/whole comparison")
+    parser.add_argument("--last-scale", type=int, nargs="+", metavar="N",
+                        help="instead: at --compare-size, N iterations at the last scale after the default coarse ones")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="more options for the SIZE run (a quick check: --extra --tile 256 --iterations 2)")
     args = parser.parse_args(argv)
     print(f"CPU: {cpu_description()}")
     content, style = fetch_default_pair()
+    if args.last_scale:
+        last_scale(content, style, args.compare_size, args.last_scale)
+        return 0
     if not args.skip_print:
         print_run(content, style, args.size, args.extra)
     if not args.skip_compare:

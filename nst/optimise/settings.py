@@ -49,14 +49,14 @@ DEFAULT_ITERATIONS = {"adam": 300, "lbfgs": 200}  # a single scale (--no-multisc
 # See README "The defaults".  (The Adam schedule was scaled from the earlier L-BFGS one,
 # 120, 60, 20, by the measured 1.4x; its look is not measured.)
 DEFAULT_SCHEDULE = {"adam": (180, 80, 25), "lbfgs": (80, 40, 25)}
-# Above this long side each scale costs 4x the one before (about 30 s an L-BFGS iteration at 2048 px,
-# tiled, and 160 s at 4096 px on a 2-core Zen 4 in bf16), and runs up to it keep DEFAULT_SCHEDULE as
+# Above this long side each scale costs 3-4x the one before (an L-BFGS iteration took 48 s at 2048 px
+# and 145 s at 4096 px, both tiled, on a 2-core Zen 4 in bf16: bench/RESULTS.md, issue 32), and runs up to it keep DEFAULT_SCHEDULE as
 # it was measured.  The last scale still needs the schedule's last count: after upsampling, its costs
 # start far above the converged ones, and stopping early leaves a lattice of 4 px blocks (the gradient
 # through VGG's 2x2 poolings is constant on such blocks).  Tubingen x starry_night at 1024 px, 80/80/40
 # below, then N at 1024: N = 6 left the total cost at 45.7 and the rows and columns at multiples of
 # 4 px 1.76x as different from their neighbours as the others; N = 12: 8.2 and 1.47; N = 25: 3.3 and
-# 1.27.  A scale between PRINT_SIDE and the last is re-optimised at the last, so it takes the last count
+# 1.27 (bench/bench_print.py --last-scale 6 12 25).  A scale between PRINT_SIDE and the last is re-optimised at the last, so it takes the last count
 # halved per doubling of the side (an 8192 px run: 12 at 4096 px); a 4096 px run is 80, 80, 80, 40, 25, 25.
 PRINT_SIDE = 2048
 # Adam step in 0..255 pixel units.  On the sample pair at 160 px, total cost after 50/150
