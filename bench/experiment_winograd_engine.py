@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Does the fast mode's XLA-compiled Winograd F(4x4, 3x3) pay in the optimisation? (issue 30; it does not.)
 
-    python bench/experiment_winograd_engine.py
+    python bench/experiment_winograd_engine.py [VARIANT ...]   (direct winograd winograd-plain; the first is the reference)
 
 Builds the optimisation's graph (:class:`nst.optimise.graphs.Problem`, fp32, the default costs with the
 distribution term) at the default run's three sizes, once with ``tf.nn.conv2d`` and once with the wide
@@ -29,10 +29,13 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SIZES = ((96, 128), (192, 256), (384, 512))  # the default run's scales for the sample pair
+# tf.nn.conv2d; Winograd under XLA; Winograd as plain TensorFlow ops (no compilation)
+VARIANTS = ("direct", "winograd", "winograd-plain")
 
 
-def conv_relu(kernel, bias):
-    """x [1, h, w, in] -> relu(conv2d(x, kernel, 'SAME') + bias), Winograd F(4x4) under XLA, both ways."""
+def conv_relu(kernel, bias, xla: bool = True):
+    """x [1, h, w, in] -> relu(conv2d(x, kernel, 'SAME') + bias), Winograd F(4x4) both ways, under XLA or
+    as plain TensorFlow ops."""
     import tensorflow as tf
 
     from nst.fast.convolutions import WINOGRAD, winograd_kernel, winograd_tiles, winograd_untile
@@ -48,9 +51,9 @@ def conv_relu(kernel, bias):
     flipped = np.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))  # [3, 3, out, in]: the input gradient's kernel
     forward_tiles, backward_tiles = (tf.constant(winograd_kernel(k, 4).astype(np.float32)) for k in (kernel, flipped))
     bias = tf.constant(np.asarray(bias, np.float32))
-    forward = tf.function(lambda x: tf.nn.relu(same(x, forward_tiles) + bias), jit_compile=True, autograph=False)
+    forward = tf.function(lambda x: tf.nn.relu(same(x, forward_tiles) + bias), jit_compile=xla, autograph=False)
     backward = tf.function(lambda up, y: same(tf.where(y > 0, up, tf.zeros_like(up)), backward_tiles),
-                           jit_compile=True, autograph=False)
+                           jit_compile=xla, autograph=False)
 
     @tf.custom_gradient
     def conv(x):
@@ -60,7 +63,7 @@ def conv_relu(kernel, bias):
     return conv
 
 
-def winograd_layers(weights, current, pooling, last_layer, pool_key, graph, dtype="float32"):
+def winograd_layers(weights, current, pooling, last_layer, pool_key, graph, dtype="float32", xla=True):
     """nst.optimise.vgg._build_layers (fp32) with the wide layers through :func:`conv_relu`."""
     import tensorflow as tf
 
@@ -70,7 +73,7 @@ def winograd_layers(weights, current, pooling, last_layer, pool_key, graph, dtyp
         if name.startswith("conv"):
             kernel, bias = weights.kernels[name], weights.biases[name]
             if min(kernel.shape[2:]) >= 128:
-                current = conv_relu(kernel, bias)(current)
+                current = conv_relu(kernel, bias, xla)(current)
             else:
                 current = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(current, kernel, 1, "SAME"), bias))
             graph[name] = current
@@ -87,8 +90,9 @@ def measure(variant: str) -> None:
     from nst.optimise.graphs import Problem
     from nst.optimise.stylize import Settings, get_weights
 
-    if variant == "winograd":
-        vgg._build_layers = winograd_layers
+    if variant.startswith("winograd"):
+        xla = variant == "winograd"
+        vgg._build_layers = lambda *args, **kwargs: winograd_layers(*args, **kwargs, xla=xla)
     weights, settings = get_weights(), Settings(size=512, precision="fp32").resolved(1)
     content = read_rgb(fetch_sample("tubingen.jpg"))
     rng = np.random.default_rng(0)
@@ -117,18 +121,20 @@ def measure(variant: str) -> None:
 
 
 def main() -> int:
-    if len(sys.argv) > 1:
-        measure(sys.argv[1])
+    if sys.argv[1:2] == ["--run"]:
+        measure(sys.argv[2])
         return 0
     from bench_fast import cpu_description
 
     print(f"CPU: {cpu_description()}; TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}")
-    for variant in ("direct", "winograd"):
-        subprocess.run([sys.executable, __file__, variant], check=True)
-    for height, _ in SIZES:
-        direct, winograd = (np.load(f"/tmp/winograd_engine_{v}_{height}.npy") for v in ("direct", "winograd"))
-        print(f"gradient at height {height}: largest difference {np.abs(winograd - direct).max() / np.abs(direct).max():.1e} "
-              "of the largest value")
+    variants = sys.argv[1:] or VARIANTS
+    for variant in variants:
+        subprocess.run([sys.executable, __file__, "--run", variant], check=True)
+    for variant in variants[1:]:
+        for height, _ in SIZES:
+            direct, other = (np.load(f"/tmp/winograd_engine_{v}_{height}.npy") for v in (variants[0], variant))
+            print(f"{variant} gradient at height {height}: largest difference from {variants[0]}'s "
+                  f"{np.abs(other - direct).max() / np.abs(direct).max():.1e} of the largest value")
     return 0
 
 
