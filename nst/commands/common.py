@@ -71,11 +71,12 @@ def chosen_precision(requested: str) -> str:
 def check_memory(settings, sizes, styles):
     """Refuse a run the machine cannot hold, before anything large is allocated."""
     from nst.host import budget
+    from nst.optimise.tiling import margin_of
 
     height, width = sizes[-1]
     style_side = max(height, width) * settings.style_scale
     style_pixels = max(round(style_side * style_side * min(s.shape[:2]) / max(s.shape[:2])) for s in styles)
-    budget.check_fits(height, width, style_pixels)
+    budget.check_fits(height, width, style_pixels, tile=settings.tile, margin=margin_of(settings), sizes=sizes)
 
 
 class Signals:

@@ -201,8 +201,8 @@ def default_schedule(optimizer: str, sizes) -> tuple:
     """The default iterations at each of ``sizes`` [(h, w), ...] (coarse to fine) with multiscale:
     DEFAULT_SCHEDULE up to PRINT_SIDE; above it, the last count at the last scale and that count
     halved per doubling of the side at the scales between."""
-    within = [size for size in sizes if max(size) <= PRINT_SIDE] or sizes[:1]
-    counts = scale_iterations(DEFAULT_SCHEDULE[optimizer], len(within))
+    within = [size for size in sizes if max(size) <= PRINT_SIDE]
+    counts = scale_iterations(DEFAULT_SCHEDULE[optimizer], len(within)) if within else []
     last = DEFAULT_SCHEDULE[optimizer][-1]
     between = [max(1, round(last * PRINT_SIDE / max(size))) for size in sizes[len(within):-1]]
     return tuple(counts + between + ([last] if len(sizes) > len(within) else []))

@@ -52,6 +52,7 @@ from nst.optimise.settings import (DEFAULT_CONTENT_LAYER, DEFAULT_CONTENT_WEIGHT
                        POOLINGS, LayerError, Settings, normalise_blend_weights, parse_layer, parse_style_layers,
                        default_schedule, per_scale, scale_iterations)
 from nst.host.budget import tile_sides
+from nst.optimise.tiling import margin_of
 from nst.weights.load import MEAN_RGB, VGGWeights
 
 __all__ = [  # the engine's public names; the settings' are re-exported so older imports keep working
@@ -136,7 +137,7 @@ class Stylizer:
         s, sizes = resolve(settings, len(styles), *content.shape[:2])
         if temporal is not None:
             temporal = temporal.checked(*sizes[-1])
-        tiles = tile_sides(sizes, _style_pixels(s, sizes[-1], styles), forced=s.tile)
+        tiles = tile_sides(sizes, _style_pixels(s, sizes[-1], styles), forced=s.tile, margin=margin_of(s))
         if temporal is not None and any(tiles):
             raise ValueError(f"a frame of {sizes[-1][1]}x{sizes[-1][0]} does not fit in memory whole, and the "
                              "temporal term has no tiled path; lower the size")
@@ -208,6 +209,7 @@ class Stylizer:
                 run.end("interrupted", "interrupted (Ctrl-C); kept the best image so far")
                 return best, scale - 1
             previous = best["pixels"]
+            targets[scale] = None  # its content features and style samples: gigabytes at print size
             if run.status != "done":
                 break
         return best, scale

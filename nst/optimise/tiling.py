@@ -45,6 +45,12 @@ def margin_for(last_layer: str) -> int:
     return math.ceil(receptive_radius(last_layer) / stride) * stride
 
 
+def margin_of(settings) -> int:
+    """The tiles' margin for a run of ``settings`` (resolved): that of its deepest content or style layer."""
+    layers = [settings.content_layer, *(name for name, _ in settings.style_layers)]
+    return margin_for(max(layers, key=CONV_LAYERS.index))
+
+
 @dataclass(frozen=True)
 class Tile:
     """One tile: ``core`` and ``outer`` as (top, bottom, left, right) pixel bounds, bottom and right excluded."""

@@ -114,6 +114,43 @@ def test_tiled_cost_and_gradient_equal_the_whole_pictures(weights_path, sample_p
     in_tiles.graph.close()
 
 
+def test_tiled_cost_and_gradient_at_an_odd_size(tiny_weights):
+    """157x203 (not on the 16 px grid): the last tiles end inside a pooling cell, where 'SAME' pooling keeps
+    a partial row and column; the tiled cost and gradient are still the whole picture's."""
+    settings = Settings(precision="fp32", tv_weight=1e-3, distribution_weight=40.0).resolved(1)
+    height, width = 157, 203
+    rng = np.random.default_rng(5)
+    content = rng.integers(0, 255, (height, width, 3)).astype(np.uint8)
+    style = rng.integers(0, 255, (96, 96, 3)).astype(np.uint8)
+    whole, in_tiles, _, _ = _both(tiny_weights, settings, content, style, height, width, 48, 40.0)
+    assert len(in_tiles.tiles) == 4 * 5 and in_tiles.tiles[-1].core[1:4:2] == (height, width)
+    noisy = np.clip(content + rng.normal(0, 20, content.shape), 0, 255).astype(np.float32)
+    costs, gradient = whole.evaluate(noisy)
+    tiled_costs, tiled_gradient = in_tiles.evaluate(noisy)
+    for name in ("content", "style", "tv", "distribution", "total"):
+        assert tiled_costs[name] == pytest.approx(costs[name], rel=1e-4), name
+    assert np.linalg.norm(tiled_gradient - gradient) < 1e-4 * np.linalg.norm(gradient)
+    whole.close()
+    in_tiles.graph.close()
+
+
+def test_the_rank_sample_is_the_same_positions_whatever_the_tiles(tiny_weights):
+    """Each tile samples the whole picture's every k-th row and column, not its own: in 48 px tiles the
+    sample is, value for value, the one a single tile over the whole picture takes."""
+    settings = Settings(precision="fp32").resolved(1)
+    image = np.random.default_rng(6).uniform(0, 255, (157, 203, 3)).astype(np.float32)
+    graph = tiled.TileGraph(tiny_weights, settings, distribution=True)
+    steps = {"conv1_1": 3, "conv2_1": 5}
+    single = tiled.statistics(graph, image, tiling.plan(157, 203, 256, graph.last_layer), steps=steps)["samples"]
+    many = tiled.statistics(graph, image, tiling.plan(157, 203, 48, graph.last_layer), steps=steps)["samples"]
+    for name, step in steps.items():
+        rows, columns = (-(-n // tiling.stride_of(name)) for n in (157, 203))  # positions at the layer
+        assert many[name].shape == single[name].shape == (-(-rows // step) * -(-columns // step), many[name].shape[1])
+        np.testing.assert_allclose(np.sort(many[name], axis=0), np.sort(single[name], axis=0), rtol=0,
+                                   atol=1e-5 * np.abs(single[name]).max())
+    graph.close()
+
+
 def test_tiled_runs_follow_the_whole_runs_with_either_optimizer(tiny_weights):
     """Forced tiles give the whole run's costs at every step, to rounding (Adam in NumPy against TF's)."""
     y, x = np.mgrid[0:96, 0:128]
@@ -154,6 +191,26 @@ def test_only_what_does_not_fit_is_tiled_and_in_half_the_memory_free():
     assert budget.tile_sides(sizes, available=23 * gib, forced=600) == [None, 600, 600, 600]
     with pytest.raises(budget.MemoryBudgetError, match="largest --size that fits is about"):
         budget.tile_sides(sizes, available=4 * gib)
+    # A forced tile is checked too: 2048 px cores need more than 16 GiB, and the 2048 px scale runs whole.
+    with pytest.raises(budget.MemoryBudgetError, match="with --tile 2048 .* use a smaller --tile"):
+        budget.tile_sides(sizes, available=16 * gib, forced=2048)
+    assert budget.tile_sides(sizes, available=16 * gib, forced=512) == [None, 512, 512, 512]
+    # A deeper last layer needs a wider margin (conv5_4: 128 px), so smaller cores in the same memory.
+    deep = budget.tile_sides(sizes, available=23 * gib, margin=tiling.margin_for("conv5_4"))
+    assert deep[3] < sides[3]
+
+
+def test_the_largest_size_suggested_fits_with_its_style_image():
+    """The suggestion counts the style image held whole beside the tiles (16 bytes a pixel)."""
+    from nst.host import budget
+
+    gib, available = 2 ** 30, 16 * 2 ** 30
+    for style_ratio in (0.0, 1.0, 4.0):
+        side = budget.largest_fitting_side(4096, 4096, available, style_ratio)
+        budget.check_fits(side, side, round(style_ratio * side * side), available=available)  # no exception
+        with pytest.raises(budget.MemoryBudgetError):
+            budget.check_fits(side + 64, side + 64, round(style_ratio * (side + 64) ** 2), available=available)
+    assert budget.largest_fitting_side(4096, 4096, available, 4.0) < budget.largest_fitting_side(4096, 4096, available)
 
 
 def test_the_schedule_saves_only_between_the_print_side_and_the_last_scale():
@@ -162,6 +219,7 @@ def test_the_schedule_saves_only_between_the_print_side_and_the_last_scale():
         assert list(default_schedule("lbfgs", sizes[:n])) == per_scale((80, 40, 25), n)
     assert default_schedule("lbfgs", sizes[:6]) == (80, 80, 80, 40, 25, 25)
     assert default_schedule("lbfgs", sizes) == (80, 80, 80, 40, 25, 12, 25)
+    assert default_schedule("lbfgs", sizes[5:]) == (12, 25)  # every scale above the print side
     settings, found = st.resolve(Settings(size=8192), 1, 768, 1024)
     assert found == sizes and settings.iterations == (80, 80, 80, 40, 25, 12, 25)
     settings, _ = st.resolve(Settings(size=4096, iterations=3), 1, 768, 1024)
