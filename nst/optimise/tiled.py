@@ -39,8 +39,9 @@ TABLE_BINS = 2 ** 16  # bins of each direction's value -> target table (pass 2)
 
 
 def sample_step(positions: int, cap: int | None = None) -> int:
-    """Every k-th row and column of a layer's positions: the smallest odd k giving at most ``cap``
-    (default SAMPLE_POSITIONS) of them.  Odd, because the optimised picture carries a faint lattice on
+    """Every k-th row and column of a layer's positions: the smallest odd k giving about ``cap``
+    (default SAMPLE_POSITIONS) of them or fewer (k^2 >= positions / cap; rounding each side up may add a
+    row and a column).  Odd, because the optimised picture carries a faint lattice on
     VGG's pooling grid (periods 2, 4, 8, 16): an even step would sample one phase of it only, and the
     ranks it gives the other phases would be biased (measured at 1024 px with k = 2: the distribution
     term stalled at 7x the whole picture's value)."""
@@ -70,7 +71,7 @@ class TileGraph:
             self.pixels = tf.compat.v1.placeholder(tf.float32, [1, None, None, 3], name="pixels")  # RGB 0..255
             net = build_vgg19(weights, self.pixels - MEAN_RGB, pooling=s.pooling, last_layer=self.last_layer,
                               dtype=compute_dtype(s.precision))
-            self.crops = {stride_of(name): tf.compat.v1.placeholder(tf.int32, [4]) for name in used}
+            self.crops = {stride: tf.compat.v1.placeholder(tf.int32, [4]) for stride in {stride_of(n) for n in used}}
             core = {name: self._cut(net[name], self.crops[stride_of(name)]) for name in set(used)}
             self.channels = {name: int(core[name].shape[-1]) for name in core}  # n_C of each layer used
             self._statistics(core)
