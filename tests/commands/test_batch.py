@@ -272,11 +272,12 @@ def test_optimise_batch_refuses_an_image_too_large_for_memory_before_loading(bat
     images.save_rgb(wide, np.zeros((64, 128, 3), np.uint8))
     images.save_rgb(square, np.zeros((64, 64, 3), np.uint8))
     # nst.host.budget's model in tiles of 256 px: 1600 MiB, 384 bytes a pixel of the picture, 4.6 KiB a pixel of
-    # one tile with its margins (416x416): at --size 2400, 2400x1200 needs 3.35 GiB, 2400x2400 4.38 GiB; the
-    # largest square that fits in 3.5 GiB is about 1815 px.
+    # one tile's box (256 + 16 slack + 2x80 margin = 432 px a side), 16 bytes a pixel of the style image held
+    # whole (96x60 scaled to 2400x1500, 0.625 of a square picture): at --size 2400, 2400x1200 needs 3.46 GiB,
+    # 2400x2400 4.49 GiB; the largest square that fits in 3.5 GiB is about 1746 px (worked out by hand).
     common = [str(batch_inputs / "style.png"), "-o", str(out), "--size", "2400", "--no-multiscale"]
     err = _one_line_refusal(capsys, [str(wide), str(square), *common])
-    assert "input square.png" in err and "2400 px" in err and "largest --size that fits is about 181" in err, err
+    assert "input square.png" in err and "2400 px" in err and "largest --size that fits is about 174" in err, err
     assert not out.exists()
     fitting = batch_cli.build_batch_parser().parse_args([str(wide), *common])
     assert len(batch_cli.plan(fitting, pytest.fail)[0].todo) == 1  # the wide one alone fits
