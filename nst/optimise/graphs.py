@@ -134,11 +134,12 @@ class Problem:
     Adam updates the variable in place.  ``train``: the op an optimiser's
     ``build(problem, settings)`` adds (None for L-BFGS).  With ``temporal`` the
     cost gains ``temporal_weight * sum(mask (x - previous)^2) / (h w 3)``; with
-    ``distribution_weight`` (this scale's) above 0 it gains the sliced-Wasserstein term.
+    ``distribution_weight`` (this scale's) above 0 it gains the sliced-Wasserstein term; ``tv_weight``
+    is this scale's too.
     """
 
     def __init__(self, weights: VGGWeights, settings, height: int, width: int, temporal: bool = False,
-                 build: Optional[Callable] = None, distribution_weight: float = 0.0):
+                 build: Optional[Callable] = None, distribution_weight: float = 0.0, tv_weight: float = 0.0):
         import tensorflow as tf
 
         self.shape = (1, height, width, 3)
@@ -148,7 +149,7 @@ class Problem:
         with self.graph.as_default():
             self.variable = tf.compat.v1.Variable(tf.zeros(self.shape), name="generated", use_resource=True)
             self.pixels = tf.compat.v1.placeholder_with_default(self.variable.value(), self.shape, name="pixels")
-            self._costs(weights, settings, temporal, distribution_weight)
+            self._costs(weights, settings, temporal, distribution_weight, tv_weight)
             self.gradient = tf.gradients(self.J, self.pixels)[0]  # [1, h, w, 3]
             self.train = build(self, settings) if build is not None else None
             self.init_value = tf.compat.v1.placeholder(tf.float32, self.shape)
@@ -162,7 +163,7 @@ class Problem:
         self.loads[name] = (value, assign)
         return variable
 
-    def _costs(self, weights, s, temporal: bool, distribution_weight: float) -> None:
+    def _costs(self, weights, s, temporal: bool, distribution_weight: float, tv_weight: float) -> None:
         import tensorflow as tf
 
         from nst.optimise.vgg import build_vgg19
@@ -187,8 +188,8 @@ class Problem:
         self.J_distribution = self._distribution(net) if distribution_weight else None
         self.J_tv = costs.total_variation(self.pixels)
         self.J = cost_weight(s.content_weight) * self.J_content + cost_weight(s.style_weight) * self.J_style
-        if s.tv_weight:  # reported either way; 0 * J_tv would still cost a gradient pass (~2%)
-            self.J += cost_weight(s.tv_weight) * self.J_tv
+        if tv_weight:  # reported either way; 0 * J_tv would still cost a gradient pass (~2%)
+            self.J += cost_weight(tv_weight) * self.J_tv
         self.costs = {"total": self.J, "content": self.J_content, "style": self.J_style, "tv": self.J_tv}
         if self.J_distribution is not None:  # built only when asked: the sorts cost time
             self.J += cost_weight(distribution_weight) * self.J_distribution

@@ -162,7 +162,7 @@ class Number:
 
 
 NON_NEGATIVE = Number(float, minimum=0)
-PER_SCALE = ("iterations", "distribution_weight")  # Settings fields that take one value per scale
+PER_SCALE = ("iterations", "distribution_weight", "tv_weight")  # Settings fields that take one value per scale
 NUMBERS = {  # Settings field -> what it may be
     "size": Number(int, minimum=MIN_SIDE),
     "min_size": Number(int, minimum=MIN_SIDE),
@@ -209,7 +209,7 @@ def default_schedule(optimizer: str, sizes) -> tuple:
 
 
 def check_schedule(name: str, value):
-    """For a per-scale field (``iterations``, ``distribution_weight``): one number (every scale), a
+    """For a per-scale field (PER_SCALE): one number (every scale), a
     sequence of numbers (coarse to fine) or the text ``"N"`` / ``"N,N,..."``; checked by NUMBERS[name]."""
     if isinstance(value, str):
         value = tuple(part.strip() for part in value.split(","))
@@ -320,7 +320,7 @@ class Settings:
     seed: Optional[int] = None  # None: drawn at random and recorded in the result
     content_weight: float = DEFAULT_CONTENT_WEIGHT
     style_weight: float = DEFAULT_STYLE_WEIGHT
-    tv_weight: float = DEFAULT_TV_WEIGHT
+    tv_weight: object = DEFAULT_TV_WEIGHT  # per scale, like iterations: a number or one per scale
     distribution_weight: object = DEFAULT_DISTRIBUTION_WEIGHT  # per scale, like iterations: a number or one per scale
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: Sequence = DEFAULT_STYLE_LAYERS  # ((name, weight), ...) or "conv1_1:0.5,conv2_1"
@@ -350,8 +350,9 @@ class Settings:
             s.iterations = (DEFAULT_SCHEDULE if s.multiscale else DEFAULT_ITERATIONS)[s.optimizer]
         s.iterations = check_iterations(s.iterations)
         s.distribution_weight = check_schedule("distribution_weight", s.distribution_weight)
+        s.tv_weight = check_schedule("tv_weight", s.tv_weight)
         for name in ("size", "min_size", "learning_rate", "style_scale", "content_weight", "style_weight",
-                     "tv_weight", "noise_ratio"):
+                     "noise_ratio"):
             NUMBERS[name].check(name, getattr(s, name))  # checked, kept as given
         if isinstance(s.init, str) and s.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)} or an image array, not {s.init!r}")
@@ -425,8 +426,9 @@ OPTIONS = (
            "paints the photo over; halve it to keep more of the photo, double it for more of the painting; "
            "the course's 40 leaves a textured photo (default: %(default)s)"),
     Option("tv_weight", "style", "weight of the total-variation cost (mean squared difference of neighbouring "
-           "pixels, 0..255 units): smooths noise; on the 512 px sample the raw TV is about 5000, so 1e-5 adds "
-           "about 0.05 to a total near 0.8 (default: %(default)s)"),
+           "pixels, 0..255 units), one number for every scale or one per scale from coarse to fine like "
+           "--iterations: smooths noise; on the 512 px sample the raw TV is about 5000, so 1e-5 adds "
+           "about 0.05 to a total near 0.8 (default: %(default)s)", metavar="W[,W...]"),
     Option("distribution_weight", "style", "weight of a sliced-Wasserstein term on "
            f"{' and '.join(DISTRIBUTION_LAYERS)}, one number for every scale or one per scale from coarse to fine "
            "like --iterations: matches the whole distribution of their features, not only their Gram matrices, "

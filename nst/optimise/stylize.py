@@ -187,6 +187,7 @@ class Stylizer:
         ``first``: the starting image when it is computed per run (``init="fast"``); else ``settings.init``.
         """
         s, previous, best = run.settings, None, None  # previous: float32 [h, w, 3] result of the scale before
+        tv_weights = per_scale(s.tv_weight, len(run.sizes))
         for scale, ((height, width), target) in enumerate(zip(run.sizes, targets)):
             if previous is None:
                 kind = first if first is not None else s.init
@@ -195,7 +196,7 @@ class Stylizer:
                 start = resize_float(previous, height, width)
             try:
                 problem = self._problem(s, height, width, target["temporal"] is not None, target["distribution_weight"],
-                                        run.tiles[scale])
+                                        run.tiles[scale], tv_weights[scale])
                 try:
                     problem.start(start, problem.targets(target["content"], target["grams"], target["temporal"],
                                                          target["distributions"]))
@@ -220,17 +221,19 @@ class Stylizer:
         return self._features
 
     def _problem(self, s: Settings, height: int, width: int, temporal: bool, distribution_weight: float,
-                 tile: Optional[int] = None):
-        """The optimisation graph of this size (a :class:`TiledProblem` with cores of ``tile`` px), kept."""
-        key = (height, width, temporal, distribution_weight, tile)
+                 tile: Optional[int] = None, tv_weight: float = 0.0):
+        """The optimisation graph of this size (a :class:`TiledProblem` with cores of ``tile`` px), kept;
+        the two weights are this scale's."""
+        key = (height, width, temporal, distribution_weight, tile, tv_weight)
         if key not in self._problems and tile:
             from nst.optimise.tiled import TiledProblem
 
-            self._problems[key] = TiledProblem(self._tile_graph(s), s, height, width, tile, distribution_weight)
+            self._problems[key] = TiledProblem(self._tile_graph(s), s, height, width, tile, distribution_weight,
+                                               tv_weight)
         if key not in self._problems:
             self._problems[key] = Problem(self._weights, s, height, width, temporal,
                                           build=OPTIMIZER_TABLE[s.optimizer].build,
-                                          distribution_weight=distribution_weight)
+                                          distribution_weight=distribution_weight, tv_weight=tv_weight)
         return self._problems[key]
 
     def _tile_graph(self, s: Settings):

@@ -235,10 +235,11 @@ class TiledProblem:
 
     train = None
 
-    def __init__(self, graph: TileGraph, settings, height: int, width: int, side: int, distribution_weight: float):
+    def __init__(self, graph: TileGraph, settings, height: int, width: int, side: int, distribution_weight: float,
+                 tv_weight: float = 0.0):
         self.graph, self.settings, self.shape = graph, settings, (1, height, width, 3)
         self.tiles = plan(height, width, side, graph.last_layer)
-        self.distribution_weight = distribution_weight
+        self.distribution_weight, self.tv_weight = distribution_weight, tv_weight  # this scale's
         layers = [settings.content_layer, *graph.style_layers, *graph.distribution_layers]
         self.positions = {name: _positions(name, height, width) for name in layers}
         self.steps = {name: sample_step(self.positions[name])
@@ -267,9 +268,9 @@ class TiledProblem:
         tv, tv_gradient = total_variation(image)
         costs = {"content": content, "style": style, "tv": tv}
         total = cost_weight(s.content_weight) * content + cost_weight(s.style_weight) * style
-        if s.tv_weight:
-            total += cost_weight(s.tv_weight) * tv
-            gradient += cost_weight(s.tv_weight) * tv_gradient
+        if self.tv_weight:
+            total += cost_weight(self.tv_weight) * tv
+            gradient += cost_weight(self.tv_weight) * tv_gradient
         if self.steps:
             costs["distribution"] = distribution
             total += cost_weight(self.distribution_weight) * distribution

@@ -514,6 +514,20 @@ def test_distribution_term_takes_one_weight_per_scale(tiny_weights, pictures):
     assert scales_with_the_term(distribution_weight=(0, 5)) == ([False, False, True], (0.0, 5.0))
 
 
+def test_tv_weight_takes_one_weight_per_scale(tiny_weights, pictures):
+    """The TV term counts in each scale's total with that scale's weight (0 at the coarse ones here)."""
+    events = []
+    result = run(tiny_weights, pictures, size=128, multiscale=True, min_size=32, iterations=2, optimizer="lbfgs",
+                 style_weight=1e-3, distribution_weight=0, tv_weight="0,0,2",
+                 callback=lambda p: events.append((p.scale, dict(p.costs))))
+    assert result.settings.tv_weight == (0.0, 0.0, 2.0)
+    assert {scale for scale, _ in events} == {0, 1, 2}
+    for scale, costs in events:
+        rest = costs["total"] - 10.0 * costs["content"] - 1e-3 * costs["style"]  # the default content weight
+        assert costs["tv"] > 0
+        assert rest == pytest.approx(2.0 * costs["tv"] if scale == 2 else 0.0, abs=1e-4 * costs["total"]), scale
+
+
 def test_cost_plot_weights_each_scale_by_its_own_distribution_weight():
     from nst.optimise.pictures import _weight_at_steps
 

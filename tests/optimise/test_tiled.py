@@ -75,10 +75,10 @@ def _both(weights, settings, content, style, height, width, side, distribution):
     whole_targets = st._scale_targets(features, s, content, [style], height, width, None, distribution)
     tiled_targets = st._scale_targets(tiled.TiledFeatures(graph, side), s, content, [style], height, width, None,
                                       distribution)
-    whole = Problem(weights, s, height, width, distribution_weight=distribution)
+    whole = Problem(weights, s, height, width, distribution_weight=distribution, tv_weight=s.tv_weight)
     whole.start(whole_targets["content_in"], whole.targets(whole_targets["content"], whole_targets["grams"], None,
                                                            whole_targets["distributions"]))
-    in_tiles = tiled.TiledProblem(graph, s, height, width, side, distribution)
+    in_tiles = tiled.TiledProblem(graph, s, height, width, side, distribution, s.tv_weight)
     in_tiles.start(None, in_tiles.targets(tiled_targets["content"], tiled_targets["grams"], None,
                                           tiled_targets["distributions"]))
     return whole, in_tiles, whole_targets, tiled_targets
