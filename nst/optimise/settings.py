@@ -86,14 +86,6 @@ DEFAULT_CONTENT_WEIGHT = 10.0  # the course's alpha
 # 512 px (the schedule above), 400 is well inside both targets.
 DEFAULT_STYLE_WEIGHT = 400.0
 DEFAULT_TV_WEIGHT = 0.0
-# The TV weight of a default run's scales above PRINT_SIDE.  There the sources are enlarged (1024 px
-# images at 4096 px) and the last scale's 25 iterations start far from converged: the picture gains a
-# grid of bright specks on VGG's 4-16 px pooling cells (the rows and columns at multiples of 4 px 1.59x
-# as different from their neighbours as the others, against 1.27 at 1024 px).  The last scale of that
-# 4096 px run repeated on a 1024x768 crop (bench/experiment_print_lattice.py --print-crop): TV weight 0
-# left 1.42 and a TV of 1428; 0.01 (a term about as large as the rest of the cost) 1.19 and 1218, for
-# +2 % style, +9 % distribution and +1 % content cost.
-PRINT_TV_WEIGHT = 1e-2
 # Sliced-Wasserstein term (Heitz et al. 2021) beside the Gram matrices, on the layers whose Grams a
 # flat region cannot satisfy without specks (README "The defaults").  One weight per scale is allowed,
 # like the iterations.  Tubingen x shipwreck at 512 px, 4x crops of the sky: without it a diamond
@@ -216,13 +208,6 @@ def default_schedule(optimizer: str, sizes) -> tuple:
     return tuple(counts + between + ([last] if len(sizes) > len(within) else []))
 
 
-def default_tv_weights(sizes):
-    """The default TV weight at ``sizes`` [(h, w), ...]: PRINT_TV_WEIGHT at the scales above PRINT_SIDE,
-    DEFAULT_TV_WEIGHT at the others (one number when that is every scale's)."""
-    weights = tuple(PRINT_TV_WEIGHT if max(size) > PRINT_SIDE else DEFAULT_TV_WEIGHT for size in sizes)
-    return weights if len(set(weights)) > 1 else weights[0]
-
-
 def check_schedule(name: str, value):
     """For a per-scale field (PER_SCALE): one number (every scale), a
     sequence of numbers (coarse to fine) or the text ``"N"`` / ``"N,N,..."``; checked by NUMBERS[name]."""
@@ -335,7 +320,7 @@ class Settings:
     seed: Optional[int] = None  # None: drawn at random and recorded in the result
     content_weight: float = DEFAULT_CONTENT_WEIGHT
     style_weight: float = DEFAULT_STYLE_WEIGHT
-    tv_weight: object = None  # per scale, like iterations: a number or one per scale; None: default_tv_weights
+    tv_weight: object = DEFAULT_TV_WEIGHT  # per scale, like iterations: a number or one per scale
     distribution_weight: object = DEFAULT_DISTRIBUTION_WEIGHT  # per scale, like iterations: a number or one per scale
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: Sequence = DEFAULT_STYLE_LAYERS  # ((name, weight), ...) or "conv1_1:0.5,conv2_1"
@@ -365,7 +350,7 @@ class Settings:
             s.iterations = (DEFAULT_SCHEDULE if s.multiscale else DEFAULT_ITERATIONS)[s.optimizer]
         s.iterations = check_iterations(s.iterations)
         s.distribution_weight = check_schedule("distribution_weight", s.distribution_weight)
-        s.tv_weight = check_schedule("tv_weight", DEFAULT_TV_WEIGHT if s.tv_weight is None else s.tv_weight)
+        s.tv_weight = check_schedule("tv_weight", s.tv_weight)
         for name in ("size", "min_size", "learning_rate", "style_scale", "content_weight", "style_weight",
                      "noise_ratio"):
             NUMBERS[name].check(name, getattr(s, name))  # checked, kept as given
@@ -443,8 +428,7 @@ OPTIONS = (
     Option("tv_weight", "style", "weight of the total-variation cost (mean squared difference of neighbouring "
            "pixels, 0..255 units), one number for every scale or one per scale from coarse to fine like "
            "--iterations: smooths noise; on the 512 px sample the raw TV is about 5000, so 1e-5 adds "
-           f"about 0.05 to a total near 1.6 (default: {DEFAULT_TV_WEIGHT:g}, and {PRINT_TV_WEIGHT:g} at scales "
-           f"over {PRINT_SIDE} px, where enlarged sources leave a grid of specks)", metavar="W[,W...]"),
+           "about 0.05 to a total near 0.8 (default: %(default)s)", metavar="W[,W...]"),
     Option("distribution_weight", "style", "weight of a sliced-Wasserstein term on "
            f"{' and '.join(DISTRIBUTION_LAYERS)}, one number for every scale or one per scale from coarse to fine "
            "like --iterations: matches the whole distribution of their features, not only their Gram matrices, "

@@ -50,7 +50,7 @@ from nst.optimise.settings import (DEFAULT_CONTENT_LAYER, DEFAULT_CONTENT_WEIGHT
                        DEFAULT_STYLE_LAYERS, DEFAULT_STYLE_SCALE, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, INITS,
                        LBFGS_FIRST_STEP, LBFGS_HISTORY, MIN_SIDE, NON_NEGATIVE, OPTIMIZERS, PIXEL_MAX, PIXEL_MIN,
                        POOLINGS, LayerError, Settings, normalise_blend_weights, parse_layer, parse_style_layers,
-                       default_schedule, default_tv_weights, per_scale, scale_iterations)
+                       default_schedule, per_scale, scale_iterations)
 from nst.host.budget import tile_sides
 from nst.optimise.tiling import margin_of
 from nst.weights.load import MEAN_RGB, VGGWeights
@@ -300,14 +300,11 @@ def _read_inputs(content, styles) -> tuple:
 
 def resolve(settings: Settings, n_styles: int, height: int, width: int) -> tuple:
     """(settings resolved for ``n_styles`` styles, the scales [(h, w), ...] of a ``height`` x ``width``
-    content); the default iterations are :func:`default_schedule`'s for those scales, the default TV
-    weights :func:`default_tv_weights`'s."""
+    content); the default iterations are :func:`default_schedule`'s for those scales."""
     s = settings.resolved(n_styles)
     sizes = scale_sizes(height, width, s.size, s.multiscale, s.min_size)
     if settings.iterations is None and s.multiscale:
         s.iterations = default_schedule(s.optimizer, sizes)
-    if settings.tv_weight is None:
-        s.tv_weight = default_tv_weights(sizes)
     return s, sizes
 
 

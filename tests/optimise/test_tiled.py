@@ -226,21 +226,6 @@ def test_the_schedule_saves_only_between_the_print_side_and_the_last_scale():
     assert settings.iterations == 3  # given iterations are kept
 
 
-def test_the_default_tv_weight_smooths_only_the_scales_above_the_print_side():
-    """A 4096 px run smooths its last scale (where enlarged sources leave a grid of specks), a 2048 px run
-    nothing; a TV weight the user gives is kept at every size."""
-    from nst.optimise.settings import PRINT_SIDE, PRINT_TV_WEIGHT
-
-    assert PRINT_TV_WEIGHT > 0 and PRINT_SIDE == 2048
-    settings, sizes = st.resolve(Settings(size=4096), 1, 768, 1024)
-    assert [max(size) for size in sizes] == [128, 256, 512, 1024, 2048, 4096]
-    assert settings.tv_weight == (0.0,) * 5 + (PRINT_TV_WEIGHT,)
-    assert st.resolve(Settings(size=2048), 1, 768, 1024)[0].tv_weight == 0.0
-    assert st.resolve(Settings(size=4096, multiscale=False), 1, 768, 1024)[0].tv_weight == PRINT_TV_WEIGHT
-    assert st.resolve(Settings(size=4096, tv_weight=0), 1, 768, 1024)[0].tv_weight == 0.0
-    assert st.resolve(Settings(size=4096, tv_weight="1e-3"), 1, 768, 1024)[0].tv_weight == 1e-3
-
-
 def test_the_rank_sample_is_unbiased_on_a_pooling_lattice(tiny_weights):
     """A picture with a 2 px checkerboard (the kind of lattice VGG's poolings leave): sampling every 2nd row
     and column sees one phase of it and misranks the other (measured: the distribution term 1.38x the whole
