@@ -428,7 +428,7 @@ OPTIONS = (
     Option("tv_weight", "style", "weight of the total-variation cost (mean squared difference of neighbouring "
            "pixels, 0..255 units), one number for every scale or one per scale from coarse to fine like "
            "--iterations: smooths noise; on the 512 px sample the raw TV is about 5000, so 1e-5 adds "
-           "about 0.05 to a total near 0.8 (default: %(default)s)", metavar="W[,W...]"),
+           "about 0.05 to a total near 1.6 (default: %(default)s)", metavar="W[,W...]"),
     Option("distribution_weight", "style", "weight of a sliced-Wasserstein term on "
            f"{' and '.join(DISTRIBUTION_LAYERS)}, one number for every scale or one per scale from coarse to fine "
            "like --iterations: matches the whole distribution of their features, not only their Gram matrices, "
