@@ -203,6 +203,20 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((width, height), method))
 
 
+def resize_painting(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """:func:`resize` for a style image, whose pixel grain the optimisation copies: where it grows by f > 1,
+    the bicubic result is blurred (Gaussian, radius f / 2).  A bicubic enlargement passes through the
+    painting's own pixels, so its rows and columns differ in a pattern of period f, and a print run
+    painted that grain onto VGG-19's pooling grid as a mesh of specks (bench/RESULTS.md, issue 32)."""
+    from PIL import Image, ImageFilter
+
+    enlarged = resize(image, width, height)
+    factor = max(width / image.shape[1], height / image.shape[0])
+    if factor <= 1:
+        return enlarged
+    return np.asarray(Image.fromarray(enlarged).filter(ImageFilter.GaussianBlur(factor / 2)))
+
+
 def size_for_long_side(height: int, width: int, long_side: int) -> tuple[int, int]:
     """(height, width) scaled so the longer side is ``long_side``, aspect ratio kept."""
     scale = long_side / max(height, width)

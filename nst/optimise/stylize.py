@@ -363,11 +363,11 @@ def _scale_targets(features: FeatureGraph, s: Settings, content, styles, height:
     """Inputs and targets of one scale: content activations [1, n_H, n_W, n_C], blended Grams [n_C, n_C],
     the temporal term's (image [h, w, 3], mask [h, w], weight) resized to this scale, or None, and
     with ``distribution_weight`` (this scale's) the styles' sorted projections."""
-    from nst.io.images import resize
+    from nst.io.images import resize, resize_painting
 
     content_rgb = resize(content, width, height)
     style_side = max(MIN_SIDE, round(max(height, width) * s.style_scale))
-    styles_rgb = [resize(style, *_size_for(style.shape[:2], style_side)[::-1]) for style in styles]
+    styles_rgb = [resize_painting(style, *_size_for(style.shape[:2], style_side)[::-1]) for style in styles]
     if s.preserve_colors:
         content_y = rgb_to_yiq(content_rgb)[..., 0]
         content_in = luminance_rgb(content_rgb)
