@@ -112,19 +112,12 @@ def print_crop(content, style, args) -> int:
 
 
 def smooth_enlarged(painting: np.ndarray, long_side: int) -> np.ndarray:
-    """``painting`` at ``long_side``; enlarged by f > 1, then blurred (Gaussian, radius f / 2): a bicubic
-    enlargement passes through the original pixels, so its rows differ in a pattern of period f (x2: the
-    lattice figure 1.52 on starry_night) that the optimisation copies onto VGG's grid."""
-    from PIL import Image, ImageFilter
-
-    from nst.io.images import resize, size_for_long_side
+    """``painting`` at ``long_side``, enlarged smoothly where it grows (nst.io.images.resize_painting, which
+    came out of this experiment; ``--style-blur`` measured it before the engine used it)."""
+    from nst.io.images import resize_painting, size_for_long_side
 
     height, width = size_for_long_side(*painting.shape[:2], long_side)
-    enlarged = resize(painting, width, height)
-    factor = long_side / max(painting.shape[:2])
-    if factor <= 1:
-        return enlarged
-    return np.asarray(Image.fromarray(enlarged).filter(ImageFilter.GaussianBlur(factor / 2)))
+    return resize_painting(painting, width, height)
 
 
 def print_pipeline(content, style, args) -> int:
