@@ -173,7 +173,9 @@ def main(argv=None) -> int:
                              "4x, iterations 80, 40, 25, 25), from the content, one scale at a time; each stage's "
                              "picture saved (bench/out/print/lattice_pipeline_*.png)")
     parser.add_argument("--style-blur", action="store_true",
-                        help="--print-pipeline with the painting enlarged smoothly (smooth_enlarged) at each stage")
+                        help="--print-pipeline with the painting enlarged smoothly (smooth_enlarged) before the engine "
+                             "sees it; since the engine does the same itself (resize_painting), the runs with and "
+                             "without it now agree, and the bicubic baseline in bench/RESULTS.md is from before")
     parser.add_argument("--tv-schedules", nargs="+", default=["0,0,0,0"], metavar="W,W,W,W",
                         help="--print-pipeline's TV weight at each of its four scales, one run per schedule")
     parser.add_argument("--source-side", type=int, default=0,
