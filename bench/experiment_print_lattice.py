@@ -3,6 +3,7 @@
 
     PYTHONPATH=$PWD .venv/bin/python bench/experiment_print_lattice.py --print-pipeline [--tv-schedules 0,0,0,0 ...]
     PYTHONPATH=$PWD .venv/bin/python bench/experiment_print_lattice.py --print-crop [--iterations 25] [--tv 0 1e-2]
+    PYTHONPATH=$PWD .venv/bin/python bench/experiment_print_lattice.py --compare-prints BEFORE.png AFTER.png
     PYTHONPATH=$PWD .venv/bin/python bench/experiment_print_lattice.py [--size 1024] [--source-side 256]
                                                                        [--iterations 6 25] [--tv 0 1e-4 1e-3]
 
@@ -15,6 +16,10 @@ others (1.59x, bench/RESULTS.md; bench_print.lattice), seen at 100 % as a mesh o
   weights; a sheet of the last stage against the same region of bench/out/print/opt_4096.png.
 * ``--print-crop``: the last scale only, started from the 4096 px result's crop halved and enlarged (so
   the start already carries the mesh).
+* ``--compare-prints BEFORE AFTER``: two 4096 px results (bench_print's opt_4096.png before and after a
+  change): each one's lattice figure, a sheet of both at the 128 px block where each one's lattice is
+  strongest (enlarged 3x), a sheet of both at 100 % over the README's crop region, and that crop of AFTER
+  as the README's JPEG (docs/gallery/tubingen_starry_opt_4096_crop.jpg).
 * Otherwise: the last scale at ``--size`` after the default run at half the size (cached), from sources
   shrunk to ``--source-side``.
 
@@ -111,6 +116,40 @@ def print_crop(content, style, args) -> int:
     return 0
 
 
+GALLERY_BOX = (590, 1090, 2168, 2968)  # rows, columns of the README's 100 % crops (the fast one's region too)
+GALLERY_CROP = HERE.parent / "docs" / "gallery" / "tubingen_starry_opt_4096_crop.jpg"
+
+
+def compare_prints(before_path: Path, after_path: Path) -> int:
+    """The ``--compare-prints`` variant (see the module's docstring)."""
+    from bench_print import lattice
+    from PIL import Image
+
+    from nst.io.images import read_rgb
+
+    named = [("before", read_rgb(before_path)), ("after", read_rgb(after_path))]
+    for name, image in named:
+        print(f"{name}: lattice {lattice(image):.3f} ({image.shape[1]}x{image.shape[0]})", flush=True)
+    for name, image in named:
+        where = block_lattice(image)
+        figures = ", ".join(f"{other} {lattice(picture[where[0]:where[0] + BLOCK, where[1]:where[1] + BLOCK]):.3f}"
+                            for other, picture in named)
+        path = OUT / f"print_before_after_worst_{name}.png"
+        save_sheet(path, named, where)
+        print(f"block where {name}'s lattice is largest (y {where[0]}, x {where[1]}): {figures}; "
+              f"sheet {path.relative_to(HERE.parent)}", flush=True)
+    top, bottom, left, right = GALLERY_BOX
+    crops = [Image.fromarray(image[top:bottom, left:right]) for _, image in named]
+    sheet = Image.new("RGB", (2 * (right - left) + 8, bottom - top), "white")
+    for index, crop in enumerate(crops):
+        sheet.paste(crop, (index * (right - left + 8), 0))
+    sheet.save(OUT / "print_before_after_100.png")
+    crops[1].save(GALLERY_CROP, quality=90)
+    print(f"100 % sheet {(OUT / 'print_before_after_100.png').relative_to(HERE.parent)} (before | after, rows "
+          f"{top}-{bottom}, columns {left}-{right}); README crop {GALLERY_CROP.relative_to(HERE.parent)}")
+    return 0
+
+
 def smooth_enlarged(painting: np.ndarray, long_side: int) -> np.ndarray:
     """``painting`` at ``long_side``, enlarged smoothly where it grows (nst.io.images.resize_painting, which
     came out of this experiment; ``--style-blur`` measured it before the engine used it)."""
@@ -181,8 +220,12 @@ def main(argv=None) -> int:
     parser.add_argument("--source-side", type=int, default=0,
                         help="shrink both images to this long side first, so that --size enlarges them as a "
                              "print run enlarges 1024 px sources (256 at --size 1024 mimics 4096 px)")
+    parser.add_argument("--compare-prints", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
+                        help="instead: two 4096 px results side by side (see the module's docstring)")
     args = parser.parse_args(argv)
     print(f"host: {cpu_description()}", flush=True)
+    if args.compare_prints:
+        return compare_prints(*args.compare_prints)
     content = read_rgb(HERE.parent / "images" / "tubingen.jpg")
     style = read_rgb(HERE.parent / "images" / "starry_night.jpg")
     if args.print_crop:
