@@ -127,6 +127,7 @@ def compare_prints(before_path: Path, after_path: Path) -> int:
 
     from nst.io.images import read_rgb
 
+    OUT.mkdir(parents=True, exist_ok=True)
     named = [("before", read_rgb(before_path)), ("after", read_rgb(after_path))]
     for name, image in named:
         print(f"{name}: lattice {lattice(image):.3f} ({image.shape[1]}x{image.shape[0]})", flush=True)
