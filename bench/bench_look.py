@@ -18,7 +18,9 @@ command line as a user starts it, wall time including start-up), print:
 
 Runs: ``before`` is the command line's defaults before issue 13 (single scale,
 content 10 / style 40, 200 L-BFGS iterations); ``now`` is today's defaults (no
-flags).  Add your own with ``--extra NAME='--flag value ...'``.
+flags).  Add your own with ``--extra NAME='--flag value ...'``.  ``--baseline REV`` runs each of them
+also with the code of git revision REV (runs named NAME@REV, each right after its twin), to see what a
+change of the code does.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -55,12 +58,18 @@ ZOOM = 4
 GALLERY_SIDE = 384  # the README's gallery: small JPEGs, a few tens of kB each
 
 
-def run_cli(content: Path, style: Path, out: Path, flags: str, size: int) -> float:
-    """Run the `nst` command as a user would; return its wall time in seconds."""
+def run_cli(content: Path, style: Path, out: Path, flags: str, size: int, code: Path = None) -> float:
+    """Run the `nst` command as a user would; return its wall time in seconds.  ``code``: another copy of
+    the project whose package runs instead (the weights still this checkout's)."""
     command = [str(ROOT / ".venv" / "bin" / "nst"), str(content), str(style), "-o", str(out), "--overwrite",
                "--size", str(size), "--seed", "0", "--no-pictures", "-q", *shlex.split(flags)]
+    env, folder = None, None
+    if code is not None:  # run from its folder: ``-m`` puts the working folder first on the path
+        folder = code
+        command[:1] = [str(ROOT / ".venv" / "bin" / "python"), "-m", "nst"]
+        env = {**os.environ, "PYTHONPATH": str(code), "NST_HOME": str(ROOT / "pretrained-model")}
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=folder)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"nst failed ({done.returncode}): {done.stderr.strip()}")
@@ -134,17 +143,34 @@ def save_gallery_jpeg(path: Path, result, long_side: int = GALLERY_SIDE) -> None
     Image.fromarray(resize(result, w, h)).save(path, quality=85, optimize=True)
 
 
+def checkout(revision: str) -> Path:
+    """The package of git ``revision`` of this repository, extracted into a temporary folder."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="nst-baseline-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "nst"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default="before,now")
     parser.add_argument("--extra", action="append", default=[], metavar="NAME='FLAGS'")
     parser.add_argument("--pairs", type=int, default=len(PAIRS))
     parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--baseline", metavar="REV", help="also run git revision REV's code with each run's flags, "
+                        "side by side with the others (runs named NAME@REV)")
     parser.add_argument("--gallery", type=Path, default=None, metavar="DIR",
                         help="also save the 'now' results as small JPEGs in DIR (the README's gallery: docs/gallery)")
     args = parser.parse_args(argv)
     runs = {name: RUNS[name] for name in args.runs.split(",") if name}
     runs.update(dict(item.split("=", 1) for item in args.extra))
+    codes = {}
+    if args.baseline:
+        code = checkout(args.baseline)
+        codes = {f"{name}@{args.baseline}": code for name in runs}
+        runs = {key: flags for name, flags in runs.items() for key in (name, f"{name}@{args.baseline}")}
 
     from nst.io.images import fetch_sample, read_rgb
 
@@ -163,7 +189,7 @@ def main(argv=None) -> int:
         label = f"{Path(content_name).stem} x {Path(style_name).stem}"
         for name, flags in runs.items():  # side by side: every run of a pair before the next pair
             result_path = out_dir / f"{Path(content_name).stem}_{Path(style_name).stem}_{name}.png"
-            seconds = run_cli(content_path, style_path, result_path, flags, args.size)
+            seconds = run_cli(content_path, style_path, result_path, flags, args.size, codes.get(name))
             timings[name].append(seconds)
             judge = judge or Judge()
             result = read_rgb(result_path)
@@ -177,10 +203,14 @@ def main(argv=None) -> int:
           + " / ".join(str(v) for v in REFERENCE[1:]))
     for name, values in timings.items():
         print(f"median wall time, {name}: {statistics.median(values):.1f} s over {len(values)} pairs")
-    if "before" in timings and "now" in timings:
-        ratio = statistics.median(b / a for a, b in zip(timings["now"], timings["before"]))
-        print(f"median speed-up of now over before (same pair, same run of the bench): {ratio:.2f}x")
+    pairs = [("now", "before")] + [(name, f"{name}@{args.baseline}") for name in runs if name not in codes]
+    for new, old in pairs:
+        if new in timings and old in timings:
+            ratio = statistics.median(b / a for a, b in zip(timings[new], timings[old]))
+            print(f"median speed-up of {new} over {old} (same pair, same run of the bench): {ratio:.2f}x")
     print(f"sheets: {out_dir}")
+    for folder in set(codes.values()):
+        shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 

