@@ -203,7 +203,8 @@ def main(argv=None) -> int:
           + " / ".join(str(v) for v in REFERENCE[1:]))
     for name, values in timings.items():
         print(f"median wall time, {name}: {statistics.median(values):.1f} s over {len(values)} pairs")
-    pairs = [("now", "before")] + [(name, f"{name}@{args.baseline}") for name in runs if name not in codes]
+    pairs = [("now", "before")] + [(name, f"{name}@{args.baseline}") for name in runs
+                                   if args.baseline and name not in codes]
     for new, old in pairs:
         if new in timings and old in timings:
             ratio = statistics.median(b / a for a, b in zip(timings[new], timings[old]))

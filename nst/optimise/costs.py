@@ -102,7 +102,7 @@ def rank_matched(values, target):
 # Rows of at least QUANTISED_MIN_VALUES values are ranked on 32-bit keys (the value quantised linearly over
 # its row, above its position) where at least QUANTISED_MIN_BITS bits are left for the value: at the
 # default run's finest scale (64 rows of 196,608 at conv1_1, 14 bits; 128 of 49,152 at conv2_1, 16 bits)
-# one sort of half the bytes, 1.4-1.7x faster than the 64-bit exact keys, for matched targets well under
+# one sort of half the bytes, 1.4-2.1x faster than the 64-bit exact keys, for matched targets well under
 # 1 % (rms) of the term's gradient away from the exact ones (bench/experiment_rank_keys.py, issue 30).
 # Shorter rows are cheap to sort exactly; longer ones would leave too few bits.
 QUANTISED_MIN_VALUES, QUANTISED_MIN_BITS = 2 ** 15, 14
