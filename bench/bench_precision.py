@@ -104,18 +104,12 @@ def counting_evaluations():
         Problem.evaluate = evaluate
 
 
-def sgemm_peak(n: int = 2048, repeats: int = 5) -> float:
-    """The best float32 GFLOP/s of NumPy's n x n matrix product here: the host's practical fp32 peak."""
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    a @ a
-    best = min(_seconds(lambda: a @ a) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+def sgemm_peak(repeats: int = 5) -> float:
+    """The best float32 GFLOP/s of NumPy's SGEMM_N-square matrix product here (bench_fast's measurement):
+    the host's practical fp32 peak."""
+    from bench_fast import SGEMM_N, worker_sgemm
 
-
-def _seconds(call) -> float:
-    started = time.perf_counter()
-    call()
-    return time.perf_counter() - started
+    return 2 * SGEMM_N ** 3 / min(worker_sgemm(None, repeats)["times"]) / 1e9
 
 
 def report_work(runs: dict, work: dict, peak: float) -> None:

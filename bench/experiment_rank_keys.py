@@ -4,9 +4,9 @@
     PYTHONPATH=$PWD .venv/bin/python bench/experiment_rank_keys.py [--size 512] [--repeats 5] [--bits 12 13 14]
 
 ``nst.optimise.costs.rank_matched`` ranked each projection row by sorting 64-bit keys (the value's
-order-preserving bits, then the position); it now takes the 32-bit keys below for long rows (14 bits at
-the finest conv1_1), and this script measured that choice.  At the default run's finest scale that is 64 rows of
-196,608 values (conv1_1) and 128 of 49,152 (conv2_1) per evaluation, 37 % of its time (bench/RESULTS.md,
+order-preserving bits, then the position); it now takes the 32-bit keys below for long rows (14 bits
+at the finest conv1_1), and this script measured that choice.  At the default run's finest scale that
+is 64 rows of 196,608 values (conv1_1) and 128 of 49,152 (conv2_1) per evaluation, 37 % of its time (bench/RESULTS.md,
 issue 30).  A row of at most 2^18 values can instead be ranked by one uint32 sort: the value quantised
 linearly over the row's range to B bits (B <= 14) above an 18-bit position.
 Values in one quantum are then ranked by position, not by value: the matched targets move by about the
@@ -35,32 +35,17 @@ sys.path.insert(0, str(HERE.parent))
 POSITION_BITS = 18  # rows up to 262,144 values: the default run's finest conv1_1 has 196,608
 
 
-def rank_matched_with(argsort, values: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """nst.optimise.costs.rank_matched with the rows' argsort given, on the engine's sort threads."""
-    from nst.optimise.costs import sort_threads
-
-    matched = np.empty_like(values)
-
-    def rows(part):
-        np.put_along_axis(matched[part], argsort(values[part]), target[part], axis=1)
-
-    pool, workers = sort_threads()
-    bounds = np.linspace(0, len(values), min(workers, len(values)) + 1).astype(int)
-    list(pool.map(rows, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
-    return matched
-
-
 def rank_matched_exact(values: np.ndarray, target: np.ndarray) -> np.ndarray:
-    from nst.optimise.costs import _argsort_rows_exact
+    from nst.optimise.costs import _argsort_rows_exact, rank_matched
 
-    return rank_matched_with(_argsort_rows_exact, values, target)
+    return rank_matched(values, target, _argsort_rows_exact)
 
 
 def rank_matched_32(values: np.ndarray, target: np.ndarray, bits: int) -> np.ndarray:
     """rank_matched with uint32 keys: each row's values [rows, N <= 2^18] quantised to ``bits`` over its range."""
-    from nst.optimise.costs import _argsort_rows_quantised
+    from nst.optimise.costs import _argsort_rows_quantised, rank_matched
 
-    return rank_matched_with(lambda v: _argsort_rows_quantised(v, bits, POSITION_BITS), values, target)
+    return rank_matched(values, target, lambda v: _argsort_rows_quantised(v, bits, POSITION_BITS))
 
 
 def projections_and_targets(size: int) -> dict:
@@ -119,9 +104,9 @@ def main(argv=None) -> int:
         exact = rank_matched_exact(values, target)
         engine = rank_matched(values, target) - exact
         gradient = np.sqrt(np.mean((values - exact) ** 2))
-        print(f"{picture} {layer} {values.shape[0]}x{values.shape[1]}: exact {statistics.median(times['exact']):.3f} s, "
-              f"gradient rms {gradient:.4g}; the engine's rank (nst.optimise.costs.rank_matched) "
-              f"{statistics.median(times['engine']):.3f} s, matched error rms "
+        print(f"{picture} {layer} {values.shape[0]}x{values.shape[1]}: "
+              f"exact {statistics.median(times['exact']):.3f} s, gradient rms {gradient:.4g}; the engine's rank "
+              f"(nst.optimise.costs.rank_matched) {statistics.median(times['engine']):.3f} s, matched error rms "
               f"{np.sqrt(np.mean(engine ** 2)) / gradient:.2%} of the gradient's", flush=True)
         for b in args.bits:
             error = rank_matched_32(values, target, b) - exact
