@@ -142,7 +142,9 @@ def _argsort_rows_quantised(values, value_bits: int, position_bits: int):
 
     top = np.float32((1 << value_bits) - 1)
     low, high = values.min(axis=1, keepdims=True), values.max(axis=1, keepdims=True)  # [rows, 1]
-    quantum = np.minimum((values - low) * (top / np.maximum(high - low, np.float32(1e-30))), top)  # rounding
+    quantum = values - low  # [rows, N], one temporary, scaled and clipped in place
+    quantum *= top / np.maximum(high - low, np.float32(1e-30))
+    np.minimum(quantum, top, out=quantum)  # rounding may step past the top
     keys = quantum.astype(np.uint32) << np.uint32(position_bits)  # [rows, N]
     keys |= np.arange(values.shape[1], dtype=np.uint32)
     keys.sort(axis=1)
