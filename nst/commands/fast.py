@@ -247,14 +247,13 @@ def _stylize_all(args, argv, jobs, styles, mask, signals, networks) -> int:
     done = []
     try:
         from nst.fast.network import compiled_for
-        from nst.fast.stylizer import FastStylizer
-
-        args.precision = "fp32" if args.runtime == "onnx" else chosen_precision(args.precision)
-        # A few images: XLA's compile (nst.fast.network) would cost more than it saves.
         from nst.fast.style_store import STYLE_STORE_FOLDER
+        from nst.fast.stylizer import FastStylizer
         from nst.weights.load import WEIGHTS_DIR
 
-        # A painting used again in a later command is not encoded again (nst.fast.style_store).
+        args.precision = "fp32" if args.runtime == "onnx" else chosen_precision(args.precision)
+        # A few images: XLA's compile (nst.fast.network) would cost more than it saves.  A painting used
+        # again in a later command is not encoded again (nst.fast.style_store).
         stylizer = FastStylizer(*networks, precision=args.precision, compiled=compiled_for(len(jobs)),
                                 runtime=args.runtime, style_store=WEIGHTS_DIR / STYLE_STORE_FOLDER)
         args.precision = stylizer.precision  # the record says what ran

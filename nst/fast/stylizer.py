@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from nst.fast import convolutions as fastconv, network as fastnet, tiles as fasttiles
+from nst.fast.style_store import StyleStore
 from nst.fast.network import FEATURE_CHANNELS, FEATURE_STRIDE, POOL_AFTER, UPSAMPLE_AFTER  # noqa: F401  (re-exported)
 from nst.weights.load import (CONV_LAYERS, CONVERTED_NAME, MEAN_RGB, WEIGHTS_DIR, WeightsError, load_decoder,
                               load_vgg19)
@@ -290,7 +291,7 @@ class FastStylizer:
             defaults = fast_weights_for_use()
             weights, decoder = weights or defaults[0], decoder or defaults[1]
         self.runtime, self.tile, self.last_tile, self._style_cache = runtime, tile, 0, OrderedDict()
-        self._style_store, self._network_key = None, None
+        self._style_store = None  # a StyleStore once _use_store finds the weights' records
         # "auto": bf16 where the CPU has bfloat16 units; "fp32" / "bf16": as asked (bf16 is emulated,
         # slowly, elsewhere: front ends pass the user's request through precision.choose first).
         self.precision = precisions.choose("auto")[0] if precision == "auto" else precision
@@ -321,13 +322,13 @@ class FastStylizer:
     def _use_store(self, folder, weights, decoder, convolutions: str) -> None:
         """Keep style statistics in ``folder`` (:mod:`nst.fast.style_store`) when the weights files have
         verified SHA-256 records to name the network by; networks given as bare arrays keep them in memory only."""
-        from nst.fast import onnx_network, style_store
+        from nst.fast import onnx_network
 
         paths = [getattr(part, "path", part) for part in (weights, decoder)]
         files = onnx_network.files_key(*paths, "statistics") if folder is not None and None not in paths else None
         if files is not None:
-            self._network_key = f"{files} {self.runtime} {self.precision} {convolutions}"
-            self._style_store = style_store.StyleStore(folder, FEATURE_CHANNELS)
+            network_key = f"{files} {self.runtime} {self.precision} {convolutions}"
+            self._style_store = StyleStore(folder, network_key, FEATURE_CHANNELS)
 
     def _network(self, tf, vgg, dec, dtype, convolutions, compiled) -> "fastnet.Network":
         layers = CONV_LAYERS[:CONV_LAYERS.index(ENCODER_LAST) + 1]
@@ -416,16 +417,11 @@ class FastStylizer:
         if key in self._style_cache:
             self._style_cache.move_to_end(key)
             return self._style_cache[key]
-        stored_key = None
-        if self._style_store is not None:
-            from nst.fast.style_store import style_key
-
-            stored_key = style_key(self._network_key, key)
-        stats = self._style_store.get(stored_key) if stored_key else None
+        stats = self._style_store.get(key) if self._style_store else None
         if stats is None:
             stats = self.statistics(self.encode(style))
-            if stored_key:
-                self._style_store.put(stored_key, *stats)
+            if self._style_store:
+                self._style_store.put(key, *stats)
         self._style_cache[key] = stats
         while len(self._style_cache) > STYLE_CACHE_SIZE:
             self._style_cache.popitem(last=False)

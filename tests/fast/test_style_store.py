@@ -20,13 +20,13 @@ def _stats(seed):
 
 
 def test_statistics_come_back_bit_for_bit(tmp_path):
-    store = style_store.StyleStore(tmp_path / "styles", CHANNELS)
+    store = style_store.StyleStore(tmp_path / "styles", "net", CHANNELS)
     mean, std = _stats(0)
     assert store.get("a" * 32) is None
     store.put("a" * 32, mean, std)
     got = store.get("a" * 32)
     assert got is not None and got[0].tobytes() == mean.tobytes() and got[1].tobytes() == std.tobytes()
-    assert [p.name for p in (tmp_path / "styles").iterdir()] == ["a" * 32 + ".npz"]  # no temporary left
+    assert list((tmp_path / "styles").iterdir()) == [store.path("a" * 32)]  # no temporary left
 
 
 class _MakesFolder:
@@ -41,8 +41,8 @@ class _MakesFolder:
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "pickled", "wrong shape", "not finite", "zero std"])
 def test_a_damaged_or_foreign_file_is_ignored_and_replaced(tmp_path, damage):
-    store, key = style_store.StyleStore(tmp_path, CHANNELS), "b" * 32
-    path = tmp_path / (key + ".npz")
+    store, key = style_store.StyleStore(tmp_path, "net", CHANNELS), "b" * 32
+    path = store.path(key)
     mean, std = _stats(1)
     store.put(key, mean, std)
     if damage == "truncated":
@@ -66,29 +66,32 @@ def test_a_damaged_or_foreign_file_is_ignored_and_replaced(tmp_path, damage):
 
 
 def test_the_newest_files_are_kept_and_a_read_counts_as_use(tmp_path):
-    store = style_store.StyleStore(tmp_path, CHANNELS, keep=3)
+    store = style_store.StyleStore(tmp_path, "net", CHANNELS, keep=3)
     keys = [str(i) * 32 for i in range(5)]
     for age, key in enumerate(keys[:3]):
         store.put(key, *_stats(age))
-        os.utime(tmp_path / (key + ".npz"), ns=(age * 10**9, age * 10**9))  # oldest first, a second apart
+        os.utime(store.path(key), ns=(age * 10**9, age * 10**9))  # oldest first, a second apart
     assert store.get(keys[0]) is not None  # read now: the newest
     store.put(keys[3], *_stats(3))
     store.put(keys[4], *_stats(4))
-    assert sorted(p.stem for p in tmp_path.glob("*.npz")) == sorted([keys[0], keys[3], keys[4]])
+    assert sorted(tmp_path.glob("*.npz")) == sorted(store.path(key) for key in (keys[0], keys[3], keys[4]))
 
 
 def test_an_unwritable_folder_only_costs_time(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    store = style_store.StyleStore(blocker / "styles", CHANNELS)
+    store = style_store.StyleStore(blocker / "styles", "net", CHANNELS)
     store.put("c" * 32, *_stats(2))  # no exception
     assert store.get("c" * 32) is None
 
 
-def test_the_key_names_the_network_and_the_pixels():
-    assert style_store.style_key("net onnx fp32", "p" * 64) != style_store.style_key("net openvino bf16", "p" * 64)
-    assert style_store.style_key("net onnx fp32", "p" * 64) != style_store.style_key("net onnx fp32", "q" * 64)
-    assert style_store.style_key("net onnx fp32", "p" * 64) == style_store.style_key("net onnx fp32", "p" * 64)
+def test_the_file_names_the_network_and_the_pixels(tmp_path):
+    onnx_fp32 = style_store.StyleStore(tmp_path, "weights onnx fp32 auto", CHANNELS)
+    openvino_bf16 = style_store.StyleStore(tmp_path, "weights openvino bf16 auto", CHANNELS)
+    assert onnx_fp32.path("p" * 64) != openvino_bf16.path("p" * 64)
+    assert onnx_fp32.path("p" * 64) != onnx_fp32.path("q" * 64)
+    onnx_fp32.put("p" * 64, *_stats(5))
+    assert openvino_bf16.get("p" * 64) is None and onnx_fp32.get("p" * 64) is not None
 
 
 # ----------------------------------------------------------------------
