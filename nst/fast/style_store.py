@@ -20,6 +20,7 @@ processes that store the same painting at once leave one whole file.  The folder
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import zipfile
@@ -62,10 +63,8 @@ class StyleStore:
             return None
         if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
             return None
-        try:
+        with contextlib.suppress(OSError):  # a read-only folder: the file is only pruned sooner
             os.utime(path)  # recently used: pruned last
-        except OSError:
-            pass
         return mean, std
 
     def put(self, pixels: str, mean: np.ndarray, std: np.ndarray) -> None:
@@ -87,5 +86,5 @@ class StyleStore:
                     entries.append((entry.stat().st_mtime_ns, entry.path))
                 except OSError:
                     continue
-        for _, path in sorted(entries)[:-self.keep] if len(entries) > self.keep else []:
+        for _, path in sorted(entries)[:max(0, len(entries) - self.keep)]:  # the oldest first
             Path(path).unlink(missing_ok=True)

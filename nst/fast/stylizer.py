@@ -26,8 +26,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from nst.fast import convolutions as fastconv, network as fastnet, tiles as fasttiles
-from nst.fast.style_store import StyleStore
 from nst.fast.network import FEATURE_CHANNELS, FEATURE_STRIDE, POOL_AFTER, UPSAMPLE_AFTER  # noqa: F401  (re-exported)
+from nst.fast.style_store import StyleStore
 from nst.weights.load import (CONV_LAYERS, CONVERTED_NAME, MEAN_RGB, WEIGHTS_DIR, WeightsError, load_decoder,
                               load_vgg19)
 
@@ -301,7 +301,7 @@ class FastStylizer:
             networks = _instant_networks(runtime, weights, decoder, self.precision, convolutions)
             self.precision = getattr(networks, "precision", self.precision)  # what OpenVINO could do here
             self._encode_fn, self._decode_fn = networks.encode, networks.decode
-            self._use_store(style_store, weights, decoder, convolutions)
+            self._use_store(style_store, weights, convolutions)
             return
         # The files are checked before TensorFlow is imported: a missing or damaged file is refused
         # in one line, without TensorFlow's start-up lines before it.
@@ -317,17 +317,17 @@ class FastStylizer:
             self._networks = [self._network(tf, vgg, dec, dtype, convolutions, xla) for xla in kinds]
             self._encode_fn = fastnet.CompileOnRepeat(*[net.encode for net in self._networks])
             self._decode_fn = fastnet.CompileOnRepeat(*[net.decode for net in self._networks])
-        self._use_store(style_store, vgg, dec, f"{convolutions} compiled={compiled}")
+        self._use_store(style_store, vgg, f"{convolutions} compiled={compiled}")
 
-    def _use_store(self, folder, weights, decoder, convolutions: str) -> None:
-        """Keep style statistics in ``folder`` (:mod:`nst.fast.style_store`) when the weights files have
-        verified SHA-256 records to name the network by; networks given as bare arrays keep them in memory only."""
-        from nst.fast import onnx_network
+    def _use_store(self, folder, weights, convolutions: str) -> None:
+        """Keep style statistics in ``folder`` (:mod:`nst.fast.style_store`) when the encoder's weights file
+        has a verified SHA-256 record to name the network by; otherwise they stay in memory only."""
+        from nst.weights.fetch import verified_sha256
 
-        paths = [getattr(part, "path", part) for part in (weights, decoder)]
-        files = onnx_network.files_key(*paths, "statistics") if folder is not None and None not in paths else None
-        if files is not None:
-            network_key = f"{files} {self.runtime} {self.precision} {convolutions}"
+        path = getattr(weights, "path", weights)
+        encoder = verified_sha256(path) if folder is not None and path is not None else None
+        if encoder is not None:
+            network_key = f"{encoder} {ENCODER_LAST} {self.runtime} {self.precision} {convolutions}"
             self._style_store = StyleStore(folder, network_key, FEATURE_CHANNELS)
 
     def _network(self, tf, vgg, dec, dtype, convolutions, compiled) -> "fastnet.Network":

@@ -10,6 +10,7 @@ import pytest
 
 from nst.fast import stylizer as fast, style_store
 from nst.io import images
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adain"
 CHANNELS = 512  # relu4_1
 
